@@ -1,0 +1,853 @@
+//! Gateway configuration: TOML in, a checked [`Config`] out.
+//!
+//! Layer: configuration (load time only, never on the packet path).
+//!
+//! The file is parsed with serde into raw structs that deny unknown keys, then every value is
+//! range-checked into [`Config`]. An error always names the file, the key (as a dotted TOML path),
+//! the offending value and the allowed range, e.g.
+//! `sipgw.toml: auth.max_retry = 1000 is out of range (allowed: 0-999)`.
+//!
+//! VOS3000's parameter names (`SS_AUTHENTICATION_MAX_RETRY`, …) are accepted as aliases of the
+//! keys in `[auth]`, so an operator can paste them from a VOS3000 softswitch. Giving both
+//! `challenge_mode` (`SS_AUTHCHALLENGEMODE`) and `challenge_code` (`SS_SIP_AUTHENTICATION_CODE`)
+//! with values that disagree is an error, never a silent choice. Every parameter is documented in
+//! `docs/configuration.md`.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sip::Method;
+
+/// Where a configuration came from, for error messages.
+const INLINE_ORIGIN: &str = "<inline>";
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a value has the wrong type, or a key is unknown.
+    #[error("{file}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// toml's message, which names the key and the line.
+        message: String,
+    },
+    /// A value is outside its allowed range or set.
+    #[error("{file}: {key} = {value} is out of range (allowed: {allowed})")]
+    Range {
+        /// The file.
+        file: String,
+        /// Dotted key, e.g. `auth.max_retry`.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// The allowed range or set.
+        allowed: &'static str,
+    },
+    /// Two keys contradict each other.
+    #[error("{file}: {message}")]
+    Conflict {
+        /// The file.
+        file: String,
+        /// What contradicts what.
+        message: String,
+    },
+}
+
+/// Who is challenged with which status code (`SS_AUTHCHALLENGEMODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeMode {
+    /// Mode 1: `401 Unauthorized` + `WWW-Authenticate` (UAS role).
+    Www,
+    /// Mode 2: `407 Proxy Authentication Required` + `Proxy-Authenticate` (proxy role).
+    Proxy,
+    /// Mode 3: by method, REGISTER gets 401 and every other method 407.
+    ByMethod,
+}
+
+impl ChallengeMode {
+    /// The VOS3000 number of this mode.
+    pub fn number(self) -> u8 {
+        match self {
+            ChallengeMode::Www => 1,
+            ChallengeMode::Proxy => 2,
+            ChallengeMode::ByMethod => 3,
+        }
+    }
+
+    /// Whether a request of `method` is challenged with 401 (true) or 407 (false).
+    pub fn uses_401(self, method: Method) -> bool {
+        match self {
+            ChallengeMode::Www => true,
+            ChallengeMode::Proxy => false,
+            ChallengeMode::ByMethod => method == Method::Register,
+        }
+    }
+}
+
+/// What a failure counter and a suspension are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendScope {
+    /// The digest username alone (VOS3000's behaviour): failures from any address count, and a
+    /// suspension locks the account out everywhere. An attacker can lock a real phone out.
+    Terminal,
+    /// The username together with the source IP address (default): an attacker only locks out
+    /// their own address for that username.
+    TerminalSource,
+    /// The source IP address alone, whatever the username.
+    Source,
+}
+
+impl SuspendScope {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuspendScope::Terminal => "terminal",
+            SuspendScope::TerminalSource => "terminal+source",
+            SuspendScope::Source => "source",
+        }
+    }
+}
+
+/// Which `qop` the challenges offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QopMode {
+    /// Offer `qop="auth"` (default); clients that answer without qop are still accepted.
+    Auth,
+    /// Offer no qop (RFC 2069 style digests, for very old devices).
+    None,
+}
+
+/// The `[auth]` section, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Realm sent in challenges and required in credentials.
+    pub realm: String,
+    /// `SS_AUTHENTICATION_MAX_RETRY`: consecutive failures that suspend a terminal; 0 disables.
+    pub max_retry: u16,
+    /// `SS_AUTHENTICATION_FAILED_SUSPEND`: how long a suspension lasts.
+    pub failed_suspend: Duration,
+    /// `SS_AUTHCHALLENGEMODE` / `SS_SIP_AUTHENTICATION_CODE`.
+    pub challenge_mode: ChallengeMode,
+    /// `SS_SIP_AUTHENTICATION_RETRY`: re-challenges a session gets after wrong credentials.
+    pub session_retry: u16,
+    /// `SS_SIP_AUTHENTICATION_TIMEOUT`: time allowed from a session's first challenge.
+    pub session_timeout: Duration,
+    /// `SS_REPLY_UNAUTHORIZED`: answer (true) or silently drop (false) unauthorized requests.
+    pub reply_unauthorized: bool,
+    /// What failure counters and suspensions are keyed by.
+    pub suspend_scope: SuspendScope,
+    /// Whether a terminal suspension also bans the source address that caused it.
+    pub ban_source_on_suspend: bool,
+    /// Consecutive failures from one source address (any username) that ban it; 0 disables.
+    pub source_max_retry: u16,
+    /// How long a source ban lasts.
+    pub source_suspend: Duration,
+    /// The qop offered in challenges.
+    pub qop: QopMode,
+    /// Require the digest `uri` to equal the Request-URI byte for byte.
+    pub check_digest_uri: bool,
+    /// Methods forwarded without authentication besides ACK and CANCEL (which can never be
+    /// challenged, RFC 3261 §22.1).
+    pub no_auth_methods: Vec<Method>,
+}
+
+/// The `[nonce]` section, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceSettings {
+    /// How long a nonce is valid; afterwards it is stale (re-challenged with `stale=true`).
+    pub lifetime: Duration,
+    /// Shared secret (so several nodes accept each other's nonces); random per process if absent.
+    pub secret: Option<[u8; 32]>,
+    /// The secret before the last rotation, accepted for `grace` after a reload.
+    pub previous_secret: Option<[u8; 32]>,
+    /// How long nonces made with the previous secret stay valid after a rotation.
+    pub grace: Duration,
+    /// Bound of the nonce-count replay table (entries).
+    pub replay_table_size: usize,
+}
+
+/// The `[limits]` section, checked: memory bounds of the policy tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Entries in the terminal table (failure counters and suspensions).
+    pub max_terminals: usize,
+    /// Entries in the session table (Call-ID + source).
+    pub max_sessions: usize,
+    /// Entries in the source table (per-address counters and bans).
+    pub max_sources: usize,
+    /// A non-suspended entry idle for this long is forgotten.
+    pub idle_timeout: Duration,
+}
+
+/// A complete, checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[nonce]`.
+    pub nonce: NonceSettings,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// The credential file, resolved against the configuration file's directory.
+    pub credentials: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        RawConfig::default()
+            .check(INLINE_ORIGIN, None)
+            .expect("the built-in defaults are in range")
+    }
+}
+
+impl Config {
+    /// Load and check a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file, path.parent())
+    }
+
+    /// Parse and check TOML text; `origin` names it in errors, relative paths resolve
+    /// against `base_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: origin.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        raw.check(origin, base_dir)
+    }
+}
+
+/// `SS_REPLY_UNAUTHORIZED` style switch: a TOML boolean or "on"/"off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Switch(bool);
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Switch;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true/false or \"on\"/\"off\"")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Switch, E> {
+                Ok(Switch(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Switch, E> {
+                match v.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "yes" => Ok(Switch(true)),
+                    "off" | "false" | "no" => Ok(Switch(false)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    auth: RawAuth,
+    nonce: RawNonce,
+    limits: RawLimits,
+    credentials: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAuth {
+    realm: String,
+    #[serde(alias = "SS_AUTHENTICATION_MAX_RETRY")]
+    max_retry: i64,
+    #[serde(alias = "SS_AUTHENTICATION_FAILED_SUSPEND")]
+    failed_suspend: i64,
+    #[serde(alias = "SS_AUTHCHALLENGEMODE")]
+    challenge_mode: Option<i64>,
+    #[serde(alias = "SS_SIP_AUTHENTICATION_CODE")]
+    challenge_code: Option<i64>,
+    #[serde(alias = "SS_SIP_AUTHENTICATION_RETRY")]
+    session_retry: i64,
+    #[serde(alias = "SS_SIP_AUTHENTICATION_TIMEOUT")]
+    session_timeout: i64,
+    #[serde(alias = "SS_REPLY_UNAUTHORIZED")]
+    reply_unauthorized: Switch,
+    suspend_scope: String,
+    ban_source_on_suspend: bool,
+    source_max_retry: i64,
+    source_suspend: i64,
+    qop: String,
+    check_digest_uri: bool,
+    no_auth_methods: Vec<String>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            realm: "sipgw".to_owned(),
+            max_retry: 6,
+            failed_suspend: 180,
+            challenge_mode: None,
+            challenge_code: None,
+            session_retry: 6,
+            session_timeout: 10,
+            reply_unauthorized: Switch(true),
+            suspend_scope: "terminal+source".to_owned(),
+            ban_source_on_suspend: true,
+            source_max_retry: 30,
+            source_suspend: 600,
+            qop: "auth".to_owned(),
+            check_digest_uri: false,
+            no_auth_methods: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawNonce {
+    lifetime: i64,
+    secret: Option<String>,
+    previous_secret: Option<String>,
+    grace: i64,
+    replay_table_size: i64,
+}
+
+impl Default for RawNonce {
+    fn default() -> Self {
+        RawNonce {
+            lifetime: 30,
+            secret: None,
+            previous_secret: None,
+            grace: 30,
+            replay_table_size: 262_144,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLimits {
+    max_terminals: i64,
+    max_sessions: i64,
+    max_sources: i64,
+    idle_timeout: i64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_terminals: 262_144,
+            max_sessions: 262_144,
+            max_sources: 262_144,
+            idle_timeout: 3600,
+        }
+    }
+}
+
+/// Range checks with file context.
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn range(
+        &self,
+        key: &'static str,
+        value: i64,
+        lo: i64,
+        hi: i64,
+        allowed: &'static str,
+    ) -> Result<i64, ConfigError> {
+        if (lo..=hi).contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.bad(key, value.to_string(), allowed))
+        }
+    }
+
+    fn u16(
+        &self,
+        key: &'static str,
+        v: i64,
+        lo: i64,
+        hi: i64,
+        allowed: &'static str,
+    ) -> Result<u16, ConfigError> {
+        // The range is within u16 by construction of every call site.
+        self.range(key, v, lo, hi, allowed)
+            .map(|v| u16::try_from(v).unwrap_or(u16::MAX))
+    }
+
+    fn secs(
+        &self,
+        key: &'static str,
+        v: i64,
+        lo: i64,
+        hi: i64,
+        allowed: &'static str,
+    ) -> Result<Duration, ConfigError> {
+        self.range(key, v, lo, hi, allowed)
+            .map(|v| Duration::from_secs(v.unsigned_abs()))
+    }
+
+    fn size(&self, key: &'static str, v: i64, allowed: &'static str) -> Result<usize, ConfigError> {
+        self.range(key, v, 1024, 1 << 26, allowed)
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+    }
+
+    fn bad(&self, key: &'static str, value: String, allowed: &'static str) -> ConfigError {
+        ConfigError::Range {
+            file: self.file.to_owned(),
+            key,
+            value,
+            allowed,
+        }
+    }
+
+    fn secret(
+        &self,
+        key: &'static str,
+        v: &Option<String>,
+    ) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(text) = v else { return Ok(None) };
+        let text = text.trim();
+        let mut out = [0u8; 32];
+        let ok = text.len() == 64
+            && text.is_ascii()
+            && out.iter_mut().enumerate().all(|(i, b)| {
+                match u8::from_str_radix(&text[2 * i..2 * i + 2], 16) {
+                    Ok(v) => {
+                        *b = v;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            });
+        if ok {
+            Ok(Some(out))
+        } else {
+            // Never echo a secret into logs: show its length only.
+            Err(self.bad(
+                key,
+                format!("<{} characters>", text.chars().count()),
+                "64 hexadecimal digits (32 bytes), e.g. from `openssl rand -hex 32`",
+            ))
+        }
+    }
+}
+
+impl RawConfig {
+    fn check(self, file: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let c = Checker { file };
+        let a = &self.auth;
+
+        let realm = a.realm.trim().to_owned();
+        let realm_ok = !realm.is_empty()
+            && realm.len() <= 128
+            && realm
+                .bytes()
+                .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        if !realm_ok {
+            return Err(c.bad(
+                "auth.realm",
+                format!("{:?}", a.realm),
+                "1-128 printable ASCII characters without spaces, quotes or backslashes",
+            ));
+        }
+
+        let mode = match a.challenge_mode {
+            None => None,
+            Some(1) => Some(ChallengeMode::Www),
+            Some(2) => Some(ChallengeMode::Proxy),
+            Some(3) => Some(ChallengeMode::ByMethod),
+            Some(v) => return Err(c.bad("auth.challenge_mode", v.to_string(), "1, 2 or 3")),
+        };
+        let code_mode = match a.challenge_code {
+            None => None,
+            Some(401) => Some(ChallengeMode::Www),
+            Some(407) => Some(ChallengeMode::Proxy),
+            Some(v) => return Err(c.bad("auth.challenge_code", v.to_string(), "401 or 407")),
+        };
+        let challenge_mode = match (mode, code_mode) {
+            (Some(m), Some(cm)) if m != cm => {
+                return Err(ConfigError::Conflict {
+                    file: file.to_owned(),
+                    message: format!(
+                        "auth.challenge_mode (SS_AUTHCHALLENGEMODE) = {} conflicts with \
+                         auth.challenge_code (SS_SIP_AUTHENTICATION_CODE) = {}: code 401 means \
+                         mode 1, 407 means mode 2; give one of them, or both agreeing",
+                        m.number(),
+                        a.challenge_code.unwrap_or_default()
+                    ),
+                })
+            }
+            (Some(m), _) | (None, Some(m)) => m,
+            (None, None) => ChallengeMode::Proxy,
+        };
+
+        let suspend_scope = match a.suspend_scope.as_str() {
+            "terminal" => SuspendScope::Terminal,
+            "terminal+source" => SuspendScope::TerminalSource,
+            "source" => SuspendScope::Source,
+            other => {
+                return Err(c.bad(
+                    "auth.suspend_scope",
+                    format!("{other:?}"),
+                    "\"terminal\", \"terminal+source\" or \"source\"",
+                ))
+            }
+        };
+        let qop = match a.qop.as_str() {
+            "auth" => QopMode::Auth,
+            "none" => QopMode::None,
+            other => return Err(c.bad("auth.qop", format!("{other:?}"), "\"auth\" or \"none\"")),
+        };
+
+        let mut no_auth_methods = Vec::with_capacity(a.no_auth_methods.len());
+        for m in &a.no_auth_methods {
+            let method = Method::from_bytes(m.as_bytes());
+            if method == Method::Other || method == Method::Ack || method == Method::Cancel {
+                return Err(c.bad(
+                    "auth.no_auth_methods",
+                    format!("{m:?}"),
+                    "known SIP method names in upper case (ACK and CANCEL are never challenged \
+                     and need not be listed): REGISTER, INVITE, BYE, OPTIONS, SUBSCRIBE, NOTIFY, \
+                     REFER, MESSAGE, INFO, PRACK, UPDATE, PUBLISH",
+                ));
+            }
+            if !no_auth_methods.contains(&method) {
+                no_auth_methods.push(method);
+            }
+        }
+
+        let auth = AuthConfig {
+            realm,
+            max_retry: c.u16(
+                "auth.max_retry",
+                a.max_retry,
+                0,
+                999,
+                "0-999 (0 disables suspension)",
+            )?,
+            failed_suspend: c.secs(
+                "auth.failed_suspend",
+                a.failed_suspend,
+                60,
+                3600,
+                "60-3600 seconds",
+            )?,
+            challenge_mode,
+            session_retry: c.u16("auth.session_retry", a.session_retry, 1, 999, "1-999")?,
+            session_timeout: c.secs(
+                "auth.session_timeout",
+                a.session_timeout,
+                1,
+                3600,
+                "1-3600 seconds",
+            )?,
+            reply_unauthorized: a.reply_unauthorized.0,
+            suspend_scope,
+            ban_source_on_suspend: a.ban_source_on_suspend,
+            source_max_retry: c.u16(
+                "auth.source_max_retry",
+                a.source_max_retry,
+                0,
+                9999,
+                "0-9999 (0 disables the source lockout)",
+            )?,
+            source_suspend: c.secs(
+                "auth.source_suspend",
+                a.source_suspend,
+                60,
+                86_400,
+                "60-86400 seconds",
+            )?,
+            qop,
+            check_digest_uri: a.check_digest_uri,
+            no_auth_methods,
+        };
+
+        let n = &self.nonce;
+        let lifetime = c.secs("nonce.lifetime", n.lifetime, 5, 300, "5-300 seconds")?;
+        let grace = c.secs("nonce.grace", n.grace, 0, 3600, "0-3600 seconds")?;
+        let secret = c.secret("nonce.secret", &n.secret)?;
+        let previous_secret = c.secret("nonce.previous_secret", &n.previous_secret)?;
+        if previous_secret.is_some() && secret.is_none() {
+            return Err(ConfigError::Conflict {
+                file: file.to_owned(),
+                message: "nonce.previous_secret is set but nonce.secret is not: a previous \
+                          secret only makes sense after a rotation to a new nonce.secret"
+                    .to_owned(),
+            });
+        }
+        let nonce = NonceSettings {
+            lifetime,
+            secret,
+            previous_secret,
+            grace,
+            replay_table_size: c.size(
+                "nonce.replay_table_size",
+                n.replay_table_size,
+                "1024-67108864 entries",
+            )?,
+        };
+
+        let l = &self.limits;
+        let limits = Limits {
+            max_terminals: c.size(
+                "limits.max_terminals",
+                l.max_terminals,
+                "1024-67108864 entries",
+            )?,
+            max_sessions: c.size(
+                "limits.max_sessions",
+                l.max_sessions,
+                "1024-67108864 entries",
+            )?,
+            max_sources: c.size("limits.max_sources", l.max_sources, "1024-67108864 entries")?,
+            idle_timeout: c.secs(
+                "limits.idle_timeout",
+                l.idle_timeout,
+                60,
+                86_400,
+                "60-86400 seconds",
+            )?,
+        };
+
+        let credentials = self.credentials.map(|p| match base_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        });
+
+        Ok(Config {
+            auth,
+            nonce,
+            limits,
+            credentials,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", None)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_vos3000() {
+        let c = Config::default();
+        assert_eq!(c.auth.max_retry, 6);
+        assert_eq!(c.auth.failed_suspend, Duration::from_secs(180));
+        assert_eq!(c.auth.challenge_mode, ChallengeMode::Proxy);
+        assert_eq!(c.auth.session_retry, 6);
+        assert_eq!(c.auth.session_timeout, Duration::from_secs(10));
+        assert!(c.auth.reply_unauthorized);
+        assert_eq!(c.auth.suspend_scope, SuspendScope::TerminalSource);
+        assert_eq!(c.nonce.lifetime, Duration::from_secs(30));
+        assert_eq!(parse("").unwrap(), c);
+    }
+
+    #[test]
+    fn vos3000_aliases() {
+        let c = parse(
+            "[auth]\nSS_AUTHENTICATION_MAX_RETRY = 3\nSS_AUTHENTICATION_FAILED_SUSPEND = 60\n\
+             SS_AUTHCHALLENGEMODE = 3\nSS_SIP_AUTHENTICATION_RETRY = 2\n\
+             SS_SIP_AUTHENTICATION_TIMEOUT = 5\nSS_REPLY_UNAUTHORIZED = \"Off\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth.max_retry, 3);
+        assert_eq!(c.auth.failed_suspend, Duration::from_secs(60));
+        assert_eq!(c.auth.challenge_mode, ChallengeMode::ByMethod);
+        assert_eq!(c.auth.session_retry, 2);
+        assert_eq!(c.auth.session_timeout, Duration::from_secs(5));
+        assert!(!c.auth.reply_unauthorized);
+    }
+
+    #[test]
+    fn challenge_code_alias_and_conflict() {
+        let c = parse("[auth]\nSS_SIP_AUTHENTICATION_CODE = 401\n").unwrap();
+        assert_eq!(c.auth.challenge_mode, ChallengeMode::Www);
+        let c = parse("[auth]\nchallenge_code = 407\n").unwrap();
+        assert_eq!(c.auth.challenge_mode, ChallengeMode::Proxy);
+        let c = parse("[auth]\nchallenge_mode = 1\nchallenge_code = 401\n").unwrap();
+        assert_eq!(c.auth.challenge_mode, ChallengeMode::Www);
+        for (mode, code) in [(1, 407), (2, 401), (3, 401), (3, 407)] {
+            let e = err(&format!(
+                "[auth]\nchallenge_mode = {mode}\nchallenge_code = {code}\n"
+            ));
+            assert!(e.contains("conflicts"), "{e}");
+            assert!(e.contains("test.toml"), "{e}");
+        }
+        let e = err("[auth]\nchallenge_code = 403\n");
+        assert_eq!(
+            e,
+            "test.toml: auth.challenge_code = 403 is out of range (allowed: 401 or 407)"
+        );
+        let e = err("[auth]\nSS_AUTHCHALLENGEMODE = 4\n");
+        assert_eq!(
+            e,
+            "test.toml: auth.challenge_mode = 4 is out of range (allowed: 1, 2 or 3)"
+        );
+    }
+
+    #[test]
+    fn both_name_and_alias_is_an_error() {
+        let e = err("[auth]\nmax_retry = 3\nSS_AUTHENTICATION_MAX_RETRY = 4\n");
+        assert!(e.contains("duplicate") && e.contains("max_retry"), "{e}");
+    }
+
+    #[test]
+    fn ranges_name_file_key_value_and_range() {
+        let cases = [
+            ("max_retry = 1000", "auth.max_retry = 1000", "0-999"),
+            ("max_retry = -1", "auth.max_retry = -1", "0-999"),
+            (
+                "failed_suspend = 59",
+                "auth.failed_suspend = 59",
+                "60-3600 seconds",
+            ),
+            (
+                "failed_suspend = 3601",
+                "auth.failed_suspend = 3601",
+                "60-3600 seconds",
+            ),
+            ("session_retry = 0", "auth.session_retry = 0", "1-999"),
+            ("session_retry = 1000", "auth.session_retry = 1000", "1-999"),
+            (
+                "session_timeout = 0",
+                "auth.session_timeout = 0",
+                "1-3600 seconds",
+            ),
+            (
+                "session_timeout = 3601",
+                "auth.session_timeout = 3601",
+                "1-3600 seconds",
+            ),
+            (
+                "source_max_retry = 10000",
+                "auth.source_max_retry = 10000",
+                "0-9999",
+            ),
+            (
+                "suspend_scope = \"user\"",
+                "auth.suspend_scope = \"user\"",
+                "\"terminal\"",
+            ),
+            (
+                "qop = \"auth-int\"",
+                "auth.qop = \"auth-int\"",
+                "\"auth\" or \"none\"",
+            ),
+            ("realm = \"a b\"", "auth.realm = \"a b\"", "printable ASCII"),
+            (
+                "no_auth_methods = [\"FOO\"]",
+                "auth.no_auth_methods = \"FOO\"",
+                "REGISTER",
+            ),
+        ];
+        for (line, key_value, allowed) in cases {
+            let e = err(&format!("[auth]\n{line}\n"));
+            assert!(e.starts_with("test.toml: "), "{e}");
+            assert!(e.contains(key_value), "{line}: {e}");
+            assert!(e.contains(allowed), "{line}: {e}");
+        }
+        let e = err("[nonce]\nlifetime = 4\n");
+        assert!(
+            e.contains("nonce.lifetime = 4") && e.contains("5-300"),
+            "{e}"
+        );
+        let e = err("[limits]\nmax_terminals = 10\n");
+        assert!(e.contains("limits.max_terminals = 10"), "{e}");
+    }
+
+    #[test]
+    fn max_retry_zero_disables() {
+        assert_eq!(parse("[auth]\nmax_retry = 0\n").unwrap().auth.max_retry, 0);
+    }
+
+    #[test]
+    fn unknown_keys_and_types_are_rejected_with_the_key() {
+        let e = err("[auth]\nmax_retries = 3\n");
+        assert!(
+            e.starts_with("test.toml: ") && e.contains("max_retries"),
+            "{e}"
+        );
+        let e = err("[nope]\n");
+        assert!(e.contains("nope"), "{e}");
+        let e = err("[auth]\nmax_retry = \"six\"\n");
+        assert!(e.contains("max_retry") || e.contains("six"), "{e}");
+        let e = err("[auth]\nreply_unauthorized = \"maybe\"\n");
+        assert!(e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_checked_and_never_echoed() {
+        let good = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let c = parse(&format!("[nonce]\nsecret = \"{good}\"\n")).unwrap();
+        assert_eq!(c.nonce.secret.unwrap()[1], 0x11);
+        let e = err("[nonce]\nsecret = \"hunter2\"\n");
+        assert!(e.contains("nonce.secret") && !e.contains("hunter2"), "{e}");
+        let e = err(&format!("[nonce]\nprevious_secret = \"{good}\"\n"));
+        assert!(e.contains("previous_secret"), "{e}");
+    }
+
+    #[test]
+    fn credentials_path_is_relative_to_the_config() {
+        let c = Config::parse(
+            "credentials = \"users.toml\"\n",
+            "x",
+            Some(Path::new("/etc/sipgw")),
+        )
+        .unwrap();
+        assert_eq!(c.credentials.unwrap(), Path::new("/etc/sipgw/users.toml"));
+        let c = Config::parse(
+            "credentials = \"/abs/users.toml\"\n",
+            "x",
+            Some(Path::new("/etc")),
+        )
+        .unwrap();
+        assert_eq!(c.credentials.unwrap(), Path::new("/abs/users.toml"));
+    }
+
+    #[test]
+    fn no_auth_methods() {
+        let c = parse("[auth]\nno_auth_methods = [\"OPTIONS\", \"OPTIONS\"]\n").unwrap();
+        assert_eq!(c.auth.no_auth_methods, vec![Method::Options]);
+        assert!(err("[auth]\nno_auth_methods = [\"ACK\"]\n").contains("ACK"));
+    }
+
+    #[test]
+    fn file_errors_name_the_file() {
+        let e = Config::from_file(Path::new("/nonexistent/sipgw.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/nonexistent/sipgw.toml: cannot read"), "{e}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Decision counters of one engine, by reason.
+//!
+//! Layer: sans-IO output. Plain `u64` fields with stable names: the same names appear in the
+//! Prometheus output, `sipgw stats`, and (with the XDP backend) the BPF counters map that
+//! `bpftool map dump` prints. Workers keep their own copy; the runtime sums them.
+
+#![forbid(unsafe_code)]
+
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {
+        /// Decision counters (see the module doc).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[repr(C)]
+        pub struct Counters {
+            $( $(#[doc = $doc])+ pub $name: u64, )+
+        }
+
+        impl Counters {
+            /// Names of the counters, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)+];
+
+            /// `(name, value)` pairs in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$((stringify!($name), self.$name),)+].into_iter()
+            }
+
+            /// Add another set (aggregation over workers).
+            pub fn add(&mut self, other: &Counters) {
+                $( self.$name += other.$name; )+
+            }
+
+            /// A counter by name.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( stringify!($name) => Some(self.$name), )+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams handed to the engine.
+    received,
+    /// Datagrams that are not a well-formed SIP message (dropped silently).
+    malformed,
+    /// Requests without Via, From, To, Call-ID or CSeq (dropped: no reply can be built).
+    missing_headers,
+    /// Responses passed through.
+    responses_passed,
+    /// ACK/CANCEL and `no_auth_methods` requests passed through without authentication.
+    requests_passed,
+    /// ACKs for our own 401/407/403 replies, absorbed.
+    own_acks_absorbed,
+    /// Requests forwarded after a valid digest.
+    forwarded_digest,
+    /// Requests forwarded from `ip` / `ip+port` accounts.
+    forwarded_address,
+    /// Challenges sent (401 or 407), stale ones included.
+    challenged,
+    /// Of those, re-challenges for a stale nonce (`stale=true`, not a failure).
+    stale_nonce,
+    /// Failures: wrong digest response for a known user.
+    wrong_password,
+    /// Failures: unknown username.
+    unknown_user,
+    /// Failures: credentials for another realm.
+    wrong_realm,
+    /// Failures: replayed nonce count.
+    replayed_nonce,
+    /// Failures: nonce not issued by us (or for another address/realm).
+    forged_nonce,
+    /// Failures: unparseable or duplicated credentials.
+    malformed_credentials,
+    /// Failures: digest uri differs from the Request-URI (`check_digest_uri`).
+    uri_mismatch,
+    /// Terminals suspended.
+    suspensions,
+    /// Source addresses banned.
+    source_bans,
+    /// Requests dropped because their terminal is suspended.
+    suspended_dropped,
+    /// Datagrams dropped because their source is banned.
+    banned_dropped,
+    /// 403 sent because a session used up `session_retry`.
+    session_retry_exhausted,
+    /// 403 sent because a session ran past `session_timeout`.
+    session_timeout,
+    /// 403 Forbidden replies sent.
+    forbidden_sent,
+    /// Replies not sent because `reply_unauthorized` is off.
+    silenced,
+    /// Nonces whose replay state had been evicted (re-challenged as stale).
+    nonce_evicted,
+    /// Replies refused because they would exceed the request size plus the allowed growth.
+    reply_too_large,
+    /// Replies not built because the caller's buffer was too small.
+    reply_buffer_too_small,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_iter_add_get() {
+        let mut a = Counters {
+            received: 2,
+            challenged: 1,
+            ..Counters::default()
+        };
+        let b = Counters {
+            received: 3,
+            ..Counters::default()
+        };
+        a.add(&b);
+        assert_eq!(a.get("received"), Some(5));
+        assert_eq!(a.get("challenged"), Some(1));
+        assert_eq!(a.get("nope"), None);
+        assert_eq!(a.iter().count(), Counters::NAMES.len());
+        assert_eq!(Counters::NAMES[0], "received");
+        assert_eq!(
+            std::mem::size_of::<Counters>(),
+            8 * Counters::NAMES.len(),
+            "plain u64 fields, mirrored by the BPF side"
+        );
+    }
+}

@@ -1,0 +1,1494 @@
+//! MD5 digest credentials: RFC 2617, RFC 3261 §22 and the MD5 part of RFC 7616.
+//!
+//! This is a sans-IO protocol layer: it never reads a clock, a socket or a
+//! user database. The caller hands it an `Authorization` /
+//! `Proxy-Authorization` header value, the request method (and body, for
+//! `qop=auth-int`) and the stored `HA1 = MD5(username:realm:password)` of the
+//! user named in the credentials; this module answers "does the response
+//! match". Nonce freshness and replay protection live in [`crate::nonce`].
+//!
+//! # No-panic contract
+//!
+//! [`Credentials::parse`] accepts any byte slice and returns either
+//! [`Credentials`] or a typed [`CredentialsError`]; it never panics, never
+//! allocates and runs in time linear in the input. Every other function here
+//! is total on its inputs as well (no indexing that can fail, no `unwrap`).
+//!
+//! # Invariants
+//!
+//! * Nothing on the per-request path (parse, [`verify`], [`verify_batch`],
+//!   [`expected_response`], [`client_response`]) allocates. Parameter values
+//!   borrow from the header; quoted values keep their backslash escapes in
+//!   [`Param::raw`] and are unescaped on the fly while they are streamed into
+//!   the MD5 hasher.
+//! * The values that enter the hash are the values as the client sent them,
+//!   after unescaping: `nc` and `qop` are hashed as spelled on the wire
+//!   ([`Credentials::nc_raw`], [`Credentials::qop_raw`]), never re-formatted.
+//! * Comparison of the computed and the received response is constant time
+//!   ([`subtle`]).
+//! * A [`Credentials`] value is internally consistent: `qop` is present if and
+//!   only if `nc` and `cnonce` are, and `MD5-sess` only comes with a `qop`
+//!   (its session key hashes `cnonce`).
+#![forbid(unsafe_code)]
+
+use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
+
+/// Binary `MD5(username ":" realm ":" password)`, the per-user secret the
+/// gateway stores instead of the password.
+pub type Ha1 = [u8; 16];
+
+/// Largest number of `name=value` parameters accepted in one header value
+/// (known and unknown ones together). A real client sends at most eleven.
+pub const MAX_PARAMS: usize = 32;
+
+/// Computes `HA1 = MD5(username ":" realm ":" password)` in binary form.
+#[must_use]
+pub fn ha1(username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
+    let mut h = Md5::new();
+    h.update(username);
+    h.update(b":");
+    h.update(realm);
+    h.update(b":");
+    h.update(password);
+    h.finalize().into()
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hexadecimal rendering of a 16-byte digest (the `32LHEX` of the
+/// RFCs).
+#[must_use]
+pub fn hex(digest: &[u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
+    }
+    out
+}
+
+fn hex_nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes exactly 32 hexadecimal characters (either case) into 16 bytes.
+///
+/// Returns `None` for any other length or any non-hex character.
+#[must_use]
+pub fn parse_hex16(s: &[u8]) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *byte = (hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Decodes the 8 hexadecimal digits of an `nc` value (either case).
+fn parse_nc(s: &[u8]) -> Option<u32> {
+    if s.len() != 8 {
+        return None;
+    }
+    s.iter()
+        .try_fold(0u32, |acc, &c| Some((acc << 4) | u32::from(hex_nibble(c)?)))
+}
+
+/// A parameter value as written: the bytes between the quotes of a
+/// quoted-string (backslash escapes still in place) or the bytes of a token.
+///
+/// Use [`Param::chunks`], [`Param::unescape_into`] or
+/// [`Param::eq_unescaped`] to get at the value a quoted-string denotes; none of
+/// them allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param<'a> {
+    raw: &'a [u8],
+    escapes: bool,
+}
+
+impl<'a> Param<'a> {
+    /// A value written as a token (no quotes, hence no escapes).
+    #[must_use]
+    pub const fn token(raw: &'a [u8]) -> Param<'a> {
+        Param {
+            raw,
+            escapes: false,
+        }
+    }
+
+    /// A value written as a quoted-string; `content` is what stood between the
+    /// quotes, escapes included. A trailing lone backslash is ignored when
+    /// unescaping (the parser never produces one).
+    #[must_use]
+    pub fn quoted(content: &'a [u8]) -> Param<'a> {
+        Param {
+            raw: content,
+            escapes: content.contains(&b'\\'),
+        }
+    }
+
+    /// The bytes as written (between the quotes, escapes not removed).
+    #[must_use]
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Whether the value contains at least one backslash escape, i.e. whether
+    /// [`Param::raw`] differs from the value it denotes.
+    #[must_use]
+    pub fn has_escapes(&self) -> bool {
+        self.escapes
+    }
+
+    /// The unescaped value as a sequence of borrowed slices whose
+    /// concatenation is the value (one slice when there are no escapes, none
+    /// when the value is empty).
+    #[must_use]
+    pub fn chunks(&self) -> Chunks<'a> {
+        Chunks {
+            raw: self.raw,
+            pos: 0,
+            escapes: self.escapes,
+        }
+    }
+
+    /// Length of the unescaped value.
+    #[must_use]
+    pub fn unescaped_len(&self) -> usize {
+        if self.escapes {
+            self.chunks().map(<[u8]>::len).sum()
+        } else {
+            self.raw.len()
+        }
+    }
+
+    /// Unescapes into `buf` and returns the filled prefix; `None` if the value
+    /// does not fit (nothing useful is left in `buf` then).
+    pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let mut len = 0usize;
+        for chunk in self.chunks() {
+            let end = len.checked_add(chunk.len())?;
+            buf.get_mut(len..end)?.copy_from_slice(chunk);
+            len = end;
+        }
+        buf.get(..len)
+    }
+
+    /// Whether the unescaped value equals `other` (byte for byte), computed
+    /// without allocating. Not constant time: use it for public values such as
+    /// the realm, not for secrets.
+    #[must_use]
+    pub fn eq_unescaped(&self, other: &[u8]) -> bool {
+        if !self.escapes {
+            return self.raw == other;
+        }
+        let mut rest = other;
+        for chunk in self.chunks() {
+            match rest.strip_prefix(chunk) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+/// Iterator over the unescaped pieces of a [`Param`]; see [`Param::chunks`].
+#[derive(Debug, Clone)]
+pub struct Chunks<'a> {
+    raw: &'a [u8],
+    pos: usize,
+    escapes: bool,
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.raw.get(self.pos..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        if !self.escapes {
+            self.pos = self.raw.len();
+            return Some(rest);
+        }
+        // The first byte is either a literal byte or a backslash introducing
+        // an escaped byte, which is taken literally whatever it is.
+        let start = usize::from(rest.first() == Some(&b'\\'));
+        let Some(tail) = rest.get(start + 1..) else {
+            // A lone trailing backslash (never produced by the parser).
+            self.pos = self.raw.len();
+            return None;
+        };
+        let run = tail.iter().position(|&b| b == b'\\').unwrap_or(tail.len());
+        let end = start + 1 + run;
+        self.pos += end;
+        rest.get(start..end)
+    }
+}
+
+/// Digest algorithm named by the `algorithm` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `MD5`, also what an absent `algorithm` parameter means.
+    Md5,
+    /// `MD5-sess`: the session key `MD5(hex(HA1):nonce:cnonce)` replaces HA1.
+    Md5Sess,
+}
+
+impl Algorithm {
+    /// The canonical spelling used in challenges.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Md5Sess => "MD5-sess",
+        }
+    }
+}
+
+/// Quality of protection chosen by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qop {
+    /// No `qop` parameter (RFC 2069 compatibility): no `nc`, no `cnonce`.
+    None,
+    /// `qop=auth`.
+    Auth,
+    /// `qop=auth-int`: the message body is covered by the response.
+    AuthInt,
+}
+
+impl Qop {
+    /// The canonical spelling (`""`, `"auth"`, `"auth-int"`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qop::None => "",
+            Qop::Auth => "auth",
+            Qop::AuthInt => "auth-int",
+        }
+    }
+}
+
+/// The digest parameters this module knows; used to name the culprit in
+/// [`CredentialsError::MissingParam`] and [`CredentialsError::DuplicateParam`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamName {
+    /// `username`.
+    Username,
+    /// `realm`.
+    Realm,
+    /// `nonce`.
+    Nonce,
+    /// `uri`.
+    Uri,
+    /// `response`.
+    Response,
+    /// `algorithm`.
+    Algorithm,
+    /// `cnonce`.
+    Cnonce,
+    /// `opaque`.
+    Opaque,
+    /// `qop`.
+    Qop,
+    /// `nc`.
+    Nc,
+}
+
+impl ParamName {
+    const ALL: [ParamName; 10] = [
+        ParamName::Username,
+        ParamName::Realm,
+        ParamName::Nonce,
+        ParamName::Uri,
+        ParamName::Response,
+        ParamName::Algorithm,
+        ParamName::Cnonce,
+        ParamName::Opaque,
+        ParamName::Qop,
+        ParamName::Nc,
+    ];
+
+    /// The parameter name as written in headers (lowercase).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamName::Username => "username",
+            ParamName::Realm => "realm",
+            ParamName::Nonce => "nonce",
+            ParamName::Uri => "uri",
+            ParamName::Response => "response",
+            ParamName::Algorithm => "algorithm",
+            ParamName::Cnonce => "cnonce",
+            ParamName::Opaque => "opaque",
+            ParamName::Qop => "qop",
+            ParamName::Nc => "nc",
+        }
+    }
+
+    /// Case-insensitive lookup of a parameter name; `None` for unknown names.
+    #[must_use]
+    pub fn from_name(name: &[u8]) -> Option<ParamName> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str().as_bytes().eq_ignore_ascii_case(name))
+    }
+}
+
+impl core::fmt::Display for ParamName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a header value is not usable digest credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The authentication scheme is not `Digest` (compared case-insensitively),
+    /// e.g. `Basic …`, or the value is empty.
+    #[error("authentication scheme is not Digest")]
+    NotDigest,
+    /// The parameter list is malformed at byte `offset` of the header value:
+    /// a name that is not a token, a missing `=`, an empty unquoted value, a
+    /// byte that is neither a token character nor a quote, or two parameters
+    /// not separated by a comma.
+    #[error("malformed digest parameter list at byte {offset}")]
+    Syntax {
+        /// Byte offset into the header value where parsing stopped.
+        offset: usize,
+    },
+    /// A quoted-string starting at byte `offset` has no closing quote (or ends
+    /// in a lone backslash).
+    #[error("unterminated quoted-string starting at byte {offset}")]
+    BadQuoting {
+        /// Byte offset of the opening quote.
+        offset: usize,
+    },
+    /// More than [`MAX_PARAMS`] parameters.
+    #[error("more than {MAX_PARAMS} digest parameters")]
+    TooManyParams,
+    /// A required parameter (`username`, `realm`, `nonce`, `uri`, `response`)
+    /// is absent.
+    #[error("missing digest parameter {0}")]
+    MissingParam(ParamName),
+    /// A known parameter occurs more than once (names compared
+    /// case-insensitively).
+    #[error("duplicated digest parameter {0}")]
+    DuplicateParam(ParamName),
+    /// `response` is not exactly 32 hexadecimal characters.
+    #[error("response is not 32 hex digits")]
+    BadResponse,
+    /// `nc` is not exactly 8 hexadecimal characters.
+    #[error("nc is not 8 hex digits")]
+    BadNc,
+    /// `qop` is present without both `nc` and `cnonce`; or `nc`/`cnonce` is
+    /// present without `qop`; or `algorithm=MD5-sess` is used without `qop`
+    /// (its session key hashes `cnonce`, which only exists with `qop`).
+    #[error("qop, nc and cnonce must be sent together")]
+    QopIncomplete,
+    /// `algorithm` is something other than `MD5` / `MD5-sess` (e.g.
+    /// `SHA-256`).
+    #[error("unsupported digest algorithm")]
+    UnsupportedAlgorithm,
+    /// `qop` is something other than `auth` / `auth-int` (including a list).
+    #[error("unsupported qop")]
+    UnsupportedQop,
+}
+
+/// Parsed `Digest` credentials, borrowing from the header value.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// `username` (normally quoted; may contain escapes).
+    pub username: Param<'a>,
+    /// `realm`.
+    pub realm: Param<'a>,
+    /// `nonce`, the server's challenge echoed back.
+    pub nonce: Param<'a>,
+    /// `uri` (the digest-uri; hashed as sent, not compared with the request
+    /// line here).
+    pub uri: Param<'a>,
+    /// `response`, decoded from its 32 hex characters.
+    pub response: [u8; 16],
+    /// `algorithm` (absent means [`Algorithm::Md5`]).
+    pub algorithm: Algorithm,
+    /// `qop` chosen by the client.
+    pub qop: Qop,
+    /// `nc` as a number; `Some` exactly when `qop` is not [`Qop::None`].
+    pub nc: Option<u32>,
+    /// `nc` exactly as sent (8 hex digits): this is what gets hashed. Empty
+    /// when there is no `qop`.
+    pub nc_raw: &'a [u8],
+    /// `qop` exactly as sent (e.g. `auth` or `AUTH`): this is what gets
+    /// hashed. Empty when there is no `qop`.
+    pub qop_raw: &'a [u8],
+    /// `cnonce`; `Some` exactly when `qop` is not [`Qop::None`].
+    pub cnonce: Option<Param<'a>>,
+    /// `opaque`, if sent.
+    pub opaque: Option<Param<'a>>,
+}
+
+/// `token` characters: RFC 3261 `token` plus the extra `tchar`s of RFC 7230
+/// (`#`, `$`, `&`, `^`, `|`), so that HTTP-style values are accepted too.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Linear white space, including the CR LF of a folded header line.
+fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn skip_lws(&mut self) -> bool {
+        let start = self.i;
+        while self.peek().is_some_and(is_lws) {
+            self.i += 1;
+        }
+        self.i != start
+    }
+
+    fn token(&mut self) -> &'a [u8] {
+        let start = self.i;
+        while self.peek().is_some_and(is_token_char) {
+            self.i += 1;
+        }
+        self.s.get(start..self.i).unwrap_or_default()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn syntax(&self) -> CredentialsError {
+        CredentialsError::Syntax { offset: self.i }
+    }
+
+    /// A quoted-string or a non-empty token.
+    fn value(&mut self) -> Result<Param<'a>, CredentialsError> {
+        if !self.eat(b'"') {
+            let tok = self.token();
+            return if tok.is_empty() {
+                Err(self.syntax())
+            } else {
+                Ok(Param::token(tok))
+            };
+        }
+        let open = self.i - 1;
+        let start = self.i;
+        let mut escapes = false;
+        loop {
+            match self.peek() {
+                None => return Err(CredentialsError::BadQuoting { offset: open }),
+                Some(b'"') => {
+                    let raw = self.s.get(start..self.i).unwrap_or_default();
+                    self.i += 1;
+                    return Ok(Param { raw, escapes });
+                }
+                Some(b'\\') => {
+                    // quoted-pair: the backslash escapes whatever byte follows.
+                    if self.i + 1 >= self.s.len() {
+                        return Err(CredentialsError::BadQuoting { offset: open });
+                    }
+                    escapes = true;
+                    self.i += 2;
+                }
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+}
+
+const fn slot(name: ParamName) -> usize {
+    name as usize
+}
+
+impl<'a> Credentials<'a> {
+    /// Parses an `Authorization` / `Proxy-Authorization` header value
+    /// (`Digest username="…", realm="…", …`).
+    ///
+    /// * The scheme is matched case-insensitively and must be followed by
+    ///   white space. SP, HT, CR and LF all count as white space, so a value
+    ///   taken from a folded header parses as is.
+    /// * Parameters are comma separated `name=value`, in any order, names
+    ///   case-insensitive, values a quoted-string (a backslash escapes any
+    ///   byte; every other byte but `"` is taken literally, including
+    ///   non-ASCII) or a token. Empty list elements (`a=b,,c=d`) are skipped.
+    /// * Unknown parameters are syntax-checked, counted towards
+    ///   [`MAX_PARAMS`], and ignored.
+    /// * Known parameters may be quoted or not; `response` and `nc` must then
+    ///   consist of hex digits only, `algorithm` and `qop` are compared
+    ///   case-insensitively and must not contain escapes.
+    ///
+    /// Never panics and never allocates, whatever the input.
+    pub fn parse(value: &'a [u8]) -> Result<Credentials<'a>, CredentialsError> {
+        let mut p = Cursor { s: value, i: 0 };
+        p.skip_lws();
+        if !p.token().eq_ignore_ascii_case(b"Digest") {
+            return Err(CredentialsError::NotDigest);
+        }
+        if !p.skip_lws() && p.peek().is_some() {
+            return Err(p.syntax());
+        }
+
+        let mut slots: [Option<Param<'a>>; ParamName::ALL.len()] = [None; ParamName::ALL.len()];
+        let mut count = 0usize;
+        loop {
+            p.skip_lws();
+            match p.peek() {
+                None => break,
+                Some(b',') => {
+                    p.i += 1;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let name = p.token();
+            if name.is_empty() {
+                return Err(p.syntax());
+            }
+            p.skip_lws();
+            if !p.eat(b'=') {
+                return Err(p.syntax());
+            }
+            p.skip_lws();
+            let val = p.value()?;
+            count += 1;
+            if count > MAX_PARAMS {
+                return Err(CredentialsError::TooManyParams);
+            }
+            if let Some(known) = ParamName::from_name(name) {
+                let s = &mut slots[slot(known)];
+                if s.is_some() {
+                    return Err(CredentialsError::DuplicateParam(known));
+                }
+                *s = Some(val);
+            }
+            p.skip_lws();
+            match p.peek() {
+                None => break,
+                Some(b',') => p.i += 1,
+                Some(_) => return Err(p.syntax()),
+            }
+        }
+
+        let get = |n: ParamName| slots[slot(n)];
+        let required = |n: ParamName| get(n).ok_or(CredentialsError::MissingParam(n));
+        let username = required(ParamName::Username)?;
+        let realm = required(ParamName::Realm)?;
+        let nonce = required(ParamName::Nonce)?;
+        let uri = required(ParamName::Uri)?;
+        let response =
+            parse_hex16(required(ParamName::Response)?.raw).ok_or(CredentialsError::BadResponse)?;
+
+        let algorithm = match get(ParamName::Algorithm) {
+            None => Algorithm::Md5,
+            Some(a) if a.raw.eq_ignore_ascii_case(b"MD5") => Algorithm::Md5,
+            Some(a) if a.raw.eq_ignore_ascii_case(b"MD5-sess") => Algorithm::Md5Sess,
+            Some(_) => return Err(CredentialsError::UnsupportedAlgorithm),
+        };
+        let qop_param = get(ParamName::Qop);
+        let qop = match qop_param {
+            None => Qop::None,
+            Some(q) if q.raw.eq_ignore_ascii_case(b"auth") => Qop::Auth,
+            Some(q) if q.raw.eq_ignore_ascii_case(b"auth-int") => Qop::AuthInt,
+            Some(_) => return Err(CredentialsError::UnsupportedQop),
+        };
+        let nc_param = get(ParamName::Nc);
+        let nc = match nc_param {
+            None => None,
+            Some(n) => Some(parse_nc(n.raw).ok_or(CredentialsError::BadNc)?),
+        };
+        let cnonce = get(ParamName::Cnonce);
+        let complete = match qop {
+            Qop::None => nc.is_none() && cnonce.is_none() && algorithm == Algorithm::Md5,
+            Qop::Auth | Qop::AuthInt => nc.is_some() && cnonce.is_some(),
+        };
+        if !complete {
+            return Err(CredentialsError::QopIncomplete);
+        }
+
+        Ok(Credentials {
+            username,
+            realm,
+            nonce,
+            uri,
+            response,
+            algorithm,
+            qop,
+            nc,
+            nc_raw: nc_param.map_or(&[][..], |n| n.raw),
+            qop_raw: qop_param.map_or(&[][..], |q| q.raw),
+            cnonce,
+            opaque: get(ParamName::Opaque),
+        })
+    }
+}
+
+/// Something that can be streamed into the MD5 hasher: plain bytes, or a
+/// [`Param`] whose escapes are removed on the fly.
+trait Feed {
+    fn feed(&self, h: &mut Md5);
+}
+
+impl Feed for [u8] {
+    fn feed(&self, h: &mut Md5) {
+        h.update(self);
+    }
+}
+
+impl Feed for Param<'_> {
+    fn feed(&self, h: &mut Md5) {
+        for chunk in self.chunks() {
+            h.update(chunk);
+        }
+    }
+}
+
+/// Inputs of one response computation; `nc`, `cnonce` and `qop_str` are
+/// ignored when `qop` is [`Qop::None`] (except `cnonce` for `MD5-sess`).
+struct Inputs<'x, U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized> {
+    ha1: &'x Ha1,
+    method: &'x [u8],
+    uri: &'x U,
+    nonce: &'x N,
+    qop: Qop,
+    qop_str: &'x [u8],
+    nc: &'x [u8],
+    cnonce: &'x C,
+    algorithm: Algorithm,
+    body: &'x [u8],
+}
+
+fn compute<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized>(
+    x: &Inputs<'_, U, N, C>,
+) -> [u8; 16] {
+    let key: [u8; 16] = match x.algorithm {
+        Algorithm::Md5 => *x.ha1,
+        Algorithm::Md5Sess => {
+            let mut h = Md5::new();
+            h.update(hex(x.ha1));
+            h.update(b":");
+            x.nonce.feed(&mut h);
+            h.update(b":");
+            x.cnonce.feed(&mut h);
+            h.finalize().into()
+        }
+    };
+
+    let mut h = Md5::new();
+    h.update(x.method);
+    h.update(b":");
+    x.uri.feed(&mut h);
+    if x.qop == Qop::AuthInt {
+        let body: [u8; 16] = Md5::digest(x.body).into();
+        h.update(b":");
+        h.update(hex(&body));
+    }
+    let ha2: [u8; 16] = h.finalize().into();
+
+    let mut h = Md5::new();
+    h.update(hex(&key));
+    h.update(b":");
+    x.nonce.feed(&mut h);
+    h.update(b":");
+    if x.qop != Qop::None {
+        h.update(x.nc);
+        h.update(b":");
+        x.cnonce.feed(&mut h);
+        h.update(b":");
+        h.update(x.qop_str);
+        h.update(b":");
+    }
+    h.update(hex(&ha2));
+    h.finalize().into()
+}
+
+/// One independent response verification.
+///
+/// Jobs carry only borrowed inputs and no hasher state, so a batch of them can
+/// be computed together: [`verify_batch`] is the entry point a multi-buffer
+/// (SIMD, N lanes at once) MD5 will implement without changing callers.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// Stored `HA1` of the user named by `credentials.username` in
+    /// `credentials.realm`.
+    pub ha1: &'a Ha1,
+    /// Request method (`REGISTER`, `INVITE`, …) exactly as in the request
+    /// line; for SIP `ACK`/`CANCEL` the caller passes the method it
+    /// authenticates.
+    pub method: &'a [u8],
+    /// Parsed credentials.
+    pub credentials: &'a Credentials<'a>,
+    /// Message body; only hashed for `qop=auth-int`.
+    pub body: &'a [u8],
+}
+
+/// The response the client should have sent for `job` (binary).
+#[must_use]
+pub fn expected_response(job: &Job<'_>) -> [u8; 16] {
+    let c = job.credentials;
+    let no_cnonce = Param::token(&[]);
+    compute(&Inputs {
+        ha1: job.ha1,
+        method: job.method,
+        uri: &c.uri,
+        nonce: &c.nonce,
+        qop: c.qop,
+        qop_str: c.qop_raw,
+        nc: c.nc_raw,
+        cnonce: c.cnonce.as_ref().unwrap_or(&no_cnonce),
+        algorithm: c.algorithm,
+        body: job.body,
+    })
+}
+
+/// Whether the credentials' `response` matches [`expected_response`],
+/// compared in constant time.
+///
+/// This checks the password proof only; the caller separately checks the
+/// nonce ([`crate::nonce::Nonces::verify`]), the `nc` replay table, and that
+/// `realm` and `username` are the ones `ha1` was looked up for.
+#[must_use]
+pub fn verify(job: &Job<'_>) -> bool {
+    expected_response(job)
+        .ct_eq(&job.credentials.response)
+        .into()
+}
+
+/// Verifies a batch: `results[i] = verify(&jobs[i])`.
+///
+/// Processes `min(jobs.len(), results.len())` jobs and returns that count;
+/// never panics on a length mismatch (entries past the count are left
+/// untouched). Today this is a scalar loop; a multi-buffer MD5 can replace the
+/// body without changing callers.
+pub fn verify_batch(jobs: &[Job<'_>], results: &mut [bool]) -> usize {
+    let mut n = 0;
+    for (job, out) in jobs.iter().zip(results.iter_mut()) {
+        *out = verify(job);
+        n += 1;
+    }
+    n
+}
+
+/// Client side (load generator, tests): the lowercase hex `response` for the
+/// given inputs, all taken as already-unescaped values.
+///
+/// `nc`, `cnonce` are only used with a `qop` (and `cnonce` for `MD5-sess`);
+/// `body` only with [`Qop::AuthInt`]. The `qop` is hashed in its canonical
+/// lowercase spelling.
+#[allow(clippy::too_many_arguments)] // signature mirrors the RFC's inputs
+#[must_use]
+pub fn client_response(
+    ha1: &Ha1,
+    method: &[u8],
+    uri: &[u8],
+    nonce: &[u8],
+    qop: Qop,
+    nc: &[u8],
+    cnonce: &[u8],
+    algorithm: Algorithm,
+    body: &[u8],
+) -> [u8; 32] {
+    hex(&compute(&Inputs {
+        ha1,
+        method,
+        uri,
+        nonce,
+        qop,
+        qop_str: qop.as_str().as_bytes(),
+        nc,
+        cnonce,
+        algorithm,
+        body,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 2617 §3.5, header value exactly as printed (lines folded with
+    /// CR LF + indentation).
+    const RFC2617: &str = "Digest username=\"Mufasa\",\r\n                 realm=\"testrealm@host.com\",\r\n                 nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\",\r\n                 uri=\"/dir/index.html\",\r\n                 qop=auth,\r\n                 nc=00000001,\r\n                 cnonce=\"0a4f113b\",\r\n                 response=\"6629fae49393a05397450978507c4ef1\",\r\n                 opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"";
+
+    /// RFC 7616 §3.9.1, MD5 variant.
+    const RFC7616: &str = "Digest username=\"Mufasa\",\r\n       realm=\"http-auth@example.org\",\r\n       uri=\"/dir/index.html\",\r\n       algorithm=MD5,\r\n       nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\",\r\n       nc=00000001,\r\n       cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\",\r\n       qop=auth,\r\n       response=\"8ca523f5e9506fed4657c9700eebdbec\",\r\n       opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"";
+
+    fn md5hex(parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = Md5::new();
+        for p in parts {
+            h.update(p);
+        }
+        hex(&h.finalize().into())
+    }
+
+    fn job<'a>(ha1: &'a Ha1, method: &'a [u8], c: &'a Credentials<'a>, body: &'a [u8]) -> Job<'a> {
+        Job {
+            ha1,
+            method,
+            credentials: c,
+            body,
+        }
+    }
+
+    fn parse(s: &str) -> Result<Credentials<'_>, CredentialsError> {
+        Credentials::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn rfc2617_example() {
+        let c = parse(RFC2617).unwrap();
+        assert!(c.username.eq_unescaped(b"Mufasa"));
+        assert!(c.realm.eq_unescaped(b"testrealm@host.com"));
+        assert_eq!(c.qop, Qop::Auth);
+        assert_eq!(c.nc, Some(1));
+        assert_eq!(c.nc_raw, b"00000001");
+        assert_eq!(c.algorithm, Algorithm::Md5);
+        assert_eq!(c.opaque.unwrap().raw(), b"5ccc069c403ebaf9f0171e9517f40e41");
+        let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        assert!(verify(&job(&h, b"GET", &c, b"")));
+        assert_eq!(
+            &hex(&expected_response(&job(&h, b"GET", &c, b""))),
+            b"6629fae49393a05397450978507c4ef1"
+        );
+        assert!(!verify(&job(&h, b"POST", &c, b"")));
+        let wrong = ha1(b"Mufasa", b"testrealm@host.com", b"Circle of Life");
+        assert!(!verify(&job(&wrong, b"GET", &c, b"")));
+        assert_eq!(
+            &client_response(
+                &h,
+                b"GET",
+                b"/dir/index.html",
+                b"dcd98b7102dd2f0e8b11d0f600bfb0c093",
+                Qop::Auth,
+                b"00000001",
+                b"0a4f113b",
+                Algorithm::Md5,
+                b""
+            ),
+            b"6629fae49393a05397450978507c4ef1"
+        );
+        // Same value with bare LF folding, and unfolded.
+        let lf = RFC2617.replace("\r\n", "\n");
+        assert!(verify(&job(&h, b"GET", &parse(&lf).unwrap(), b"")));
+        let flat = RFC2617.replace("\r\n                 ", " ");
+        assert!(verify(&job(&h, b"GET", &parse(&flat).unwrap(), b"")));
+    }
+
+    #[test]
+    fn rfc7616_md5_example() {
+        let c = parse(RFC7616).unwrap();
+        let h = ha1(b"Mufasa", b"http-auth@example.org", b"Circle of Life");
+        assert!(verify(&job(&h, b"GET", &c, b"")));
+        assert_eq!(
+            &client_response(
+                &h,
+                b"GET",
+                b"/dir/index.html",
+                b"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+                Qop::Auth,
+                b"00000001",
+                b"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+                Algorithm::Md5,
+                b""
+            ),
+            b"8ca523f5e9506fed4657c9700eebdbec"
+        );
+    }
+
+    #[test]
+    fn ha1_hex_and_parse_hex() {
+        let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        assert_eq!(
+            &hex(&h),
+            &md5hex(&[b"Mufasa:testrealm@host.com:Circle Of Life"])
+        );
+        assert_eq!(parse_hex16(&hex(&h)), Some(h));
+        let upper = hex(&h).to_ascii_uppercase();
+        assert_eq!(parse_hex16(&upper), Some(h));
+        assert_eq!(parse_hex16(&hex(&h)[..31]), None);
+        assert_eq!(parse_hex16(b"0123456789abcdef0123456789abcdeg"), None);
+        assert_eq!(parse_hex16(b""), None);
+    }
+
+    fn header(
+        user: &str,
+        realm: &str,
+        nonce: &str,
+        uri: &str,
+        extra: &str,
+        response: &[u8; 32],
+    ) -> String {
+        format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\"{extra}",
+            core::str::from_utf8(response).unwrap()
+        )
+    }
+
+    #[test]
+    fn without_qop_rfc2069() {
+        let h = ha1(b"bob", b"sip.example.com", b"zanzibar");
+        let ha2 = md5hex(&[b"REGISTER:sip:sip.example.com"]);
+        let expected = md5hex(&[&hex(&h), b":abc123:", &ha2]);
+        assert_eq!(
+            client_response(
+                &h,
+                b"REGISTER",
+                b"sip:sip.example.com",
+                b"abc123",
+                Qop::None,
+                b"",
+                b"",
+                Algorithm::Md5,
+                b""
+            ),
+            expected
+        );
+        let v = header(
+            "bob",
+            "sip.example.com",
+            "abc123",
+            "sip:sip.example.com",
+            "",
+            &expected,
+        );
+        let c = parse(&v).unwrap();
+        assert_eq!(
+            (c.qop, c.nc, c.cnonce, c.nc_raw, c.qop_raw),
+            (Qop::None, None, None, &b""[..], &b""[..])
+        );
+        assert!(verify(&job(&h, b"REGISTER", &c, b"")));
+        assert!(!verify(&job(&h, b"INVITE", &c, b"")));
+    }
+
+    #[test]
+    fn md5_sess() {
+        let h = ha1(b"bob", b"sip.example.com", b"zanzibar");
+        // HA1' = MD5(hex(HA1):nonce:cnonce), step by step.
+        let sess = md5hex(&[&hex(&h), b":", b"n0nce", b":", b"c-n0nce"]);
+        let ha2 = md5hex(&[b"INVITE", b":", b"sip:alice@example.com"]);
+        let expected = md5hex(&[&sess, b":n0nce:0000000a:c-n0nce:auth:", &ha2]);
+        let v = header(
+            "bob",
+            "sip.example.com",
+            "n0nce",
+            "sip:alice@example.com",
+            ", algorithm=md5-SESS, qop=auth, nc=0000000a, cnonce=\"c-n0nce\"",
+            &expected,
+        );
+        let c = parse(&v).unwrap();
+        assert_eq!(c.algorithm, Algorithm::Md5Sess);
+        assert_eq!(c.nc, Some(10));
+        assert!(verify(&job(&h, b"INVITE", &c, b"")));
+        assert_eq!(
+            client_response(
+                &h,
+                b"INVITE",
+                b"sip:alice@example.com",
+                b"n0nce",
+                Qop::Auth,
+                b"0000000a",
+                b"c-n0nce",
+                Algorithm::Md5Sess,
+                b""
+            ),
+            expected
+        );
+        // Plain MD5 with the same inputs gives a different answer.
+        let plain = v.replace("algorithm=md5-SESS", "algorithm=MD5");
+        assert!(!verify(&job(&h, b"INVITE", &parse(&plain).unwrap(), b"")));
+    }
+
+    #[test]
+    fn auth_int_with_body() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n";
+        let h = ha1(b"bob", b"r", b"pw");
+        let body_hash = md5hex(&[body]);
+        let ha2 = md5hex(&[b"INVITE:sip:a@b:", &body_hash]);
+        let expected = md5hex(&[&hex(&h), b":N:00000002:C:auth-int:", &ha2]);
+        let v = header(
+            "bob",
+            "r",
+            "N",
+            "sip:a@b",
+            ", qop=\"auth-int\", nc=00000002, cnonce=C",
+            &expected,
+        );
+        let c = parse(&v).unwrap();
+        assert_eq!(c.qop, Qop::AuthInt);
+        assert!(verify(&job(&h, b"INVITE", &c, body)));
+        assert!(!verify(&job(&h, b"INVITE", &c, b"other body")));
+        assert_eq!(
+            client_response(
+                &h,
+                b"INVITE",
+                b"sip:a@b",
+                b"N",
+                Qop::AuthInt,
+                b"00000002",
+                b"C",
+                Algorithm::Md5,
+                body
+            ),
+            expected
+        );
+    }
+
+    #[test]
+    fn escaped_username() {
+        let user = b"Mu\"fa\\sa";
+        let h = ha1(user, b"r", b"pw");
+        let resp = client_response(
+            &h,
+            b"REGISTER",
+            b"sip:r",
+            b"n",
+            Qop::Auth,
+            b"00000001",
+            b"c\"x",
+            Algorithm::Md5,
+            b"",
+        );
+        let v = format!(
+            "Digest username=\"Mu\\\"fa\\\\sa\", realm=\"r\", nonce=\"n\", uri=\"sip:r\", qop=auth, nc=00000001, cnonce=\"c\\\"x\", response=\"{}\"",
+            core::str::from_utf8(&resp).unwrap()
+        );
+        let c = parse(&v).unwrap();
+        assert!(c.username.has_escapes());
+        assert_eq!(c.username.raw(), b"Mu\\\"fa\\\\sa");
+        assert!(c.username.eq_unescaped(user));
+        assert!(!c.username.eq_unescaped(b"Mu\"fa\\s"));
+        assert!(!c.username.eq_unescaped(b"Mu\"fa\\sax"));
+        assert_eq!(c.username.unescaped_len(), user.len());
+        let mut buf = [0u8; 16];
+        assert_eq!(c.username.unescape_into(&mut buf), Some(&user[..]));
+        assert_eq!(c.username.unescape_into(&mut [0u8; 7]), None);
+        assert!(!c.realm.has_escapes());
+        assert!(verify(&job(&h, b"REGISTER", &c, b"")));
+    }
+
+    #[test]
+    fn param_chunks() {
+        let collect = |p: Param<'_>| p.chunks().flatten().copied().collect::<Vec<u8>>();
+        assert_eq!(collect(Param::quoted(b"a\\\\b")), b"a\\b");
+        assert_eq!(collect(Param::quoted(b"\\\"x\\\"")), b"\"x\"");
+        assert_eq!(collect(Param::quoted(b"\\a\\b\\c")), b"abc");
+        assert_eq!(collect(Param::quoted(b"")), b"");
+        assert_eq!(collect(Param::quoted(b"abc\\")), b"abc");
+        assert_eq!(collect(Param::token(b"a\\b")), b"a\\b");
+        assert_eq!(Param::quoted(b"").unescape_into(&mut []), Some(&b""[..]));
+        assert!(Param::quoted(b"").eq_unescaped(b""));
+    }
+
+    #[test]
+    fn any_order_mixed_case() {
+        let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        let v = "dIgEsT  OPAQUE=\"5ccc069c403ebaf9f0171e9517f40e41\",Response=\"6629FAE49393A05397450978507C4EF1\" ,CNonce=\"0a4f113b\",NC=00000001,QOP=\"auth\",URI=\"/dir/index.html\",Nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\",REALM=\"testrealm@host.com\",UserName=\"Mufasa\"";
+        let c = parse(v).unwrap();
+        assert!(verify(&job(&h, b"GET", &c, b"")));
+    }
+
+    #[test]
+    fn qop_hashed_as_sent() {
+        let h = ha1(b"u", b"r", b"p");
+        let ha2 = md5hex(&[b"GET:/"]);
+        let expected = md5hex(&[&hex(&h), b":n:00000001:c:AUTH:", &ha2]);
+        let v = header(
+            "u",
+            "r",
+            "n",
+            "/",
+            ", qop=AUTH, nc=00000001, cnonce=c",
+            &expected,
+        );
+        let c = parse(&v).unwrap();
+        assert_eq!((c.qop, c.qop_raw), (Qop::Auth, &b"AUTH"[..]));
+        assert!(verify(&job(&h, b"GET", &c, b"")));
+    }
+
+    #[test]
+    fn duplicates_rejected() {
+        let dup = RFC2617.replace("qop=auth,", "qop=auth, Realm=\"x\",");
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            CredentialsError::DuplicateParam(ParamName::Realm)
+        );
+        let dup = RFC2617.replace("qop=auth,", "qop=auth, nc=00000002,");
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            CredentialsError::DuplicateParam(ParamName::Nc)
+        );
+        // Unknown parameters may repeat.
+        let unk = RFC2617.replace("qop=auth,", "qop=auth, x=1, X=2, y=\"\",");
+        assert!(parse(&unk).is_ok());
+    }
+
+    #[test]
+    fn missing_params() {
+        for name in ["username", "realm", "nonce", "uri", "response"] {
+            let v: Vec<&str> = RFC2617
+                .split(',')
+                .filter(|p| {
+                    !p.trim_start_matches("Digest")
+                        .trim()
+                        .starts_with(&format!("{name}="))
+                })
+                .collect();
+            let v = v.join(",");
+            let v = if v.starts_with("Digest") {
+                v
+            } else {
+                format!("Digest {v}")
+            };
+            let want = ParamName::from_name(name.as_bytes()).unwrap();
+            assert_eq!(
+                parse(&v).unwrap_err(),
+                CredentialsError::MissingParam(want),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            parse("Digest").unwrap_err(),
+            CredentialsError::MissingParam(ParamName::Username)
+        );
+        assert_eq!(
+            parse("Digest  ,, ").unwrap_err(),
+            CredentialsError::MissingParam(ParamName::Username)
+        );
+    }
+
+    #[test]
+    fn bad_hex() {
+        let short = RFC2617.replace(
+            "6629fae49393a05397450978507c4ef1",
+            "6629fae49393a05397450978507c4ef",
+        );
+        assert_eq!(parse(&short).unwrap_err(), CredentialsError::BadResponse);
+        let nonhex = RFC2617.replace(
+            "6629fae49393a05397450978507c4ef1",
+            "6629fae49393a05397450978507c4efz",
+        );
+        assert_eq!(parse(&nonhex).unwrap_err(), CredentialsError::BadResponse);
+        let escaped = RFC2617.replace(
+            "6629fae49393a05397450978507c4ef1",
+            "6629fae49393a05397450978507c4e\\f1",
+        );
+        assert_eq!(parse(&escaped).unwrap_err(), CredentialsError::BadResponse);
+        let nc7 = RFC2617.replace("nc=00000001", "nc=0000001");
+        assert_eq!(parse(&nc7).unwrap_err(), CredentialsError::BadNc);
+        let ncx = RFC2617.replace("nc=00000001", "nc=0000000g");
+        assert_eq!(parse(&ncx).unwrap_err(), CredentialsError::BadNc);
+        let nc_upper = RFC2617.replace("nc=00000001", "nc=\"0000FFFF\"");
+        let c = parse(&nc_upper).unwrap();
+        assert_eq!((c.nc, c.nc_raw), (Some(0xffff), &b"0000FFFF"[..]));
+    }
+
+    #[test]
+    fn qop_consistency() {
+        let no_nc = RFC2617.replace("nc=00000001,", "");
+        assert_eq!(parse(&no_nc).unwrap_err(), CredentialsError::QopIncomplete);
+        let no_cnonce = RFC2617.replace("cnonce=\"0a4f113b\",", "");
+        assert_eq!(
+            parse(&no_cnonce).unwrap_err(),
+            CredentialsError::QopIncomplete
+        );
+        let no_qop = RFC2617.replace("qop=auth,", "");
+        assert_eq!(parse(&no_qop).unwrap_err(), CredentialsError::QopIncomplete);
+        let sess = header("u", "r", "n", "/", ", algorithm=MD5-sess", &[b'0'; 32]);
+        assert_eq!(parse(&sess).unwrap_err(), CredentialsError::QopIncomplete);
+    }
+
+    #[test]
+    fn unsupported_algorithm_and_qop() {
+        for alg in [
+            "SHA-256",
+            "SHA-256-sess",
+            "SHA-512-256",
+            "\"MD5x\"",
+            "md\\5",
+        ] {
+            let v = RFC7616.replace("algorithm=MD5", &format!("algorithm={alg}"));
+            let got = parse(&v);
+            assert!(
+                matches!(
+                    got,
+                    Err(CredentialsError::UnsupportedAlgorithm | CredentialsError::Syntax { .. })
+                ),
+                "{alg}: {got:?}"
+            );
+        }
+        let v = RFC7616.replace("algorithm=MD5", "algorithm=SHA-256");
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            CredentialsError::UnsupportedAlgorithm
+        );
+        let v = RFC7616.replace("algorithm=MD5", "algorithm=\"md5\"");
+        assert_eq!(parse(&v).unwrap().algorithm, Algorithm::Md5);
+        let v = RFC2617.replace("qop=auth,", "qop=\"auth,auth-int\",");
+        assert_eq!(parse(&v).unwrap_err(), CredentialsError::UnsupportedQop);
+        let v = RFC2617.replace("qop=auth,", "qop=auth-conf,");
+        assert_eq!(parse(&v).unwrap_err(), CredentialsError::UnsupportedQop);
+    }
+
+    #[test]
+    fn folded_whitespace() {
+        let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        let v = "Digest\r\n username\r\n\t=\r\n \"Mufasa\"\r\n ,realm=\"testrealm@host.com\",\r\n\tnonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\" , uri = \"/dir/index.html\",qop=auth,nc=00000001,cnonce=\"0a4f113b\",\r\n response=\"6629fae49393a05397450978507c4ef1\"\r\n ";
+        let c = parse(v).unwrap();
+        assert!(verify(&job(&h, b"GET", &c, b"")));
+    }
+
+    #[test]
+    fn proxy_authorization_identical() {
+        let auth = format!("Authorization: {RFC2617}");
+        let proxy = format!("Proxy-Authorization: {RFC2617}");
+        let value = |line: &str| line.split_once(": ").unwrap().1.to_owned();
+        let (a, p) = (value(&auth), value(&proxy));
+        let (ca, cp) = (parse(&a).unwrap(), parse(&p).unwrap());
+        assert_eq!(format!("{ca:?}"), format!("{cp:?}"));
+        let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        assert!(verify(&job(&h, b"GET", &cp, b"")));
+    }
+
+    #[test]
+    fn scheme_and_syntax_errors() {
+        use CredentialsError as E;
+        assert_eq!(parse("").unwrap_err(), E::NotDigest);
+        assert_eq!(
+            parse("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==").unwrap_err(),
+            E::NotDigest
+        );
+        assert_eq!(parse("Digestive username=\"a\"").unwrap_err(), E::NotDigest);
+        assert!(matches!(
+            parse("Digest,username=\"a\""),
+            Err(E::Syntax { offset: 6 })
+        ));
+        assert!(matches!(parse("Digest username"), Err(E::Syntax { .. })));
+        assert!(matches!(parse("Digest username="), Err(E::Syntax { .. })));
+        assert!(matches!(
+            parse("Digest username=,realm=x"),
+            Err(E::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("Digest username=\"a\" realm=\"b\""),
+            Err(E::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("Digest username=\"a\"b"),
+            Err(E::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("Digest username=a/b"),
+            Err(E::Syntax { .. })
+        ));
+        assert!(matches!(parse("Digest foo="), Err(E::Syntax { .. })));
+        assert!(matches!(parse("Digest =x"), Err(E::Syntax { .. })));
+        assert_eq!(
+            parse("Digest username=\"abc").unwrap_err(),
+            E::BadQuoting { offset: 16 }
+        );
+        assert_eq!(
+            parse("Digest username=\"abc\\").unwrap_err(),
+            E::BadQuoting { offset: 16 }
+        );
+        assert_eq!(
+            parse("Digest username=\"abc\\\"").unwrap_err(),
+            E::BadQuoting { offset: 16 }
+        );
+        let many: String = (0..=MAX_PARAMS).map(|i| format!("x{i}=1, ")).collect();
+        assert_eq!(
+            parse(&format!("Digest {many}")).unwrap_err(),
+            E::TooManyParams
+        );
+        let unknown_ok = RFC2617.replace("qop=auth,", "qop=auth, foo=\"b\\\"ar\", bar=baz, ,");
+        assert!(parse(&unknown_ok).is_ok());
+        // Trailing comma and leading white space are tolerated.
+        assert!(parse(&format!("  {RFC2617}, ")).is_ok());
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(
+            CredentialsError::MissingParam(ParamName::Nonce).to_string(),
+            "missing digest parameter nonce"
+        );
+        assert_eq!(
+            CredentialsError::DuplicateParam(ParamName::Qop).to_string(),
+            "duplicated digest parameter qop"
+        );
+    }
+
+    #[test]
+    fn batch_agrees_with_verify() {
+        let good = parse(RFC2617).unwrap();
+        let other = parse(RFC7616).unwrap();
+        let h1 = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
+        let h2 = ha1(b"Mufasa", b"http-auth@example.org", b"Circle of Life");
+        let jobs = [
+            job(&h1, b"GET", &good, b""),
+            job(&h2, b"GET", &good, b""),
+            job(&h2, b"GET", &other, b""),
+            job(&h1, b"PUT", &good, b""),
+            job(&h2, b"GET", &other, b"ignored without auth-int"),
+        ];
+        let mut results = [false; 5];
+        assert_eq!(verify_batch(&jobs, &mut results), 5);
+        let singles: Vec<bool> = jobs.iter().map(verify).collect();
+        assert_eq!(results.to_vec(), singles);
+        assert_eq!(results, [true, false, true, false, true]);
+        // Length mismatch: processes the common prefix only, no panic.
+        let mut short = [false; 3];
+        assert_eq!(verify_batch(&jobs, &mut short), 3);
+        assert_eq!(short, [true, false, true]);
+        let mut long = [true; 7];
+        assert_eq!(verify_batch(&jobs[..1], &mut long), 1);
+        assert_eq!(long, [true; 7]);
+        assert_eq!(verify_batch(&[], &mut long), 0);
+    }
+
+    fn quote(v: &[u8], escape_all: bool) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in v {
+            if escape_all || b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(c) = Credentials::parse(&bytes) {
+                let h = [0u8; 16];
+                let _ = verify(&job(&h, b"GET", &c, b""));
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_mutations(
+            base in prop_oneof![Just(RFC2617), Just(RFC7616)],
+            edits in proptest::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..8),
+        ) {
+            let mut v = base.as_bytes().to_vec();
+            for (pos, op, byte) in edits {
+                let at = pos % (v.len() + 1);
+                match op {
+                    0 => v.insert(at, byte),
+                    1 if at < v.len() => { v.remove(at); }
+                    _ if at < v.len() => v[at] = byte,
+                    _ => v.push(byte),
+                }
+            }
+            if let Ok(c) = Credentials::parse(&v) {
+                let h = [7u8; 16];
+                let _ = verify(&job(&h, b"INVITE", &c, b"body"));
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_fragments(
+            parts in proptest::collection::vec(prop_oneof![
+                Just("Digest"), Just(" "), Just("\r\n "), Just(","), Just("="), Just("\""), Just("\\"),
+                Just("username"), Just("realm"), Just("nonce"), Just("uri"), Just("response"),
+                Just("qop"), Just("nc"), Just("cnonce"), Just("algorithm"), Just("auth"), Just("auth-int"),
+                Just("MD5-sess"), Just("00000001"), Just("6629fae49393a05397450978507c4ef1"), Just("x"),
+            ], 0..60)
+        ) {
+            let v: String = parts.concat();
+            if let Ok(c) = Credentials::parse(v.as_bytes()) {
+                let h = [1u8; 16];
+                let _ = verify(&job(&h, b"GET", &c, b""));
+            }
+        }
+
+        #[test]
+        fn roundtrip_verifies(
+            user in proptest::collection::vec(any::<u8>(), 0..24),
+            realm in proptest::collection::vec(any::<u8>(), 0..24),
+            uri in proptest::collection::vec(any::<u8>(), 0..40),
+            cnonce in proptest::collection::vec(any::<u8>(), 0..24),
+            nonce in "[A-Za-z0-9_-]{1,40}",
+            escape_all in any::<bool>(),
+            nc in 1u32..,
+            variant in 0u8..4,
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let h = ha1(&user, &realm, b"secret");
+            let (qop, alg) = match variant {
+                0 => (Qop::None, Algorithm::Md5),
+                1 => (Qop::Auth, Algorithm::Md5),
+                2 => (Qop::AuthInt, Algorithm::Md5),
+                _ => (Qop::Auth, Algorithm::Md5Sess),
+            };
+            let nc_hex = format!("{nc:08x}");
+            let resp = client_response(&h, b"MESSAGE", &uri, nonce.as_bytes(), qop, nc_hex.as_bytes(), &cnonce, alg, &body);
+            let mut v = b"Digest response=\"".to_vec();
+            v.extend_from_slice(&resp);
+            v.extend_from_slice(b"\", username=");
+            v.extend(quote(&user, escape_all));
+            v.extend_from_slice(b",realm=");
+            v.extend(quote(&realm, escape_all));
+            v.extend_from_slice(b",uri=");
+            v.extend(quote(&uri, escape_all));
+            v.extend_from_slice(b",nonce=");
+            v.extend(quote(nonce.as_bytes(), false));
+            v.extend_from_slice(format!(",algorithm={}", alg.as_str()).as_bytes());
+            if qop != Qop::None {
+                v.extend_from_slice(format!(", qop={}, nc={nc_hex}, cnonce=", qop.as_str()).as_bytes());
+                v.extend(quote(&cnonce, escape_all));
+            }
+            let c = Credentials::parse(&v).unwrap();
+            prop_assert!(c.username.eq_unescaped(&user));
+            prop_assert!(c.realm.eq_unescaped(&realm));
+            let mut buf = [0u8; 64];
+            prop_assert_eq!(c.uri.unescape_into(&mut buf), Some(&uri[..]));
+            prop_assert_eq!(c.nc, (qop != Qop::None).then_some(nc));
+            prop_assert!(verify(&job(&h, b"MESSAGE", &c, &body)));
+            prop_assert!(!verify(&job(&h, b"MESSAGEX", &c, &body)));
+        }
+    }
+}

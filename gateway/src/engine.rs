@@ -1,0 +1,1070 @@
+//! The sans-IO authentication engine: one datagram and its source in, one verdict out.
+//!
+//! Layer: protocol core. Every I/O path (AF_XDP rings, UDP sockets, in-memory replay in tests
+//! and benchmarks) drives the same [`Engine`]: it never reads a clock (time is the `now`
+//! argument, a [`quanta::Instant`]), never touches a socket, and never allocates after
+//! construction. Its outputs are values:
+//!
+//! - a [`Verdict`] per datagram (`#[must_use]`): forward (with the authenticated identity),
+//!   reply (a 401/407/403 written into the caller's buffer), drop (with a reason) or pass;
+//! - [`Event`]s for the driver (`poll_event`): suspensions, source bans for the XDP ban map,
+//!   rejected credentials for fail2ban-style logs;
+//! - [`Counters`] by reason;
+//! - timers: `poll_timeout` says when `handle_timeout(now)` wants to run (lifting suspensions
+//!   and bans, forgetting idle entries).
+//!
+//! The decision for a request (see `docs/architecture.md` for the diagram):
+//! banned source → drop; unparseable → drop; response → pass; ACK for our own reply → absorb;
+//! ACK/CANCEL/`no_auth_methods` → pass; address-authenticated account → forward; no
+//! credentials → challenge (unless suspended, session closed, or silenced); credentials →
+//! nonce check (stale → re-challenge without counting), digest check (batched), replay check,
+//! then forward or count the failure and re-challenge / 403 / suspend.
+//!
+//! Replies copy every Via, From, To (adding our To-tag), Call-ID and CSeq line as the request
+//! wrote them, add only the challenge header and `Content-Length: 0`, and are never more than
+//! [`MAX_REPLY_GROWTH`] bytes larger than the request (no reflection amplification).
+
+#![forbid(unsafe_code)]
+
+use std::hash::Hasher;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quanta::Instant;
+use siphasher::sip::SipHasher13;
+use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
+
+use crate::config::{ChallengeMode, Config, QopMode};
+use crate::counters::Counters;
+use crate::credentials::{canonical, AccountId, AuthMode, CredentialStore};
+use crate::digest::{self, Credentials, Ha1, Qop};
+use crate::event::{Event, Events, Failure, Name};
+use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
+use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
+use crate::sip::{self, HeaderName, Message, Method, StartLine};
+
+/// A reply is never more than this many bytes larger than the request that caused it.
+pub const MAX_REPLY_GROWTH: usize = 256;
+
+/// Datagrams processed together by [`Engine::handle_batch`] (digests of one batch are
+/// verified together).
+pub const BATCH: usize = 32;
+
+/// Longest username accepted in credentials (longer: malformed).
+pub const MAX_USERNAME: usize = 128;
+
+/// Who a forwarded request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The account in the credential store.
+    pub account: AccountId,
+    /// How it proved it.
+    pub mode: AuthMode,
+}
+
+/// Why a datagram is dropped without a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not a well-formed SIP message.
+    Malformed(sip::ParseError),
+    /// A request lacking Via, From, To, Call-ID or CSeq.
+    MissingHeaders,
+    /// Its source address is banned.
+    SourceBanned,
+    /// Its terminal is suspended.
+    TerminalSuspended,
+    /// `reply_unauthorized` is off: the reply with this status was not sent.
+    Silenced {
+        /// The status that would have been sent.
+        status: u16,
+    },
+    /// The ACK for one of our own non-2xx replies (hop-by-hop, ends here).
+    OwnAck,
+    /// The reply would have exceeded [`MAX_REPLY_GROWTH`].
+    ReplyTooLarge,
+    /// The caller's reply buffer was too small.
+    ReplyBufferTooSmall,
+    /// Placeholder of [`Verdict::default`]: the datagram was not processed.
+    NotProcessed,
+}
+
+/// Why a datagram passes without authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassReason {
+    /// A response (routed by its Via).
+    Response,
+    /// ACK (cannot be challenged, RFC 3261 §22.1).
+    Ack,
+    /// CANCEL (cannot be challenged, RFC 3261 §22.1).
+    Cancel,
+    /// A method listed in `auth.no_auth_methods`.
+    NoAuthMethod,
+}
+
+/// What to do with a datagram.
+#[must_use = "a verdict says what to do with the datagram"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated request: forward it to the softswitch.
+    Forward(Identity),
+    /// Send the first `len` bytes of the reply buffer back to the source.
+    Reply {
+        /// Bytes written.
+        len: usize,
+        /// Status code of the reply (401, 407 or 403).
+        status: u16,
+    },
+    /// Drop it silently.
+    Drop(DropReason),
+    /// Pass it on without authentication.
+    Pass(PassReason),
+}
+
+impl Default for Verdict {
+    /// `Drop(NotProcessed)`: the initial value of a verdict slot.
+    fn default() -> Self {
+        Verdict::Drop(DropReason::NotProcessed)
+    }
+}
+
+/// One datagram of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// Its source.
+    pub peer: SocketAddr,
+    /// Its UDP payload.
+    pub bytes: &'a [u8],
+}
+
+/// Maps `quanta` instants (monotonic) to UNIX time, which nonces carry so that several nodes
+/// sharing a secret accept each other's nonces.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    /// An instant.
+    pub origin: Instant,
+    /// UNIX time at `origin`.
+    pub origin_unix: Duration,
+}
+
+impl WallClock {
+    /// UNIX seconds at `now`.
+    pub fn unix_secs(&self, now: Instant) -> u64 {
+        (self.origin_unix + now.saturating_duration_since(self.origin)).as_secs()
+    }
+}
+
+/// The secrets an engine needs; the driver supplies them (random per process, or the nonce
+/// secret from the configuration so several nodes agree).
+#[derive(Clone)]
+pub struct Secrets {
+    /// Nonce MAC secret.
+    pub nonce: [u8; 32],
+    /// The nonce secret before the last rotation (accepted for `nonce.grace`).
+    pub previous_nonce: Option<[u8; 32]>,
+    /// Keys the policy-table hashes, the To-tags and the decoy HA1s of unknown users.
+    pub local: [u8; 32],
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+impl Secrets {
+    /// Secrets from 64 random bytes, with the configured nonce secrets taking precedence.
+    pub fn new(config: &Config, random: [u8; 64]) -> Secrets {
+        let mut nonce = [0u8; 32];
+        let mut local = [0u8; 32];
+        nonce.copy_from_slice(&random[..32]);
+        local.copy_from_slice(&random[32..]);
+        Secrets {
+            nonce: config.nonce.secret.unwrap_or(nonce),
+            previous_nonce: config.nonce.previous_secret,
+            local,
+        }
+    }
+}
+
+/// Where a request that needs a digest check stands between the batch phases.
+#[derive(Debug, Clone)]
+struct Pending<'a> {
+    index: usize,
+    msg: Message<'a>,
+    credentials: Credentials<'a>,
+    ha1: Ha1,
+    account: Option<AccountId>,
+    nonce_id: u64,
+    nonce_issued: u32,
+    name: Name,
+    peer: SocketAddr,
+    terminal: TerminalKey,
+    session: SessionKey,
+    source: SourceKey,
+}
+
+impl Pending<'_> {
+    fn job(&self) -> digest::Job<'_> {
+        digest::Job {
+            ha1: &self.ha1,
+            method: self.msg.method_bytes().unwrap_or_default(),
+            credentials: &self.credentials,
+            body: self.msg.body(),
+        }
+    }
+}
+
+enum Step<'a> {
+    Done(Verdict),
+    Verify(Pending<'a>),
+}
+
+/// The authentication engine of one worker.
+#[derive(Debug)]
+pub struct Engine {
+    realm: Box<[u8]>,
+    mode: ChallengeMode,
+    reply_unauthorized: bool,
+    qop: QopMode,
+    check_digest_uri: bool,
+    no_auth: u32,
+    nonce_lifetime: u32,
+    credentials: Arc<CredentialStore>,
+    nonces: Nonces,
+    replay: ReplayTable,
+    next_replay_sweep: Option<Instant>,
+    policy: Policy,
+    events: Events,
+    counters: Counters,
+    clock: WallClock,
+    tag_key: [u8; 16],
+    decoy_key: [u8; 16],
+    nonce_salt: u64,
+}
+
+fn method_bit(m: Method) -> u32 {
+    1 << (m as u32)
+}
+
+fn split_key(k: &[u8; 32]) -> ([u8; 16], [u8; 16]) {
+    let mut a = [0u8; 16];
+    let mut b = [0u8; 16];
+    a.copy_from_slice(&k[..16]);
+    b.copy_from_slice(&k[16..]);
+    (a, b)
+}
+
+impl Engine {
+    /// Build an engine (allocates every table now; nothing is allocated per packet).
+    pub fn new(
+        config: &Config,
+        credentials: Arc<CredentialStore>,
+        secrets: &Secrets,
+        clock: WallClock,
+    ) -> Engine {
+        let auth = &config.auth;
+        let lifetime = u32::try_from(config.nonce.lifetime.as_secs()).unwrap_or(u32::MAX);
+        let nonce_cfg = NonceConfig {
+            lifetime_secs: lifetime,
+            grace_secs: u32::try_from(config.nonce.grace.as_secs()).unwrap_or(u32::MAX),
+            ..NonceConfig::default()
+        };
+        let now_unix = clock.origin_unix.as_secs();
+        let nonces = match secrets.previous_nonce {
+            Some(prev) => {
+                let mut n = Nonces::new(prev, nonce_cfg);
+                n.rotate(secrets.nonce, now_unix);
+                n
+            }
+            None => Nonces::new(secrets.nonce, nonce_cfg),
+        };
+        let (table_key, rest) = split_key(&secrets.local);
+        let mut tag_key = rest;
+        tag_key[0] ^= 0x5a;
+        let mut decoy_key = rest;
+        decoy_key[0] ^= 0xa5;
+        Engine {
+            realm: auth.realm.as_bytes().into(),
+            mode: auth.challenge_mode,
+            reply_unauthorized: auth.reply_unauthorized,
+            qop: auth.qop,
+            check_digest_uri: auth.check_digest_uri,
+            no_auth: auth
+                .no_auth_methods
+                .iter()
+                .fold(0, |acc, &m| acc | method_bit(m)),
+            nonce_lifetime: lifetime,
+            credentials,
+            nonces,
+            replay: ReplayTable::with_capacity(config.nonce.replay_table_size),
+            next_replay_sweep: None,
+            policy: Policy::new(PolicyConfig::new(auth, &config.limits), table_key),
+            events: Events::default(),
+            counters: Counters::default(),
+            clock,
+            tag_key,
+            decoy_key,
+            nonce_salt: u64::from_le_bytes([
+                rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
+            ]),
+        }
+    }
+
+    /// Replace the credential store (reload); policy state is kept.
+    pub fn set_credentials(&mut self, credentials: Arc<CredentialStore>) {
+        self.credentials = credentials;
+    }
+
+    /// Rotate the nonce secret: nonces of the old one stay valid for `nonce.grace`.
+    pub fn rotate_nonce_secret(&mut self, now: Instant, next: [u8; 32]) {
+        self.nonces.rotate(next, self.clock.unix_secs(now));
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The policy state (table sizes, memory bound, failure counts).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The credential store in use.
+    pub fn credentials(&self) -> &Arc<CredentialStore> {
+        &self.credentials
+    }
+
+    /// Events dropped because the driver did not drain them.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped()
+    }
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// When [`Engine::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.policy.poll_timeout(), self.next_replay_sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Run due timers: lift expired suspensions and bans, forget idle state.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.policy.handle_timeout(now, &mut self.events);
+        if self.next_replay_sweep.is_none_or(|t| now >= t) {
+            self.replay
+                .sweep(self.clock.unix_secs(now), self.nonce_lifetime);
+            self.next_replay_sweep =
+                Some(now + Duration::from_secs(u64::from(self.nonce_lifetime)));
+        }
+    }
+
+    /// Decide on one datagram from `peer`; a reply is written into `reply`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        datagram: &[u8],
+        reply: &mut [u8],
+    ) -> Verdict {
+        match self.prepare(now, 0, peer, datagram, reply) {
+            Step::Done(v) => v,
+            Step::Verify(p) => {
+                let ok = digest::verify(&p.job());
+                self.finish(now, &p, ok, reply)
+            }
+        }
+    }
+
+    /// Decide on a batch: `verdicts[i]` and `replies[i]` belong to `datagrams[i]`. Processes
+    /// `min` of the three lengths and returns that count. The digests of up to [`BATCH`]
+    /// datagrams are verified together.
+    pub fn handle_batch<B: AsMut<[u8]>>(
+        &mut self,
+        now: Instant,
+        datagrams: &[Datagram<'_>],
+        replies: &mut [B],
+        verdicts: &mut [Verdict],
+    ) -> usize {
+        let n = datagrams.len().min(replies.len()).min(verdicts.len());
+        let mut start = 0;
+        while start < n {
+            let end = (start + BATCH).min(n);
+            self.batch_chunk(
+                now,
+                &datagrams[start..end],
+                &mut replies[start..end],
+                &mut verdicts[start..end],
+            );
+            start = end;
+        }
+        n
+    }
+
+    fn batch_chunk<B: AsMut<[u8]>>(
+        &mut self,
+        now: Instant,
+        dgs: &[Datagram<'_>],
+        replies: &mut [B],
+        verdicts: &mut [Verdict],
+    ) {
+        let mut pending: [Option<Pending<'_>>; BATCH] = std::array::from_fn(|_| None);
+        let mut np = 0;
+        for (i, d) in dgs.iter().enumerate() {
+            match self.prepare(now, i, d.peer, d.bytes, replies[i].as_mut()) {
+                Step::Done(v) => verdicts[i] = v,
+                Step::Verify(p) => {
+                    pending[np] = Some(p);
+                    np += 1;
+                }
+            }
+        }
+        if np == 0 {
+            return;
+        }
+        let mut ok = [false; BATCH];
+        if let Some(first) = pending[0].as_ref() {
+            // pending[..np] are filled; a multi-buffer MD5 computes these jobs as lanes.
+            let lanes: [digest::Job<'_>; BATCH] =
+                std::array::from_fn(|i| pending[i].as_ref().unwrap_or(first).job());
+            digest::verify_batch(&lanes[..np], &mut ok[..np]);
+        }
+        for (p, &ok) in pending.iter().take(np).flatten().zip(&ok) {
+            verdicts[p.index] = self.finish(now, p, ok, replies[p.index].as_mut());
+        }
+    }
+
+    fn prepare<'a>(
+        &mut self,
+        now: Instant,
+        index: usize,
+        peer: SocketAddr,
+        dg: &'a [u8],
+        reply: &mut [u8],
+    ) -> Step<'a> {
+        self.counters.received += 1;
+        let ip = canonical(peer.ip());
+        let source = self.policy.source_key(ip);
+        if self
+            .policy
+            .source_banned(now, source, &mut self.events)
+            .is_some()
+        {
+            self.counters.banned_dropped += 1;
+            return Step::Done(Verdict::Drop(DropReason::SourceBanned));
+        }
+        let msg = match Message::parse(dg) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.malformed += 1;
+                return Step::Done(Verdict::Drop(DropReason::Malformed(e)));
+            }
+        };
+        let method = match msg.start_line() {
+            StartLine::Response { .. } => {
+                self.counters.responses_passed += 1;
+                return Step::Done(Verdict::Pass(PassReason::Response));
+            }
+            StartLine::Request { method, .. } => method,
+        };
+        match method {
+            Method::Ack if self.is_own_ack(&msg) => {
+                self.counters.own_acks_absorbed += 1;
+                return Step::Done(Verdict::Drop(DropReason::OwnAck));
+            }
+            Method::Ack | Method::Cancel => {
+                self.counters.requests_passed += 1;
+                let r = if method == Method::Ack {
+                    PassReason::Ack
+                } else {
+                    PassReason::Cancel
+                };
+                return Step::Done(Verdict::Pass(r));
+            }
+            m if m != Method::Other && self.no_auth & method_bit(m) != 0 => {
+                self.counters.requests_passed += 1;
+                return Step::Done(Verdict::Pass(PassReason::NoAuthMethod));
+            }
+            _ => {}
+        }
+        let required = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ];
+        if required.iter().any(|&h| msg.header(h).is_none()) {
+            self.counters.missing_headers += 1;
+            return Step::Done(Verdict::Drop(DropReason::MissingHeaders));
+        }
+        if let Some((account, mode)) = self.credentials.by_address(peer) {
+            self.counters.forwarded_address += 1;
+            return Step::Done(Verdict::Forward(Identity { account, mode }));
+        }
+        let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
+        let session = self.policy.session_key(call_id, ip);
+
+        let creds = match self.select_credentials(&msg) {
+            Selected::None => {
+                return Step::Done(
+                    self.challenge_unauthenticated(now, &msg, method, ip, session, reply),
+                )
+            }
+            Selected::Malformed => {
+                let user = fallback_user(&msg, method);
+                let terminal = self.policy.terminal_key(user, ip);
+                return Step::Done(self.fail(
+                    now,
+                    &msg,
+                    Failure::MalformedCredentials,
+                    user,
+                    peer,
+                    terminal,
+                    session,
+                    source,
+                    reply,
+                ));
+            }
+            Selected::OtherRealm(c) => {
+                let mut buf = [0u8; MAX_USERNAME];
+                let user = c.username.unescape_into(&mut buf).unwrap_or_default();
+                let terminal = self.policy.terminal_key(user, ip);
+                return Step::Done(self.fail(
+                    now,
+                    &msg,
+                    Failure::WrongRealm,
+                    user,
+                    peer,
+                    terminal,
+                    session,
+                    source,
+                    reply,
+                ));
+            }
+            Selected::Ours(c) => c,
+        };
+
+        let mut buf = [0u8; MAX_USERNAME];
+        let Some(username) = creds.username.unescape_into(&mut buf) else {
+            let user = fallback_user(&msg, method);
+            let terminal = self.policy.terminal_key(user, ip);
+            return Step::Done(self.fail(
+                now,
+                &msg,
+                Failure::MalformedCredentials,
+                user,
+                peer,
+                terminal,
+                session,
+                source,
+                reply,
+            ));
+        };
+        let terminal = self.policy.terminal_key(username, ip);
+        if self
+            .policy
+            .terminal_suspended(now, terminal, &mut self.events)
+            .is_some()
+        {
+            self.counters.suspended_dropped += 1;
+            return Step::Done(Verdict::Drop(DropReason::TerminalSuspended));
+        }
+        match self.policy.session_state(now, session) {
+            SessionState::Closed => return Step::Done(self.forbid(&msg, reply)),
+            SessionState::TimedOut => {
+                self.counters.session_timeout += 1;
+                return Step::Done(self.forbid(&msg, reply));
+            }
+            SessionState::New | SessionState::Open => {}
+        }
+        let name = Name::new(username);
+        let unix = self.clock.unix_secs(now);
+        let (nonce_id, nonce_issued) =
+            match self.nonces.verify(unix, ip, &self.realm, creds.nonce.raw()) {
+                NonceStatus::Valid { id, issued } => (id, issued),
+                NonceStatus::Stale => {
+                    self.counters.stale_nonce += 1;
+                    return Step::Done(self.challenge(now, &msg, method, ip, session, true, reply));
+                }
+                NonceStatus::Forged => {
+                    return Step::Done(self.fail(
+                        now,
+                        &msg,
+                        Failure::ForgedNonce,
+                        name.as_bytes(),
+                        peer,
+                        terminal,
+                        session,
+                        source,
+                        reply,
+                    ))
+                }
+            };
+        if self.check_digest_uri
+            && !creds
+                .uri
+                .eq_unescaped(msg.request_uri().unwrap_or_default())
+        {
+            return Step::Done(self.fail(
+                now,
+                &msg,
+                Failure::UriMismatch,
+                name.as_bytes(),
+                peer,
+                terminal,
+                session,
+                source,
+                reply,
+            ));
+        }
+        let (account, ha1) = match self.credentials.by_username(username) {
+            Some((id, ha1)) => (Some(id), *ha1),
+            None => (None, self.decoy_ha1(username)),
+        };
+        Step::Verify(Pending {
+            index,
+            msg,
+            credentials: creds,
+            ha1,
+            account,
+            nonce_id,
+            nonce_issued,
+            name,
+            peer,
+            terminal,
+            session,
+            source,
+        })
+    }
+
+    fn finish(
+        &mut self,
+        now: Instant,
+        p: &Pending<'_>,
+        digest_ok: bool,
+        reply: &mut [u8],
+    ) -> Verdict {
+        // An earlier datagram of the same batch may have banned this source or suspended this
+        // terminal.
+        if self
+            .policy
+            .source_banned(now, p.source, &mut self.events)
+            .is_some()
+        {
+            self.counters.banned_dropped += 1;
+            return Verdict::Drop(DropReason::SourceBanned);
+        }
+        if self
+            .policy
+            .terminal_suspended(now, p.terminal, &mut self.events)
+            .is_some()
+        {
+            self.counters.suspended_dropped += 1;
+            return Verdict::Drop(DropReason::TerminalSuspended);
+        }
+        let user = p.name;
+        let failure = match (p.account, digest_ok) {
+            (None, _) => Some(Failure::UnknownUser),
+            (Some(_), false) => Some(Failure::WrongPassword),
+            (Some(_), true) => None,
+        };
+        if let Some(f) = failure {
+            return self.fail(
+                now,
+                &p.msg,
+                f,
+                user.as_bytes(),
+                p.peer,
+                p.terminal,
+                p.session,
+                p.source,
+                reply,
+            );
+        }
+        if p.credentials.qop != Qop::None {
+            let unix = self.clock.unix_secs(now);
+            match self.replay.check(
+                unix,
+                self.nonce_lifetime,
+                p.nonce_id,
+                p.nonce_issued,
+                p.credentials.nc.unwrap_or(0),
+            ) {
+                ReplayVerdict::Fresh => {}
+                ReplayVerdict::Replay => {
+                    return self.fail(
+                        now,
+                        &p.msg,
+                        Failure::ReplayedNonce,
+                        user.as_bytes(),
+                        p.peer,
+                        p.terminal,
+                        p.session,
+                        p.source,
+                        reply,
+                    )
+                }
+                ReplayVerdict::Evicted => {
+                    self.counters.nonce_evicted += 1;
+                    self.counters.stale_nonce += 1;
+                    let method = p.msg.method().unwrap_or(Method::Other);
+                    return self.challenge(
+                        now,
+                        &p.msg,
+                        method,
+                        canonical(p.peer.ip()),
+                        p.session,
+                        true,
+                        reply,
+                    );
+                }
+            }
+        }
+        self.policy.on_success(p.terminal, p.session, p.source);
+        self.counters.forwarded_digest += 1;
+        Verdict::Forward(Identity {
+            account: p.account.unwrap_or(AccountId(u32::MAX)),
+            mode: AuthMode::Password,
+        })
+    }
+
+    /// A request without credentials: challenge it, unless its terminal is suspended, its
+    /// session is closed, or it is for an unknown user while replies are off.
+    fn challenge_unauthenticated(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        method: Method,
+        ip: IpAddr,
+        session: SessionKey,
+        reply: &mut [u8],
+    ) -> Verdict {
+        let user = fallback_user(msg, method);
+        let terminal = self.policy.terminal_key(user, ip);
+        if self
+            .policy
+            .terminal_suspended(now, terminal, &mut self.events)
+            .is_some()
+        {
+            self.counters.suspended_dropped += 1;
+            return Verdict::Drop(DropReason::TerminalSuspended);
+        }
+        match self.policy.session_state(now, session) {
+            SessionState::Closed => return self.forbid(msg, reply),
+            SessionState::TimedOut => {
+                self.counters.session_timeout += 1;
+                return self.forbid(msg, reply);
+            }
+            SessionState::New | SessionState::Open => {}
+        }
+        if !self.reply_unauthorized && !self.credentials.knows_username(user) {
+            self.counters.silenced += 1;
+            return Verdict::Drop(DropReason::Silenced {
+                status: self.challenge_status(method),
+            });
+        }
+        self.challenge(now, msg, method, ip, session, false, reply)
+    }
+
+    /// Count a failure and answer it: re-challenge, or 403 when it suspended the terminal,
+    /// banned the source or exhausted the session (silence instead when replies are off).
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        failure: Failure,
+        username: &[u8],
+        peer: SocketAddr,
+        terminal: TerminalKey,
+        session: SessionKey,
+        source: SourceKey,
+        reply: &mut [u8],
+    ) -> Verdict {
+        let c = &mut self.counters;
+        match failure {
+            Failure::WrongPassword => c.wrong_password += 1,
+            Failure::UnknownUser => c.unknown_user += 1,
+            Failure::WrongRealm => c.wrong_realm += 1,
+            Failure::ReplayedNonce => c.replayed_nonce += 1,
+            Failure::ForgedNonce => c.forged_nonce += 1,
+            Failure::MalformedCredentials => c.malformed_credentials += 1,
+            Failure::UriMismatch => c.uri_mismatch += 1,
+        }
+        self.events.push(Event::CredentialRejected {
+            source: peer,
+            username: Name::new(username),
+            failure,
+        });
+        let ip = canonical(peer.ip());
+        let out = self.policy.on_failure(
+            now,
+            terminal,
+            session,
+            source,
+            ip,
+            username,
+            &mut self.events,
+        );
+        if out.suspended {
+            self.counters.suspensions += 1;
+        }
+        if out.source_banned {
+            self.counters.source_bans += 1;
+        }
+        if out.session_exhausted {
+            self.counters.session_retry_exhausted += 1;
+        }
+        if out.suspended || out.source_banned || out.session_exhausted {
+            return self.forbid(msg, reply);
+        }
+        let method = msg.method().unwrap_or(Method::Other);
+        if !self.reply_unauthorized && failure == Failure::UnknownUser {
+            self.counters.silenced += 1;
+            return Verdict::Drop(DropReason::Silenced {
+                status: self.challenge_status(method),
+            });
+        }
+        self.challenge(now, msg, method, ip, session, false, reply)
+    }
+
+    fn challenge_status(&self, method: Method) -> u16 {
+        if self.mode.uses_401(method) {
+            401
+        } else {
+            407
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn challenge(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        method: Method,
+        ip: IpAddr,
+        session: SessionKey,
+        stale: bool,
+        reply: &mut [u8],
+    ) -> Verdict {
+        self.policy.on_challenge(now, session);
+        self.nonce_salt = self.nonce_salt.wrapping_add(1);
+        let nonce = self
+            .nonces
+            .mint(self.clock.unix_secs(now), ip, &self.realm, self.nonce_salt);
+        let www = self.mode.uses_401(method);
+        let (status, line, header): (u16, &[u8], &[u8]) = if www {
+            (
+                401,
+                b"SIP/2.0 401 Unauthorized\r\n",
+                b"WWW-Authenticate: Digest realm=\"",
+            )
+        } else {
+            (
+                407,
+                b"SIP/2.0 407 Proxy Authentication Required\r\n",
+                b"Proxy-Authenticate: Digest realm=\"",
+            )
+        };
+        let mut w = Writer::new(reply);
+        w.put(line);
+        self.copy_dialog_headers(&mut w, msg);
+        w.put(header);
+        w.put(&self.realm);
+        w.put(b"\", nonce=\"");
+        w.put(&nonce);
+        w.put(b"\", algorithm=MD5");
+        if self.qop == QopMode::Auth {
+            w.put(b", qop=\"auth\"");
+        }
+        if stale {
+            w.put(b", stale=true");
+        }
+        w.put(b"\r\nContent-Length: 0\r\n\r\n");
+        self.counters.challenged += 1;
+        self.emit(w, msg, status)
+    }
+
+    fn forbid(&mut self, msg: &Message<'_>, reply: &mut [u8]) -> Verdict {
+        if !self.reply_unauthorized {
+            self.counters.silenced += 1;
+            return Verdict::Drop(DropReason::Silenced { status: 403 });
+        }
+        let mut w = Writer::new(reply);
+        w.put(b"SIP/2.0 403 Forbidden\r\n");
+        self.copy_dialog_headers(&mut w, msg);
+        w.put(b"Content-Length: 0\r\n\r\n");
+        self.counters.forbidden_sent += 1;
+        self.emit(w, msg, 403)
+    }
+
+    fn emit(&mut self, w: Writer<'_>, msg: &Message<'_>, status: u16) -> Verdict {
+        match w.finish() {
+            None => {
+                self.counters.reply_buffer_too_small += 1;
+                Verdict::Drop(DropReason::ReplyBufferTooSmall)
+            }
+            Some(len) if len > msg.as_bytes().len() + MAX_REPLY_GROWTH => {
+                self.counters.reply_too_large += 1;
+                Verdict::Drop(DropReason::ReplyTooLarge)
+            }
+            Some(len) => Verdict::Reply { len, status },
+        }
+    }
+
+    /// Copy Via, From, To (with our tag if it has none), Call-ID and CSeq lines as written.
+    fn copy_dialog_headers(&self, w: &mut Writer<'_>, msg: &Message<'_>) {
+        let buf = msg.as_bytes();
+        for h in msg.headers() {
+            match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    w.put(line_of(buf, &h));
+                    w.put(b"\r\n");
+                }
+                HeaderName::To => {
+                    w.put(line_of(buf, &h));
+                    if sip::header_param(h.value, b"tag").is_none() {
+                        w.put(b";tag=");
+                        w.put(&self.to_tag(msg));
+                    }
+                    w.put(b"\r\n");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Our deterministic To-tag for a request: keyed hash of its Call-ID and From-tag, so the
+    /// ACK for our non-2xx reply can be recognised without state.
+    fn to_tag(&self, msg: &Message<'_>) -> [u8; 16] {
+        let mut h = SipHasher13::new_with_key(&self.tag_key);
+        h.write(msg.header(HeaderName::CallId).unwrap_or_default());
+        h.write_u8(0xff);
+        let from_tag = msg
+            .header(HeaderName::From)
+            .and_then(|f| sip::header_param(f, b"tag"))
+            .unwrap_or_default();
+        h.write(from_tag);
+        let v = h.finish().to_be_bytes();
+        let mut out = [0u8; 16];
+        for (i, b) in v.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        out
+    }
+
+    fn is_own_ack(&self, msg: &Message<'_>) -> bool {
+        msg.header(HeaderName::To)
+            .and_then(|t| sip::header_param(t, b"tag"))
+            .is_some_and(|tag| tag == self.to_tag(msg))
+    }
+
+    fn decoy_ha1(&self, username: &[u8]) -> Ha1 {
+        let mut h = SipHasher13x128::new_with_key(&self.decoy_key);
+        h.write(username);
+        h.finish128().as_bytes()
+    }
+
+    fn select_credentials<'a>(&self, msg: &Message<'a>) -> Selected<'a> {
+        let mut ours: Option<Credentials<'a>> = None;
+        let mut other: Option<Credentials<'a>> = None;
+        let mut present = false;
+        let mut duplicate = false;
+        let values = msg.headers().filter(|h| {
+            matches!(
+                h.name,
+                HeaderName::Authorization | HeaderName::ProxyAuthorization
+            )
+        });
+        for h in values {
+            present = true;
+            match Credentials::parse(h.value) {
+                Ok(c) if c.realm.eq_unescaped(&self.realm) => {
+                    duplicate |= ours.is_some();
+                    ours = Some(c);
+                }
+                Ok(c) => other = other.or(Some(c)),
+                Err(_) => {}
+            }
+        }
+        match (ours, other) {
+            _ if duplicate => Selected::Malformed,
+            (Some(c), _) => Selected::Ours(c),
+            (None, Some(c)) => Selected::OtherRealm(c),
+            (None, None) if present => Selected::Malformed,
+            (None, None) => Selected::None,
+        }
+    }
+}
+
+enum Selected<'a> {
+    None,
+    Malformed,
+    OtherRealm(Credentials<'a>),
+    Ours(Credentials<'a>),
+}
+
+/// The terminal of a request without (usable) credentials: the To user for REGISTER, the From
+/// user otherwise.
+fn fallback_user<'a>(msg: &Message<'a>, method: Method) -> &'a [u8] {
+    let h = if method == Method::Register {
+        HeaderName::To
+    } else {
+        HeaderName::From
+    };
+    msg.header(h)
+        .and_then(sip::name_addr_uri)
+        .and_then(sip::uri_user)
+        .unwrap_or_default()
+}
+
+/// The header line as written: from its name through the end of its (possibly folded) value.
+fn line_of<'a>(buf: &'a [u8], h: &sip::Header<'a>) -> &'a [u8] {
+    let base = buf.as_ptr() as usize;
+    let start = (h.raw_name.as_ptr() as usize).wrapping_sub(base);
+    let end = (h.value.as_ptr() as usize)
+        .wrapping_sub(base)
+        .wrapping_add(h.value.len());
+    buf.get(start..end).unwrap_or(h.value)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes into the caller's buffer; remembers overflow instead of panicking.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(buf: &'a mut [u8]) -> Self {
+        Writer {
+            buf,
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    fn finish(self) -> Option<usize> {
+        (!self.overflow).then_some(self.len)
+    }
+}

@@ -1,0 +1,34 @@
+//! sipgw: a SIP digest-authentication gateway that sits inline in front of a softswitch.
+//!
+//! This crate holds the sans-IO protocol core, driven by every I/O path (AF_XDP, UDP sockets,
+//! in-memory replay):
+//!
+//! | module          | what it does                                                        |
+//! |-----------------|---------------------------------------------------------------------|
+//! | [`sip`]         | zero-copy checked view over a SIP datagram                          |
+//! | [`digest`]      | Authorization / Proxy-Authorization parsing, MD5 digest verification |
+//! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
+//! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
+//! | [`credentials`] | the credential store (password/HA1, IP and IP+port accounts)        |
+//! | [`config`]      | TOML configuration with VOS3000 aliases and range checks            |
+//! | [`engine`]      | `handle(now, peer, datagram)` → [`engine::Verdict`]                 |
+//! | [`event`]       | suspensions, bans and rejections reported to the driver             |
+//! | [`counters`]    | decision counters by reason                                         |
+//!
+//! None of these modules use `unsafe`; each forbids it. See `docs/architecture.md`.
+
+pub mod config;
+pub mod counters;
+pub mod credentials;
+pub mod digest;
+pub mod engine;
+pub mod event;
+pub mod nonce;
+pub mod policy;
+pub mod sip;
+
+pub use config::Config;
+pub use counters::Counters;
+pub use credentials::CredentialStore;
+pub use engine::{Datagram, Engine, Secrets, Verdict, WallClock};
+pub use event::Event;

@@ -1,0 +1,607 @@
+//! The retry/suspend policy: VOS3000's authentication parameters, plus a source-level lockout.
+//!
+//! Layer: sans-IO protocol state. Time is always passed in (`now`); nothing here reads a clock,
+//! allocates after construction, or does I/O.
+//!
+//! Three tables, each a `hashbrown` map allocated once with a fixed capacity:
+//!
+//! | table     | key                                            | what it holds                                  |
+//! |-----------|------------------------------------------------|------------------------------------------------|
+//! | terminals | keyed hash of username, username+source IP, or source IP (`suspend_scope`) | consecutive failures, suspension end |
+//! | sessions  | keyed hash of Call-ID + source IP              | first challenge time, failures, closed flag     |
+//! | sources   | keyed hash of source IP                        | consecutive failures across usernames, ban end  |
+//!
+//! Rules (see `docs/configuration.md` for the full table):
+//! - `max_retry` consecutive failures of one terminal suspend it for `failed_suspend`; while
+//!   suspended every request is refused, even with the right password; on expiry the terminal
+//!   is re-enabled with its counter reset. A success resets the counter. `max_retry = 0`
+//!   disables suspension.
+//! - A session (Call-ID from one source) is re-challenged at most `session_retry` times after
+//!   wrong credentials; the next failure closes it (403). A request more than `session_timeout`
+//!   after the session's first challenge closes it too (403). Closed sessions answer 403 until
+//!   they have been idle for [`SESSION_LINGER`].
+//! - `source_max_retry` consecutive failures from one address, whatever the usernames, ban the
+//!   address for `source_suspend` (credential stuffing). A success from it resets the count.
+//!
+//! Memory bound: every table holds at most its configured number of entries
+//! ([`Policy::memory_bytes`] gives the bound in bytes). When a table is full, idle entries
+//! (untouched for `idle_timeout`) are dropped first, then arbitrary non-suspended entries until
+//! an eighth of the table is free (amortised O(1) per insertion); suspended and banned entries
+//! are never evicted. If a table is full of suspended entries the new terminal is not tracked
+//! and [`Policy::table_full`] counts it. Keys are SipHash-1-3 of the identifying bytes under a
+//! per-process secret, so an attacker cannot aim collisions at the tables.
+
+#![forbid(unsafe_code)]
+
+use std::hash::Hasher;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+use quanta::Instant;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use crate::config::{AuthConfig, Limits, SuspendScope};
+use crate::event::{BanReason, Event, Events, Name};
+
+/// How long a closed session keeps answering 403 after its last request (64 × T1, the
+/// lifetime of a SIP transaction, RFC 3261 §17).
+pub const SESSION_LINGER: Duration = Duration::from_secs(32);
+
+/// How often [`Policy::handle_timeout`] wants to run.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Key of a terminal-table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TerminalKey(u128);
+/// Key of a session-table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey(u128);
+/// Key of a source-table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceKey(u128);
+
+/// The numbers the policy runs on (from [`AuthConfig`] and [`Limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Failures that suspend a terminal; 0 disables.
+    pub max_retry: u16,
+    /// Suspension length.
+    pub failed_suspend: Duration,
+    /// Re-challenges allowed per session after wrong credentials.
+    pub session_retry: u16,
+    /// Time allowed from a session's first challenge.
+    pub session_timeout: Duration,
+    /// What terminal keys are made of.
+    pub suspend_scope: SuspendScope,
+    /// A terminal suspension also bans the source that caused it.
+    pub ban_source_on_suspend: bool,
+    /// Failures from one source that ban it; 0 disables.
+    pub source_max_retry: u16,
+    /// Source ban length.
+    pub source_suspend: Duration,
+    /// Entries per table.
+    pub max_terminals: usize,
+    /// Entries per table.
+    pub max_sessions: usize,
+    /// Entries per table.
+    pub max_sources: usize,
+    /// Non-suspended entries idle this long are forgotten.
+    pub idle_timeout: Duration,
+}
+
+impl PolicyConfig {
+    /// Take the policy numbers from a checked configuration.
+    pub fn new(auth: &AuthConfig, limits: &Limits) -> PolicyConfig {
+        PolicyConfig {
+            max_retry: auth.max_retry,
+            failed_suspend: auth.failed_suspend,
+            session_retry: auth.session_retry,
+            session_timeout: auth.session_timeout,
+            suspend_scope: auth.suspend_scope,
+            ban_source_on_suspend: auth.ban_source_on_suspend,
+            source_max_retry: auth.source_max_retry,
+            source_suspend: auth.source_suspend,
+            max_terminals: limits.max_terminals,
+            max_sessions: limits.max_sessions,
+            max_sources: limits.max_sources,
+            idle_timeout: limits.idle_timeout,
+        }
+    }
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Never challenged (or forgotten).
+    New,
+    /// Challenged, still within its retries and time.
+    Open,
+    /// Closed: retries exhausted or timed out earlier; answer 403.
+    Closed,
+    /// Just ran past `session_timeout`: now closed; answer 403.
+    TimedOut,
+}
+
+/// What a failure led to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// This failure suspended the terminal.
+    pub suspended: bool,
+    /// This failure banned the source.
+    pub source_banned: bool,
+    /// This failure exhausted the session's retries (answer 403, session closed).
+    pub session_exhausted: bool,
+}
+
+trait Expiring {
+    /// Suspended or banned: never evicted (only the sweep or a lookup ends it).
+    fn pinned(&self) -> bool;
+    fn last_seen(&self) -> Instant;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Terminal {
+    failures: u16,
+    suspended_until: Option<Instant>,
+    last_seen: Instant,
+    source: IpAddr,
+    name: Name,
+}
+
+impl Expiring for Terminal {
+    fn pinned(&self) -> bool {
+        self.suspended_until.is_some()
+    }
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    first_challenge: Instant,
+    failures: u16,
+    closed: bool,
+    last_seen: Instant,
+}
+
+impl Expiring for Session {
+    fn pinned(&self) -> bool {
+        false
+    }
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    failures: u16,
+    banned_until: Option<Instant>,
+    last_seen: Instant,
+    addr: IpAddr,
+}
+
+impl Expiring for Source {
+    fn pinned(&self) -> bool {
+        self.banned_until.is_some()
+    }
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+}
+
+/// A fixed-capacity map with idle expiry and bounded eviction.
+#[derive(Debug)]
+struct Table<V> {
+    map: HashMap<u128, V>,
+    cap: usize,
+    /// Insertions refused because every entry was pinned.
+    full: u64,
+}
+
+impl<V: Expiring> Table<V> {
+    fn new(cap: usize) -> Self {
+        Table {
+            map: HashMap::with_capacity(cap),
+            cap,
+            full: 0,
+        }
+    }
+
+    fn get_mut(&mut self, k: u128) -> Option<&mut V> {
+        self.map.get_mut(&k)
+    }
+
+    /// The entry for `k`, inserting `make()` if absent (evicting if full). None when the
+    /// table is full of pinned entries.
+    fn upsert(
+        &mut self,
+        k: u128,
+        now: Instant,
+        idle: Duration,
+        make: impl FnOnce() -> V,
+    ) -> Option<&mut V> {
+        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
+            self.evict(now, idle);
+            if self.map.len() >= self.cap {
+                self.full += 1;
+                return None;
+            }
+        }
+        Some(self.map.entry(k).or_insert_with(make))
+    }
+
+    fn evict(&mut self, now: Instant, idle: Duration) {
+        self.map
+            .retain(|_, v| v.pinned() || now.saturating_duration_since(v.last_seen()) < idle);
+        let target = self.cap - self.cap / 8;
+        let mut excess = self.map.len().saturating_sub(target);
+        if excess > 0 {
+            // hashbrown's iteration order depends on the keyed hashes: effectively random.
+            self.map.retain(|_, v| {
+                if excess > 0 && !v.pinned() {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    fn remove(&mut self, k: u128) {
+        self.map.remove(&k);
+    }
+
+    fn memory_bytes(&self) -> usize {
+        // hashbrown: one control byte per bucket plus the (key, value) slot; buckets are the
+        // capacity rounded up to a power of two at 7/8 load.
+        let buckets = (self.map.capacity() * 8 / 7).next_power_of_two();
+        buckets * (std::mem::size_of::<(u128, V)>() + 1)
+    }
+}
+
+/// The policy state of one engine (one worker).
+#[derive(Debug)]
+pub struct Policy {
+    cfg: PolicyConfig,
+    hash_key: [u8; 16],
+    terminals: Table<Terminal>,
+    sessions: Table<Session>,
+    sources: Table<Source>,
+    next_sweep: Option<Instant>,
+}
+
+impl Policy {
+    /// Allocate the tables. `hash_key` keys the table hashes (random per process).
+    pub fn new(cfg: PolicyConfig, hash_key: [u8; 16]) -> Policy {
+        Policy {
+            cfg,
+            hash_key,
+            terminals: Table::new(cfg.max_terminals),
+            sessions: Table::new(cfg.max_sessions),
+            sources: Table::new(cfg.max_sources),
+            next_sweep: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    fn hasher(&self, domain: u8) -> SipHasher13 {
+        let mut h = SipHasher13::new_with_key(&self.hash_key);
+        h.write_u8(domain);
+        h
+    }
+
+    fn write_ip(h: &mut SipHasher13, ip: IpAddr) {
+        match crate::credentials::canonical(ip) {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+    }
+
+    /// The terminal key of `username` seen from `source`, according to `suspend_scope`.
+    pub fn terminal_key(&self, username: &[u8], source: IpAddr) -> TerminalKey {
+        let mut h = self.hasher(1);
+        match self.cfg.suspend_scope {
+            SuspendScope::Terminal => h.write(username),
+            SuspendScope::TerminalSource => {
+                h.write(username);
+                h.write_u8(0xff);
+                Self::write_ip(&mut h, source);
+            }
+            SuspendScope::Source => Self::write_ip(&mut h, source),
+        }
+        TerminalKey(h.finish128().as_u128())
+    }
+
+    /// The session key of a Call-ID from `source`.
+    pub fn session_key(&self, call_id: &[u8], source: IpAddr) -> SessionKey {
+        let mut h = self.hasher(2);
+        h.write(call_id);
+        h.write_u8(0xff);
+        Self::write_ip(&mut h, source);
+        SessionKey(h.finish128().as_u128())
+    }
+
+    /// The source key of an address.
+    pub fn source_key(&self, source: IpAddr) -> SourceKey {
+        let mut h = self.hasher(3);
+        Self::write_ip(&mut h, source);
+        SourceKey(h.finish128().as_u128())
+    }
+
+    /// Whether `source` is banned at `now` (an expired ban is lifted here, with its event).
+    pub fn source_banned(
+        &mut self,
+        now: Instant,
+        key: SourceKey,
+        events: &mut Events,
+    ) -> Option<Instant> {
+        let s = self.sources.get_mut(key.0)?;
+        let until = s.banned_until?;
+        if now < until {
+            return Some(until);
+        }
+        s.banned_until = None;
+        s.failures = 0;
+        events.push(Event::SourceUnbanned { source: s.addr });
+        None
+    }
+
+    /// Whether a terminal is suspended at `now` (an expired suspension is lifted here, with its
+    /// event, and the counter reset).
+    pub fn terminal_suspended(
+        &mut self,
+        now: Instant,
+        key: TerminalKey,
+        events: &mut Events,
+    ) -> Option<Instant> {
+        let t = self.terminals.get_mut(key.0)?;
+        let until = t.suspended_until?;
+        if now < until {
+            return Some(until);
+        }
+        let (username, source) = (t.name, t.source);
+        self.terminals.remove(key.0);
+        events.push(Event::TerminalUnsuspended { username, source });
+        None
+    }
+
+    /// Consecutive failures currently counted for a terminal.
+    pub fn terminal_failures(&self, key: TerminalKey) -> u16 {
+        self.terminals.map.get(&key.0).map_or(0, |t| t.failures)
+    }
+
+    /// Where a session stands at `now`; a session past its timeout is closed here.
+    pub fn session_state(&mut self, now: Instant, key: SessionKey) -> SessionState {
+        let timeout = self.cfg.session_timeout;
+        let Some(s) = self.sessions.get_mut(key.0) else {
+            return SessionState::New;
+        };
+        if now.saturating_duration_since(s.last_seen) >= timeout + SESSION_LINGER {
+            // Idle long enough to be forgotten: a fresh start.
+            self.sessions.remove(key.0);
+            return SessionState::New;
+        }
+        s.last_seen = now;
+        if s.closed {
+            SessionState::Closed
+        } else if now.saturating_duration_since(s.first_challenge) > timeout {
+            s.closed = true;
+            SessionState::TimedOut
+        } else {
+            SessionState::Open
+        }
+    }
+
+    /// A challenge was sent in this session: start its clock if it is new.
+    pub fn on_challenge(&mut self, now: Instant, key: SessionKey) {
+        let idle = self.cfg.session_timeout + SESSION_LINGER;
+        if let Some(s) = self.sessions.upsert(key.0, now, idle, || Session {
+            first_challenge: now,
+            failures: 0,
+            closed: false,
+            last_seen: now,
+        }) {
+            s.last_seen = now;
+        }
+    }
+
+    /// Count a failure against the terminal, the session and the source.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_failure(
+        &mut self,
+        now: Instant,
+        terminal: TerminalKey,
+        session: SessionKey,
+        source: SourceKey,
+        addr: IpAddr,
+        username: &[u8],
+        events: &mut Events,
+    ) -> FailureOutcome {
+        let mut out = FailureOutcome::default();
+        let cfg = self.cfg;
+
+        let t = self
+            .terminals
+            .upsert(terminal.0, now, cfg.idle_timeout, || Terminal {
+                failures: 0,
+                suspended_until: None,
+                last_seen: now,
+                source: addr,
+                name: Name::new(username),
+            });
+        if let Some(t) = t {
+            t.failures = t.failures.saturating_add(1);
+            t.last_seen = now;
+            t.source = addr;
+            t.name = Name::new(username);
+            if cfg.max_retry > 0 && t.failures >= cfg.max_retry && t.suspended_until.is_none() {
+                let until = now + cfg.failed_suspend;
+                t.suspended_until = Some(until);
+                out.suspended = true;
+                events.push(Event::TerminalSuspended {
+                    username: t.name,
+                    source: addr,
+                    scope: cfg.suspend_scope,
+                    failures: t.failures,
+                    until,
+                });
+                self.note_expiry(until);
+            }
+        }
+
+        let idle = cfg.session_timeout + SESSION_LINGER;
+        let s = self.sessions.upsert(session.0, now, idle, || Session {
+            first_challenge: now,
+            failures: 0,
+            closed: false,
+            last_seen: now,
+        });
+        if let Some(s) = s {
+            s.failures = s.failures.saturating_add(1);
+            s.last_seen = now;
+            if s.failures > cfg.session_retry {
+                s.closed = true;
+                out.session_exhausted = true;
+            }
+        }
+
+        let src = self
+            .sources
+            .upsert(source.0, now, cfg.idle_timeout, || Source {
+                failures: 0,
+                banned_until: None,
+                last_seen: now,
+                addr,
+            });
+        if let Some(src) = src {
+            src.failures = src.failures.saturating_add(1);
+            src.last_seen = now;
+            let lockout = cfg.source_max_retry > 0 && src.failures >= cfg.source_max_retry;
+            let ban = if lockout {
+                Some((cfg.source_suspend, BanReason::SourceLockout))
+            } else if out.suspended && cfg.ban_source_on_suspend {
+                Some((cfg.failed_suspend, BanReason::TerminalSuspended))
+            } else {
+                None
+            };
+            if let Some((len, reason)) = ban {
+                let until = now + len;
+                if src.banned_until.is_none_or(|u| u < until) {
+                    src.banned_until = Some(until);
+                    out.source_banned = true;
+                    events.push(Event::SourceBanned {
+                        source: addr,
+                        reason,
+                        until,
+                    });
+                    self.note_expiry(until);
+                }
+            }
+        }
+        out
+    }
+
+    /// A request authenticated: reset the terminal and source counters and end the session.
+    pub fn on_success(&mut self, terminal: TerminalKey, session: SessionKey, source: SourceKey) {
+        self.terminals.remove(terminal.0);
+        self.sessions.remove(session.0);
+        if let Some(s) = self.sources.get_mut(source.0) {
+            s.failures = 0;
+        }
+    }
+
+    fn note_expiry(&mut self, at: Instant) {
+        self.next_sweep = Some(self.next_sweep.map_or(at, |n| n.min(at)));
+    }
+
+    /// When [`Policy::handle_timeout`] next wants to run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    /// Lift expired suspensions and bans (with their events) and forget idle entries.
+    pub fn handle_timeout(&mut self, now: Instant, events: &mut Events) {
+        if self.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        let idle = self.cfg.idle_timeout;
+        let mut next: Option<Instant> = None;
+        let mut keep_next = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
+
+        self.terminals.map.retain(|_, t| match t.suspended_until {
+            Some(until) if now >= until => {
+                events.push(Event::TerminalUnsuspended {
+                    username: t.name,
+                    source: t.source,
+                });
+                false
+            }
+            Some(until) => {
+                keep_next(until);
+                true
+            }
+            None => now.saturating_duration_since(t.last_seen) < idle,
+        });
+        self.sources.map.retain(|_, s| match s.banned_until {
+            Some(until) if now >= until => {
+                events.push(Event::SourceUnbanned { source: s.addr });
+                false
+            }
+            Some(until) => {
+                keep_next(until);
+                true
+            }
+            None => now.saturating_duration_since(s.last_seen) < idle,
+        });
+        let session_idle = self.cfg.session_timeout + SESSION_LINGER;
+        self.sessions
+            .map
+            .retain(|_, s| now.saturating_duration_since(s.last_seen) < session_idle);
+
+        // Idle entries are also dropped on demand when a table fills, so a slow idle sweep is
+        // enough; pending expiries are honoured to the second.
+        let idle_sweep = now + idle.min(Duration::from_secs(60));
+        self.next_sweep = Some(
+            next.map_or(idle_sweep, |n| n.min(idle_sweep))
+                .max(now + SWEEP_INTERVAL),
+        );
+    }
+
+    /// Entries in the (terminals, sessions, sources) tables.
+    pub fn len(&self) -> (usize, usize, usize) {
+        (
+            self.terminals.map.len(),
+            self.sessions.map.len(),
+            self.sources.map.len(),
+        )
+    }
+
+    /// Insertions refused because a table was full of suspended or banned entries.
+    pub fn table_full(&self) -> u64 {
+        self.terminals.full + self.sessions.full + self.sources.full
+    }
+
+    /// Upper bound of the memory the three tables use, in bytes (allocated at construction,
+    /// never grows).
+    pub fn memory_bytes(&self) -> usize {
+        self.terminals.memory_bytes() + self.sessions.memory_bytes() + self.sources.memory_bytes()
+    }
+
+    /// Allocated slots of the (terminals, sessions, sources) tables: constant over the
+    /// policy's life.
+    pub fn capacities(&self) -> (usize, usize, usize) {
+        (
+            self.terminals.map.capacity(),
+            self.sessions.map.capacity(),
+            self.sources.map.capacity(),
+        )
+    }
+}
