@@ -498,7 +498,8 @@ pub enum StartLine<'a> {
         /// The Request-URI as written.
         uri: &'a [u8],
     },
-    /// `SIP/2.0 SP 3DIGIT SP reason`.
+    /// `SIP/2.0 SP 3DIGIT SP reason` (a status line without ` reason` is
+    /// accepted, with an empty reason).
     Response {
         /// The status code, in `100..=699`.
         code: u16,
@@ -574,7 +575,10 @@ impl<'a> Message<'a> {
     /// Checks `buf` as one SIP message and returns a view over it.
     ///
     /// Accepts any byte slice; never panics. See [`ParseError`] for what is
-    /// rejected.
+    /// rejected. Errors are reported in message order, except that a control
+    /// character anywhere before (or in the same line as) a structural error
+    /// in the header section is reported as [`ParseError::ControlChar`];
+    /// `Content-Length` is checked once the header section is complete.
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
         if buf.len() > MAX_MESSAGE_LEN {
             return Err(ParseError::TooLarge);
@@ -2018,6 +2022,16 @@ l:\r\n 2\r\n\
             ),
             (b"INVITE sip:a@b SIP/2.0\r\r\n\r\n", ControlChar),
             (b"INVITE sip:a@b SIP/2.0\r\nT\0o: a\r\n\r\n", ControlChar),
+            // A control character wins over a later structural error.
+            (
+                b"INVITE sip:a@b SIP/2.0\r\nTo: a\0\r\nVia x\r\n\r\n",
+                ControlChar,
+            ),
+            (b"INVITE sip:a@b SIP/2.0\r\nTo: a\0\r\n", ControlChar),
+            (
+                b"INVITE sip:a@b SIP/2.0\r\nTo: a\r\n\0\r\n\r\n",
+                ControlChar,
+            ),
             // Versions.
             (b"INVITE sip:a@b SIP/3.0\r\n\r\n", Version),
             (b"INVITE sip:a@b HTTP/1.1\r\n\r\n", Version),
@@ -2116,6 +2130,34 @@ l:\r\n 2\r\n\
                 "input {:?}",
                 input.escape_ascii().to_string()
             );
+        }
+    }
+
+    #[test]
+    fn control_char_anywhere_in_head_is_rejected() {
+        for sample in SAMPLES {
+            let head = Message::parse(sample).unwrap().header_section_len();
+            for i in 0..head {
+                if matches!(sample[i], b'\r' | b'\n') {
+                    continue;
+                }
+                for bad in [0u8, 0x01, 0x0b, 0x1f, 0x7f, b'\r'] {
+                    if bad == b'\r' && (i == 0 || sample[i + 1] == b'\n') {
+                        // A leading CR is skipped like a keep-alive; a CR
+                        // before LF is a line end.
+                        continue;
+                    }
+                    let mut v = sample.to_vec();
+                    v[i] = bad;
+                    assert_eq!(err(&v), ParseError::ControlChar, "byte {i} = {bad:#x}");
+                }
+            }
+            // The body may contain anything.
+            let mut v = sample.to_vec();
+            if v.len() > head {
+                v[head] = 0;
+                assert!(Message::parse(&v).is_ok());
+            }
         }
     }
 
