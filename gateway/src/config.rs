@@ -356,9 +356,9 @@ struct RawLimits {
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
-            max_terminals: 262_144,
-            max_sessions: 262_144,
-            max_sources: 262_144,
+            max_terminals: 65_536,
+            max_sessions: 65_536,
+            max_sources: 65_536,
             idle_timeout: 3600,
         }
     }

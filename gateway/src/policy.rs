@@ -23,8 +23,9 @@
 //! - `source_max_retry` consecutive failures from one address, whatever the usernames, ban the
 //!   address for `source_suspend` (credential stuffing). A success from it resets the count.
 //!
-//! Memory bound: every table holds at most its configured number of entries
-//! ([`Policy::memory_bytes`] gives the bound in bytes). When a table is full, idle entries
+//! Memory bound: every table holds at most its configured number of entries and is allocated
+//! once, at construction, with room for twice that many (so hashbrown never needs to grow to
+//! get rid of tombstones); [`Policy::memory_bytes`] is the exact allocation. When a table is full, idle entries
 //! (untouched for `idle_timeout`) are dropped first, then arbitrary non-suspended entries until
 //! an eighth of the table is free (amortised O(1) per insertion); suspended and banned entries
 //! are never evicted. If a table is full of suspended entries the new terminal is not tracked
@@ -204,7 +205,10 @@ struct Table<V> {
 impl<V: Expiring> Table<V> {
     fn new(cap: usize) -> Self {
         Table {
-            map: HashMap::with_capacity(cap),
+            // Twice the entries: hashbrown then always reclaims tombstones by rehashing in place
+            // (it only grows when more than half its slots are live), so the allocation made
+            // here is the only one, whatever the churn.
+            map: HashMap::with_capacity(cap.saturating_mul(2)),
             cap,
             full: 0,
         }
@@ -256,10 +260,7 @@ impl<V: Expiring> Table<V> {
     }
 
     fn memory_bytes(&self) -> usize {
-        // hashbrown: one control byte per bucket plus the (key, value) slot; buckets are the
-        // capacity rounded up to a power of two at 7/8 load.
-        let buckets = (self.map.capacity() * 8 / 7).next_power_of_two();
-        buckets * (std::mem::size_of::<(u128, V)>() + 1)
+        self.map.allocation_size()
     }
 }
 
@@ -595,13 +596,162 @@ impl Policy {
         self.terminals.memory_bytes() + self.sessions.memory_bytes() + self.sources.memory_bytes()
     }
 
-    /// Allocated slots of the (terminals, sessions, sources) tables: constant over the
-    /// policy's life.
-    pub fn capacities(&self) -> (usize, usize, usize) {
+    /// Bytes allocated by each of the (terminals, sessions, sources) tables: fixed at
+    /// construction.
+    pub fn allocations(&self) -> (usize, usize, usize) {
         (
-            self.terminals.map.capacity(),
-            self.sessions.map.capacity(),
-            self.sources.map.capacity(),
+            self.terminals.memory_bytes(),
+            self.sessions.memory_bytes(),
+            self.sources.memory_bytes(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::net::Ipv4Addr;
+
+    fn policy(extra: &str) -> (Policy, quanta::Clock, std::sync::Arc<quanta::Mock>) {
+        let c = Config::parse(extra, "t", None).unwrap();
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(100));
+        (
+            Policy::new(PolicyConfig::new(&c.auth, &c.limits), [9; 16]),
+            clock,
+            mock,
+        )
+    }
+
+    fn ip(i: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (i & 0xffff)))
+    }
+
+    #[test]
+    fn a_million_usernames_do_not_grow_memory() {
+        let (mut p, clock, mock) = policy(
+            "[limits]\nmax_terminals = 4096\nmax_sessions = 4096\nmax_sources = 4096\n\
+             [auth]\nsuspend_scope = \"terminal\"\nban_source_on_suspend = false\nsource_max_retry = 0\n",
+        );
+        let mut ev = Events::default();
+        // One terminal suspended before the flood: it must survive it.
+        let victim = p.terminal_key(b"victim", ip(1));
+        for _ in 0..6 {
+            let (s, src) = (p.session_key(b"v", ip(1)), p.source_key(ip(1)));
+            p.on_failure(clock.now(), victim, s, src, ip(1), b"victim", &mut ev);
+        }
+        assert!(p.terminal_suspended(clock.now(), victim, &mut ev).is_some());
+        let before = p.memory_bytes();
+        let allocations = p.allocations();
+        for i in 0..1_000_000u32 {
+            let name = i.to_le_bytes();
+            let t = p.terminal_key(&name, ip(i));
+            let s = p.session_key(&name, ip(i));
+            let src = p.source_key(ip(i));
+            p.on_challenge(clock.now(), s);
+            p.on_failure(clock.now(), t, s, src, ip(i), &name, &mut ev);
+            if i % 100_000 == 0 {
+                mock.increment(Duration::from_millis(100));
+            }
+            while ev.pop().is_some() {}
+        }
+        let (t, s, src) = p.len();
+        assert!(t <= 4096 && s <= 4096 && src <= 4096, "{:?}", p.len());
+        assert_eq!(p.allocations(), allocations, "no table ever reallocated");
+        assert_eq!(p.memory_bytes(), before);
+        assert!(
+            p.terminal_suspended(clock.now(), victim, &mut ev).is_some(),
+            "suspensions are never evicted"
+        );
+        assert_eq!(p.table_full(), 0);
+    }
+
+    #[test]
+    fn a_table_full_of_suspensions_refuses_new_entries_and_counts_them() {
+        let (mut p, clock, _mock) = policy(
+            "[limits]\nmax_terminals = 1024\n[auth]\nmax_retry = 1\nsuspend_scope = \"terminal\"\n\
+             ban_source_on_suspend = false\nsource_max_retry = 0\n",
+        );
+        let mut ev = Events::default();
+        for i in 0..1024u32 {
+            let name = i.to_le_bytes();
+            let (t, s, src) = (
+                p.terminal_key(&name, ip(0)),
+                p.session_key(&name, ip(0)),
+                p.source_key(ip(0)),
+            );
+            assert!(
+                p.on_failure(clock.now(), t, s, src, ip(0), &name, &mut ev)
+                    .suspended
+            );
+        }
+        let (t, s, src) = (
+            p.terminal_key(b"new", ip(0)),
+            p.session_key(b"new", ip(0)),
+            p.source_key(ip(0)),
+        );
+        assert!(
+            !p.on_failure(clock.now(), t, s, src, ip(0), b"new", &mut ev)
+                .suspended
+        );
+        assert_eq!(p.table_full(), 1);
+        assert_eq!(p.len().0, 1024);
+    }
+
+    #[test]
+    fn timers_lift_suspensions_and_forget_idle_entries() {
+        let (mut p, clock, mock) = policy("[auth]\nmax_retry = 2\nsource_max_retry = 0\n");
+        let mut ev = Events::default();
+        let (t, s, src) = (
+            p.terminal_key(b"a", ip(0)),
+            p.session_key(b"c", ip(0)),
+            p.source_key(ip(0)),
+        );
+        p.on_failure(clock.now(), t, s, src, ip(0), b"a", &mut ev);
+        assert_eq!(p.terminal_failures(t), 1);
+        p.on_failure(clock.now(), t, s, src, ip(0), b"a", &mut ev);
+        let due = p.poll_timeout().expect("a suspension schedules a timer");
+        assert_eq!(due, clock.now() + Duration::from_secs(180));
+        while ev.pop().is_some() {}
+        mock.increment(Duration::from_secs(180));
+        p.handle_timeout(clock.now(), &mut ev);
+        let mut got = Vec::new();
+        while let Some(e) = ev.pop() {
+            got.push(e);
+        }
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, Event::TerminalUnsuspended { .. })),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, Event::SourceUnbanned { .. })),
+            "{got:?}"
+        );
+        assert_eq!(p.terminal_failures(t), 0);
+        // An idle counter is forgotten after idle_timeout.
+        p.on_failure(clock.now(), t, s, src, ip(0), b"a", &mut ev);
+        assert_eq!(p.terminal_failures(t), 1);
+        mock.increment(Duration::from_secs(3601));
+        p.handle_timeout(clock.now(), &mut ev);
+        assert_eq!(p.terminal_failures(t), 0);
+        assert_eq!(p.len(), (0, 0, 0));
+    }
+
+    #[test]
+    fn keys_follow_the_scope() {
+        let (t, _, _) = policy("[auth]\nsuspend_scope = \"terminal\"\n");
+        assert_eq!(t.terminal_key(b"a", ip(1)), t.terminal_key(b"a", ip(2)));
+        let (ts, _, _) = policy("[auth]\nsuspend_scope = \"terminal+source\"\n");
+        assert_ne!(ts.terminal_key(b"a", ip(1)), ts.terminal_key(b"a", ip(2)));
+        assert_ne!(ts.terminal_key(b"a", ip(1)), ts.terminal_key(b"b", ip(1)));
+        let (s, _, _) = policy("[auth]\nsuspend_scope = \"source\"\n");
+        assert_eq!(s.terminal_key(b"a", ip(1)), s.terminal_key(b"b", ip(1)));
+        assert_ne!(s.terminal_key(b"a", ip(1)), s.terminal_key(b"a", ip(2)));
+        // IPv4-mapped IPv6 is the same source.
+        let mapped = IpAddr::V6(Ipv4Addr::from(0xc612_0001).to_ipv6_mapped());
+        assert_eq!(s.source_key(ip(1)), s.source_key(mapped));
     }
 }

@@ -596,10 +596,12 @@ fn replies_copy_the_dialog_headers_and_stay_small() {
     assert_eq!(parsed.status_code(), Some(407));
     assert_eq!(parsed.via_values().count(), 3);
     // A To that already has a tag keeps it.
-    let tagged = String::from_utf8(request("INVITE", "alice", "c2", 1, "")).unwrap().replace(
-        "To: <sip:alice@198.18.0.1>",
-        "To: <sip:alice@198.18.0.1>;tag=dialog",
-    );
+    let tagged = String::from_utf8(request("INVITE", "alice", "c2", 1, ""))
+        .unwrap()
+        .replace(
+            "To: <sip:alice@198.18.0.1>",
+            "To: <sip:alice@198.18.0.1>;tag=dialog",
+        );
     let _ = gw.send(PHONE, tagged.as_bytes());
     assert!(gw
         .reply_text()
