@@ -36,7 +36,7 @@ fn corpus_of_nasty_messages() {
     let cut = base[..base.len() / 2].to_vec();
     let huge_ua = with_header(&format!("User-Agent: {}\r\n", "x".repeat(60_000)));
     let too_big = with_header(&format!("User-Agent: {}\r\n", "x".repeat(70_000)));
-    let nul_header = replace(base.clone(), "Max-Forwards: 70", "Max-Forwards: 7\00");
+    let nul_header = replace(base.clone(), "Max-Forwards: 70", "Max-Forwards: 7\x000");
     let mut nul_body = replace(base.clone(), "Content-Length: 0", "Content-Length: 4");
     nul_body.extend_from_slice(b"\0\0\x01\xff");
     let long_cl = replace(base.clone(), "Content-Length: 0", "Content-Length: 10");
