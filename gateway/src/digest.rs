@@ -69,13 +69,26 @@ pub fn hex(digest: &[u8; 16]) -> [u8; 32] {
 }
 
 fn hex_nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    let v = HEX_VALUES[usize::from(c)];
+    (v < 16).then_some(v)
 }
+
+/// Value of each hex digit, 0xff for any other byte.
+static HEX_VALUES: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Decodes exactly 32 hexadecimal characters (either case) into 16 bytes.
 ///
@@ -86,10 +99,17 @@ pub fn parse_hex16(s: &[u8]) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *byte = (hex_nibble(pair[0])? << 4) | hex_nibble(pair[1])?;
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *byte = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    // Any invalid digit (0xff) sets the high nibble of `bad`.
+    (bad < 16).then_some(out)
 }
 
 /// Decodes the 8 hexadecimal digits of an `nc` value (either case).
@@ -338,9 +358,24 @@ impl ParamName {
     /// Case-insensitive lookup of a parameter name; `None` for unknown names.
     #[must_use]
     pub fn from_name(name: &[u8]) -> Option<ParamName> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str().as_bytes().eq_ignore_ascii_case(name))
+        // Dispatch on length and first letter: one comparison instead of ten.
+        let candidate = match (name.len(), name.first()?.to_ascii_lowercase()) {
+            (8, b'u') => ParamName::Username,
+            (5, b'r') => ParamName::Realm,
+            (5, b'n') => ParamName::Nonce,
+            (3, b'u') => ParamName::Uri,
+            (8, b'r') => ParamName::Response,
+            (9, b'a') => ParamName::Algorithm,
+            (6, b'c') => ParamName::Cnonce,
+            (6, b'o') => ParamName::Opaque,
+            (3, b'q') => ParamName::Qop,
+            (2, b'n') => ParamName::Nc,
+            _ => return None,
+        };
+        // Every parameter name is lower-case letters, so `| 0x20` folds case exactly.
+        let expected = candidate.as_str().as_bytes();
+        (expected.len() == name.len() && expected.iter().zip(name).all(|(&e, &b)| b | 0x20 == e))
+            .then_some(candidate)
     }
 }
 
@@ -439,25 +474,37 @@ pub struct Credentials<'a> {
 /// `token` characters: RFC 3261 `token` plus the extra `tchar`s of RFC 7230
 /// (`#`, `$`, `&`, `^`, `|`), so that HTTP-style values are accepted too.
 fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TOKEN_CHARS[usize::from(b)]
 }
+
+/// Lookup table behind [`is_token_char`] (a branch chain costs several times more per byte).
+static TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// Linear white space, including the CR LF of a folded header line.
 fn is_lws(b: u8) -> bool {
@@ -517,6 +564,9 @@ impl<'a> Cursor<'a> {
         let start = self.i;
         let mut escapes = false;
         loop {
+            // Jump to the next quote or backslash (quoted values are most of the header).
+            let rest = self.s.get(self.i..).unwrap_or_default();
+            self.i += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
             match self.peek() {
                 None => return Err(CredentialsError::BadQuoting { offset: open }),
                 Some(b'"') => {
@@ -667,20 +717,60 @@ impl<'a> Credentials<'a> {
 /// Something that can be streamed into the MD5 hasher: plain bytes, or a
 /// [`Param`] whose escapes are removed on the fly.
 trait Feed {
-    fn feed(&self, h: &mut Md5);
+    fn feed(&self, h: &mut Acc);
 }
 
 impl Feed for [u8] {
-    fn feed(&self, h: &mut Md5) {
-        h.update(self);
+    fn feed(&self, h: &mut Acc) {
+        h.put(self);
     }
 }
 
 impl Feed for Param<'_> {
-    fn feed(&self, h: &mut Md5) {
+    fn feed(&self, h: &mut Acc) {
         for chunk in self.chunks() {
-            h.update(chunk);
+            h.put(chunk);
         }
+    }
+}
+
+/// Gathers the small pieces of one MD5 input (`a:b:c:…`) in a stack buffer so
+/// the hasher sees one `update` instead of a dozen (each costs tens of
+/// instructions of buffer bookkeeping); longer inputs are flushed as they come.
+struct Acc {
+    buf: [u8; ACC_LEN],
+    len: usize,
+    h: Md5,
+}
+
+const ACC_LEN: usize = 256;
+
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            buf: [0; ACC_LEN],
+            len: 0,
+            h: Md5::new(),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > ACC_LEN {
+            self.h.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.h.update(bytes),
+        }
+    }
+
+    fn finish(mut self) -> [u8; 16] {
+        self.h.update(&self.buf[..self.len]);
+        self.h.finalize().into()
     }
 }
 
@@ -705,42 +795,42 @@ fn compute<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized>(
     let key: [u8; 16] = match x.algorithm {
         Algorithm::Md5 => *x.ha1,
         Algorithm::Md5Sess => {
-            let mut h = Md5::new();
-            h.update(hex(x.ha1));
-            h.update(b":");
+            let mut h = Acc::new();
+            h.put(&hex(x.ha1));
+            h.put(b":");
             x.nonce.feed(&mut h);
-            h.update(b":");
+            h.put(b":");
             x.cnonce.feed(&mut h);
-            h.finalize().into()
+            h.finish()
         }
     };
 
-    let mut h = Md5::new();
-    h.update(x.method);
-    h.update(b":");
+    let mut h = Acc::new();
+    h.put(x.method);
+    h.put(b":");
     x.uri.feed(&mut h);
     if x.qop == Qop::AuthInt {
         let body: [u8; 16] = Md5::digest(x.body).into();
-        h.update(b":");
-        h.update(hex(&body));
+        h.put(b":");
+        h.put(&hex(&body));
     }
-    let ha2: [u8; 16] = h.finalize().into();
+    let ha2 = h.finish();
 
-    let mut h = Md5::new();
-    h.update(hex(&key));
-    h.update(b":");
+    let mut h = Acc::new();
+    h.put(&hex(&key));
+    h.put(b":");
     x.nonce.feed(&mut h);
-    h.update(b":");
+    h.put(b":");
     if x.qop != Qop::None {
-        h.update(x.nc);
-        h.update(b":");
+        h.put(x.nc);
+        h.put(b":");
         x.cnonce.feed(&mut h);
-        h.update(b":");
-        h.update(x.qop_str);
-        h.update(b":");
+        h.put(b":");
+        h.put(x.qop_str);
+        h.put(b":");
     }
-    h.update(hex(&ha2));
-    h.finalize().into()
+    h.put(&hex(&ha2));
+    h.finish()
 }
 
 /// One independent response verification.

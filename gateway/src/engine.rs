@@ -748,15 +748,17 @@ impl Engine {
         session: SessionKey,
         reply: &mut [u8],
     ) -> Verdict {
-        let user = fallback_user(msg, method);
-        let terminal = self.policy.terminal_key(user, ip);
-        if self
-            .policy
-            .terminal_suspended(now, terminal, &mut self.events)
-            .is_some()
-        {
-            self.counters.suspended_dropped += 1;
-            return Verdict::Drop(DropReason::TerminalSuspended);
+        // Computing the terminal key is skipped while nothing is suspended (the common case).
+        if self.policy.any_suspended() {
+            let terminal = self.policy.terminal_key(fallback_user(msg, method), ip);
+            if self
+                .policy
+                .terminal_suspended(now, terminal, &mut self.events)
+                .is_some()
+            {
+                self.counters.suspended_dropped += 1;
+                return Verdict::Drop(DropReason::TerminalSuspended);
+            }
         }
         match self.policy.session_state(now, session) {
             SessionState::Closed => return self.forbid(msg, reply),
@@ -766,7 +768,8 @@ impl Engine {
             }
             SessionState::New | SessionState::Open => {}
         }
-        if !self.reply_unauthorized && !self.credentials.knows_username(user) {
+        if !self.reply_unauthorized && !self.credentials.knows_username(fallback_user(msg, method))
+        {
             self.counters.silenced += 1;
             return Verdict::Drop(DropReason::Silenced {
                 status: self.challenge_status(method),

@@ -273,6 +273,9 @@ pub struct Policy {
     sessions: Table<Session>,
     sources: Table<Source>,
     next_sweep: Option<Instant>,
+    /// Terminals currently marked suspended (expired ones included until lifted): when zero,
+    /// a lookup is not even needed.
+    suspended: usize,
 }
 
 impl Policy {
@@ -285,6 +288,7 @@ impl Policy {
             sessions: Table::new(cfg.max_sessions),
             sources: Table::new(cfg.max_sources),
             next_sweep: None,
+            suspended: 0,
         }
     }
 
@@ -330,11 +334,13 @@ impl Policy {
         SessionKey(h.finish128().as_u128())
     }
 
-    /// The source key of an address.
+    /// The source key of an address: the address itself (IPv4 as its IPv4-mapped IPv6 form).
+    /// No keyed hash is needed: the table's own hasher is randomly seeded.
     pub fn source_key(&self, source: IpAddr) -> SourceKey {
-        let mut h = self.hasher(3);
-        Self::write_ip(&mut h, source);
-        SourceKey(h.finish128().as_u128())
+        SourceKey(match crate::credentials::canonical(source) {
+            IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            IpAddr::V6(a) => u128::from(a),
+        })
     }
 
     /// Whether `source` is banned at `now` (an expired ban is lifted here, with its event).
@@ -355,6 +361,12 @@ impl Policy {
         None
     }
 
+    /// Whether any terminal is (or was, until its suspension is lifted) suspended: when not,
+    /// callers can skip computing terminal keys for [`Policy::terminal_suspended`].
+    pub fn any_suspended(&self) -> bool {
+        self.suspended > 0
+    }
+
     /// Whether a terminal is suspended at `now` (an expired suspension is lifted here, with its
     /// event, and the counter reset).
     pub fn terminal_suspended(
@@ -363,6 +375,9 @@ impl Policy {
         key: TerminalKey,
         events: &mut Events,
     ) -> Option<Instant> {
+        if self.suspended == 0 {
+            return None;
+        }
         let t = self.terminals.get_mut(key.0)?;
         let until = t.suspended_until?;
         if now < until {
@@ -370,6 +385,7 @@ impl Policy {
         }
         let (username, source) = (t.name, t.source);
         self.terminals.remove(key.0);
+        self.suspended -= 1;
         events.push(Event::TerminalUnsuspended { username, source });
         None
     }
@@ -446,6 +462,7 @@ impl Policy {
             if cfg.max_retry > 0 && t.failures >= cfg.max_retry && t.suspended_until.is_none() {
                 let until = now + cfg.failed_suspend;
                 t.suspended_until = Some(until);
+                self.suspended += 1;
                 out.suspended = true;
                 events.push(Event::TerminalSuspended {
                     username: t.name,
@@ -512,7 +529,11 @@ impl Policy {
 
     /// A request authenticated: reset the terminal and source counters and end the session.
     pub fn on_success(&mut self, terminal: TerminalKey, session: SessionKey, source: SourceKey) {
-        self.terminals.remove(terminal.0);
+        if let Some(t) = self.terminals.map.remove(&terminal.0) {
+            if t.suspended_until.is_some() {
+                self.suspended -= 1;
+            }
+        }
         self.sessions.remove(session.0);
         if let Some(s) = self.sources.get_mut(source.0) {
             s.failures = 0;
@@ -537,12 +558,14 @@ impl Policy {
         let mut next: Option<Instant> = None;
         let mut keep_next = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
 
+        let suspended = &mut self.suspended;
         self.terminals.map.retain(|_, t| match t.suspended_until {
             Some(until) if now >= until => {
                 events.push(Event::TerminalUnsuspended {
                     username: t.name,
                     source: t.source,
                 });
+                *suspended -= 1;
                 false
             }
             Some(until) => {
