@@ -243,6 +243,7 @@ pub struct Engine {
     tag_key: [u8; 16],
     decoy_key: [u8; 16],
     nonce_salt: u64,
+    verifier: digest::Verifier,
 }
 
 fn method_bit(m: Method) -> u32 {
@@ -307,6 +308,7 @@ impl Engine {
             clock,
             tag_key,
             decoy_key,
+            verifier: digest::Verifier::default(),
             nonce_salt: u64::from_le_bytes([
                 rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
             ]),
@@ -378,7 +380,7 @@ impl Engine {
         match self.prepare(now, 0, peer, datagram, reply) {
             Step::Done(v) => v,
             Step::Verify(p) => {
-                let ok = digest::verify(&p.job());
+                let ok = self.verifier.verify(&p.job());
                 self.finish(now, &p, ok, reply)
             }
         }
@@ -435,7 +437,7 @@ impl Engine {
             // pending[..np] are filled; a multi-buffer MD5 computes these jobs as lanes.
             let lanes: [digest::Job<'_>; BATCH] =
                 std::array::from_fn(|i| pending[i].as_ref().unwrap_or(first).job());
-            digest::verify_batch(&lanes[..np], &mut ok[..np]);
+            self.verifier.verify_batch(&lanes[..np], &mut ok[..np]);
         }
         for (p, &ok) in pending.iter().take(np).flatten().zip(&ok) {
             verdicts[p.index] = self.finish(now, p, ok, replies[p.index].as_mut());
