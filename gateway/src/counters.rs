@@ -65,7 +65,7 @@ counters! {
     wrong_password,
     /// Failures: unknown username.
     unknown_user,
-    /// Failures: credentials for another realm.
+    /// Requests carrying credentials only for other realms (challenged, not a failure).
     wrong_realm,
     /// Failures: replayed nonce count.
     replayed_nonce,

@@ -301,7 +301,7 @@ impl Engine {
             credentials,
             nonces,
             replay: ReplayTable::with_capacity(config.nonce.replay_table_size),
-            next_replay_sweep: None,
+            next_replay_sweep: Some(clock.origin + config.nonce.lifetime),
             policy: Policy::new(PolicyConfig::new(auth, &config.limits), table_key),
             events: Events::default(),
             counters: Counters::default(),
@@ -536,21 +536,13 @@ impl Engine {
                     reply,
                 ));
             }
-            Selected::OtherRealm(c) => {
-                let mut buf = [0u8; MAX_USERNAME];
-                let user = c.username.unescape_into(&mut buf).unwrap_or_default();
-                let terminal = self.policy.terminal_key(user, ip);
-                return Step::Done(self.fail(
-                    now,
-                    &msg,
-                    Failure::WrongRealm,
-                    user,
-                    peer,
-                    terminal,
-                    session,
-                    source,
-                    reply,
-                ));
+            Selected::OtherRealm => {
+                // Credentials for another realm may be meant for another proxy (RFC 3261
+                // §22.3): not a failure. Challenge for ours; the counter shows realm mismatches.
+                self.counters.wrong_realm += 1;
+                return Step::Done(
+                    self.challenge_unauthenticated(now, &msg, method, ip, session, reply),
+                );
             }
             Selected::Ours(c) => c,
         };
@@ -799,7 +791,6 @@ impl Engine {
         match failure {
             Failure::WrongPassword => c.wrong_password += 1,
             Failure::UnknownUser => c.unknown_user += 1,
-            Failure::WrongRealm => c.wrong_realm += 1,
             Failure::ReplayedNonce => c.replayed_nonce += 1,
             Failure::ForgedNonce => c.forged_nonce += 1,
             Failure::MalformedCredentials => c.malformed_credentials += 1,
@@ -982,7 +973,7 @@ impl Engine {
 
     fn select_credentials<'a>(&self, msg: &Message<'a>) -> Selected<'a> {
         let mut ours: Option<Credentials<'a>> = None;
-        let mut other: Option<Credentials<'a>> = None;
+        let mut other = false;
         let mut present = false;
         let mut duplicate = false;
         let values = msg.headers().filter(|h| {
@@ -998,16 +989,16 @@ impl Engine {
                     duplicate |= ours.is_some();
                     ours = Some(c);
                 }
-                Ok(c) => other = other.or(Some(c)),
+                Ok(_) => other = true,
                 Err(_) => {}
             }
         }
         match (ours, other) {
             _ if duplicate => Selected::Malformed,
             (Some(c), _) => Selected::Ours(c),
-            (None, Some(c)) => Selected::OtherRealm(c),
-            (None, None) if present => Selected::Malformed,
-            (None, None) => Selected::None,
+            (None, true) => Selected::OtherRealm,
+            (None, false) if present => Selected::Malformed,
+            (None, false) => Selected::None,
         }
     }
 }
@@ -1015,7 +1006,7 @@ impl Engine {
 enum Selected<'a> {
     None,
     Malformed,
-    OtherRealm(Credentials<'a>),
+    OtherRealm,
     Ours(Credentials<'a>),
 }
 

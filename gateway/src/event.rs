@@ -91,8 +91,6 @@ pub enum Failure {
     WrongPassword,
     /// No password account with that username.
     UnknownUser,
-    /// Credentials for another realm than ours.
-    WrongRealm,
     /// A nonce count (`nc`) that did not increase: a replayed request.
     ReplayedNonce,
     /// A nonce we did not issue (or issued to another address or realm).
@@ -109,7 +107,6 @@ impl Failure {
         match self {
             Failure::WrongPassword => "wrong_password",
             Failure::UnknownUser => "unknown_user",
-            Failure::WrongRealm => "wrong_realm",
             Failure::ReplayedNonce => "replayed_nonce",
             Failure::ForgedNonce => "forged_nonce",
             Failure::MalformedCredentials => "malformed_credentials",

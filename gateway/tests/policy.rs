@@ -618,7 +618,7 @@ fn small_reply_buffer_is_reported_not_overrun() {
 }
 
 #[test]
-fn malformed_and_duplicate_credentials_are_failures() {
+fn malformed_and_duplicate_credentials_are_failures_other_realms_are_not() {
     let mut gw = Gw::new("");
     let bad = request(
         "REGISTER",

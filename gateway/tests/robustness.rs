@@ -13,7 +13,8 @@ use sipgw::sip::{Message, ParseError};
 enum Expect {
     Malformed(ParseError),
     Challenge,
-    /// A failure counted under this counter name, then a re-challenge.
+    /// A re-challenge, counted under this counter name (a failure, or for another realm a
+    /// diagnostic count).
     Failure(&'static str),
     Missing,
     Pass,
