@@ -1003,6 +1003,8 @@ impl Engine {
     }
 }
 
+// Returned by value and matched at once; boxing would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum Selected<'a> {
     None,
     Malformed,
