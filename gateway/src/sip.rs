@@ -9,8 +9,8 @@
 //! * A [`Message`] only exists after [`Message::parse`] has checked the whole
 //!   start line and header section. It stores the input slice plus offsets
 //!   (`u16`, as the input is at most [`MAX_MESSAGE_LEN`] bytes) in a
-//!   fixed-capacity table of at most [`MAX_HEADERS`] entries; nothing is copied
-//!   and nothing is allocated.
+//!   fixed-capacity table of at most [`MAX_HEADERS`] rows of 8 bytes each;
+//!   nothing is copied and nothing is allocated. `Message` is `Copy`.
 //! * Every header's [`HeaderName`] is resolved once, while parsing, so lookups
 //!   are a scan over a small table of one-byte tags.
 //! * The start line and header section contain no control characters other
@@ -37,6 +37,20 @@
 //! are CR/LF bytes before the start line (RFC 3261 §7.5, and the CRLF
 //! keep-alives of RFC 5626): a buffer of only CR/LF bytes is
 //! [`ParseError::Empty`].
+//!
+//! # Fast paths
+//!
+//! [`Message::parse`] and [`header_param`] each have a fast path for the
+//! common shape of their input and a plain reference implementation that
+//! defines the behaviour. The fast path works a word (8 bytes, "SWAR") or a
+//! 16-byte block at a time: one pass per line finds the line end and checks
+//! for control characters together, header names are resolved with one
+//! table lookup and one masked compare, and most lines are handled inside a
+//! 64-byte window without per-byte bounds checks. It either returns exactly
+//! what the reference would, or gives up and leaves the input to the
+//! reference, which alone produces errors: error variants and their
+//! precedence are the reference's by construction. Property tests compare
+//! the two on generated and mutated inputs.
 #![forbid(unsafe_code)]
 
 use core::fmt;
@@ -265,65 +279,7 @@ impl HeaderName {
     /// v=Via f=From t=To i=Call-ID m=Contact l=Content-Length k=Supported s=Subject c=Content-Type
     /// e=Content-Encoding o=Event u=Allow-Events r=Refer-To b=Referred-By x=Session-Expires
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        if let [c] = name {
-            return match c.to_ascii_lowercase() {
-                b'v' => HeaderName::Via,
-                b'f' => HeaderName::From,
-                b't' => HeaderName::To,
-                b'i' => HeaderName::CallId,
-                b'm' => HeaderName::Contact,
-                b'l' => HeaderName::ContentLength,
-                b'k' => HeaderName::Supported,
-                b's' => HeaderName::Subject,
-                b'c' => HeaderName::ContentType,
-                b'e' => HeaderName::ContentEncoding,
-                b'o' => HeaderName::Event,
-                b'u' => HeaderName::AllowEvents,
-                b'r' => HeaderName::ReferTo,
-                b'b' => HeaderName::ReferredBy,
-                b'x' => HeaderName::SessionExpires,
-                _ => HeaderName::Other,
-            };
-        }
-        // Pick the one candidate by length and first letter, then compare.
-        let Some(first) = name.first() else {
-            return HeaderName::Other;
-        };
-        let second = name.get(1).map_or(0, u8::to_ascii_lowercase);
-        let candidate = match (name.len(), first.to_ascii_lowercase()) {
-            (3, b'v') => HeaderName::Via,
-            (4, b'f') => HeaderName::From,
-            (2, b't') => HeaderName::To,
-            (7, b'c') if second == b'a' => HeaderName::CallId,
-            (7, b'c') => HeaderName::Contact,
-            (4, b'c') => HeaderName::CSeq,
-            (14, b'c') => HeaderName::ContentLength,
-            (12, b'c') => HeaderName::ContentType,
-            (16, b'c') => HeaderName::ContentEncoding,
-            (12, b'm') => HeaderName::MaxForwards,
-            (13, b'a') => HeaderName::Authorization,
-            (19, b'p') => HeaderName::ProxyAuthorization,
-            (16, b'w') => HeaderName::WwwAuthenticate,
-            (18, b'p') => HeaderName::ProxyAuthenticate,
-            (5, b'r') => HeaderName::Route,
-            (12, b'r') => HeaderName::RecordRoute,
-            (4, b'p') => HeaderName::Path,
-            (7, b'e') => HeaderName::Expires,
-            (9, b's') => HeaderName::Supported,
-            (7, b's') => HeaderName::Subject,
-            (5, b'e') => HeaderName::Event,
-            (12, b'a') => HeaderName::AllowEvents,
-            (8, b'r') => HeaderName::ReferTo,
-            (11, b'r') => HeaderName::ReferredBy,
-            (15, b's') => HeaderName::SessionExpires,
-            (5, b'a') => HeaderName::Allow,
-            (10, b'u') => HeaderName::UserAgent,
-            _ => return HeaderName::Other,
-        };
-        match PACKED_NAMES.get(candidate as usize) {
-            Some(packed) if packed.matches(name) => candidate,
-            _ => HeaderName::Other,
-        }
+        resolve_name(name, name.len())
     }
 
     /// Canonical long form, e.g. `"Call-ID"`, `"CSeq"`, `"WWW-Authenticate"`;
@@ -393,81 +349,202 @@ const ALL_NAMES: [HeaderName; 27] = [
     HeaderName::UserAgent,
 ];
 
-/// Bytes a packed name occupies (the longest name has 19).
-const PACKED_NAME_LEN: usize = 24;
+/// Longest known name plus one (the longest, `Proxy-Authorization`, has 19
+/// bytes).
+const PACKED_NAME_LEN: usize = 20;
 
-/// A long-form name packed for branch-free case-insensitive comparison:
-/// `lower` is the lower-cased name zero-padded to [`PACKED_NAME_LEN`] bytes,
-/// `fold` has `0x20` at each letter position, so a byte `b` matches iff
-/// `b | fold == lower` (either case of a letter matches; `-` must be exact).
-/// The caller has already checked that the lengths agree.
+/// A long-form name of `n` bytes packed for branch-free case-insensitive
+/// comparison: the name is read as three little-endian words, at offsets
+/// `0`, `n - 8` and `8` for a name of more than 16 bytes, `0`, `n - 8` and
+/// `0` for one of 9 to 16, and three times at `0` for a shorter one, whose
+/// words keep only their low `n` bytes (`mask`); the three words cover all
+/// `n` bytes. `lower` holds those words of the lower-cased name, `fold` has
+/// `0x20` at each letter, so a name's words `w` match iff
+/// `w & mask | fold == lower` for all three (either case of a letter
+/// matches; `-` must be exact). The caller has already checked that the
+/// lengths agree.
 #[derive(Clone, Copy)]
+#[repr(align(64))]
 struct PackedName {
-    lower: [u8; PACKED_NAME_LEN],
-    fold: [u8; PACKED_NAME_LEN],
+    lower: [u64; 3],
+    fold: [u64; 3],
+    mask: u64,
 }
 
-impl PackedName {
-    /// Case-insensitive comparison of `name` (2 to [`PACKED_NAME_LEN`]
-    /// bytes, the length of this name) by two overlapping word loads, or
-    /// three for names longer than 16 bytes.
-    fn matches(&self, name: &[u8]) -> bool {
-        let n = name.len();
-        if n >= 8 {
-            let diff = |at: usize| {
-                (load::<8>(name, at) | load::<8>(&self.fold, at)) ^ load::<8>(&self.lower, at)
-            };
-            let middle = if n > 16 { diff(8) } else { 0 };
-            (diff(0) | diff(n - 8) | middle) == 0
-        } else if n >= 4 {
-            let diff = |at: usize| {
-                (load::<4>(name, at) | load::<4>(&self.fold, at)) ^ load::<4>(&self.lower, at)
-            };
-            (diff(0) | diff(n - 4)) == 0
-        } else if n >= 2 {
-            let diff = |at: usize| {
-                (load::<2>(name, at) | load::<2>(&self.fold, at)) ^ load::<2>(&self.lower, at)
-            };
-            (diff(0) | diff(n - 2)) == 0
-        } else {
-            false
-        }
+/// The offsets [`PackedName`] reads a name of `n` bytes at.
+const fn name_word_offsets(n: usize) -> [usize; 3] {
+    if n > 16 {
+        [0, n - 8, 8]
+    } else if n > 8 {
+        [0, n - 8, 0]
+    } else {
+        [0, 0, 0]
     }
 }
 
-/// `N` (at most 8) little-endian bytes of `s` at `at` as an integer;
-/// `u64::MAX` if out of range, which never equals a packed name word.
-fn load<const N: usize>(s: &[u8], at: usize) -> u64 {
-    let Some(bytes) = s.get(at..at + N) else {
-        return u64::MAX;
+/// The 8 bytes of `src` at `at`, or, for a name of at most 8 bytes at the
+/// very end of `src`, its `n - at` bytes from `at`, zero-extended.
+#[inline(always)]
+fn name_word(src: &[u8], at: usize, n: usize) -> u64 {
+    match full_word(src, at) {
+        Some(w) => w,
+        None => src
+            .get(at..n)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .fold(0, |w, &b| (w << 8) | u64::from(b)),
+    }
+}
+
+/// Resolves the header name `src[..n]` (`n <= src.len()`): the body of
+/// [`HeaderName::from_bytes`]. `src` may go on past the name (the parser
+/// passes the whole rest of the buffer), which lets a short name be read as
+/// one word.
+#[inline(always)]
+fn resolve_name(src: &[u8], n: usize) -> HeaderName {
+    resolve_name_head(src, n, name_word(src, 0, n))
+}
+
+/// [`resolve_name`] given `head`, the first word of `src` as [`name_word`]
+/// reads it.
+#[inline(always)]
+fn resolve_name_head(src: &[u8], n: usize, head: u64) -> HeaderName {
+    if n < 2 {
+        return match n {
+            1 => COMPACT_NAMES[usize::from(head as u8)],
+            _ => HeaderName::Other,
+        };
+    }
+    // The one candidate for this length and first letters, then one
+    // compare (an `Other` candidate's packed name never matches).
+    let candidate = CANDIDATES[n.min(CANDIDATE_ROWS - 1)][candidate_column(head)];
+    let packed = &PACKED_NAMES[candidate as usize % PACKED_NAMES.len()];
+    let head = head & packed.mask;
+    let diff = if n > 8 {
+        let [_, second, third] = name_word_offsets(n);
+        ((head | packed.fold[0]) ^ packed.lower[0])
+            | ((name_word(src, second, n) | packed.fold[1]) ^ packed.lower[1])
+            | ((name_word(src, third, n) | packed.fold[2]) ^ packed.lower[2])
+    } else {
+        (head | packed.fold[0]) ^ packed.lower[0]
     };
-    let mut word = [0u8; 8];
-    if let Some(low) = word.get_mut(..N) {
-        low.copy_from_slice(bytes);
+    if diff == 0 {
+        candidate
+    } else {
+        HeaderName::Other
     }
-    u64::from_le_bytes(word)
 }
 
 /// [`PackedName`]s of [`ALL_NAMES`], indexed by `HeaderName as usize`.
-const PACKED_NAMES: [PackedName; ALL_NAMES.len()] = {
-    let empty = PackedName {
-        lower: [0; PACKED_NAME_LEN],
-        fold: [0; PACKED_NAME_LEN],
+const PACKED_NAMES: [PackedName; 32] = {
+    // Rows past the known names (`Other` and up) never match: their `mask`
+    // clears every word, which then differs from `lower`.
+    let never = PackedName {
+        lower: [u64::MAX; 3],
+        fold: [0; 3],
+        mask: 0,
     };
-    let mut table = [empty; ALL_NAMES.len()];
+    let mut table = [never; 32];
+    assert!(HeaderName::Other as usize == ALL_NAMES.len() && ALL_NAMES.len() < 32);
     let mut n = 0;
     while n < ALL_NAMES.len() {
         let name = ALL_NAMES[n].as_str().as_bytes();
-        assert!(ALL_NAMES[n] as usize == n && name.len() <= PACKED_NAME_LEN);
-        let mut i = 0;
-        while i < name.len() {
-            table[n].lower[i] = name[i].to_ascii_lowercase();
-            if name[i].is_ascii_alphabetic() {
-                table[n].fold[i] = 0x20;
+        let len = name.len();
+        assert!(ALL_NAMES[n] as usize == n && len >= 2 && len < PACKED_NAME_LEN);
+        let at = name_word_offsets(len);
+        let k = if len < 8 { len } else { 8 };
+        table[n].lower = [0; 3];
+        table[n].mask = if len < 8 {
+            (1 << (8 * len)) - 1
+        } else {
+            u64::MAX
+        };
+        let mut w = 0;
+        while w < 3 {
+            let mut i = 0;
+            while i < k {
+                let b = name[at[w] + i];
+                table[n].lower[w] |= (b.to_ascii_lowercase() as u64) << (8 * i);
+                if b.is_ascii_alphabetic() {
+                    table[n].fold[w] |= 0x20 << (8 * i);
+                }
+                i += 1;
             }
-            i += 1;
+            w += 1;
         }
         n += 1;
+    }
+    table
+};
+
+/// Rows of [`CANDIDATES`]: names of this many bytes or more have none.
+const CANDIDATE_ROWS: usize = 32;
+
+/// The column of [`CANDIDATES`] for a name whose first word is `head`: the
+/// low five bits of the first byte (the same for both cases of a letter)
+/// and bit 1 of the second, which tells `Call-ID` (`a`) from `Contact`
+/// (`o`), the only two names that share a length and a first letter.
+#[inline(always)]
+const fn candidate_column(head: u64) -> usize {
+    ((head & 0x1f) | ((head >> 4) & 0x20)) as usize
+}
+
+/// The long form to try for a name, by length (capped at
+/// [`CANDIDATE_ROWS`] - 1) and [`candidate_column`]; [`HeaderName::Other`]
+/// where there is none.
+const CANDIDATES: [[HeaderName; 64]; CANDIDATE_ROWS] = {
+    let mut table = [[HeaderName::Other; 64]; CANDIDATE_ROWS];
+    let mut n = 0;
+    while n < ALL_NAMES.len() {
+        let name = ALL_NAMES[n].as_str().as_bytes();
+        let mut column = 0;
+        while column < 64 {
+            let head = name[0] as u64 | ((name[1] as u64) << 8);
+            let low = column & 0x1f;
+            let second_bit = column & 0x20;
+            let own = candidate_column(head);
+            // Both halves, unless the second letter decides (it does for
+            // exactly the one pair that shares a slot).
+            let shares = matches!(ALL_NAMES[n], HeaderName::CallId | HeaderName::Contact);
+            if low == own & 0x1f && (!shares || second_bit == own & 0x20) {
+                assert!(matches!(table[name.len()][column], HeaderName::Other));
+                table[name.len()][column] = ALL_NAMES[n];
+            }
+            column += 1;
+        }
+        n += 1;
+    }
+    table
+};
+
+/// The one-letter compact forms (RFC 3261 §7.3.3 and IANA), by byte, in
+/// either case; [`HeaderName::Other`] for every other byte.
+const COMPACT_NAMES: [HeaderName; 256] = {
+    let forms: [(u8, HeaderName); 15] = [
+        (b'v', HeaderName::Via),
+        (b'f', HeaderName::From),
+        (b't', HeaderName::To),
+        (b'i', HeaderName::CallId),
+        (b'm', HeaderName::Contact),
+        (b'l', HeaderName::ContentLength),
+        (b'k', HeaderName::Supported),
+        (b's', HeaderName::Subject),
+        (b'c', HeaderName::ContentType),
+        (b'e', HeaderName::ContentEncoding),
+        (b'o', HeaderName::Event),
+        (b'u', HeaderName::AllowEvents),
+        (b'r', HeaderName::ReferTo),
+        (b'b', HeaderName::ReferredBy),
+        (b'x', HeaderName::SessionExpires),
+    ];
+    let mut table = [HeaderName::Other; 256];
+    let mut i = 0;
+    while i < forms.len() {
+        let (c, name) = forms[i];
+        table[c as usize] = name;
+        table[c.to_ascii_uppercase() as usize] = name;
+        i += 1;
     }
     table
 };
@@ -526,21 +603,78 @@ impl Span {
     }
 }
 
-/// One row of the header offset table.
+/// One row of the header offset table, packed into 8 bytes (so the whole
+/// table is 512): bits 0-15 the offset of the raw name (the start of its
+/// header line), 16-31 and 32-47 the value's range, 48-55 the
+/// [`HeaderName`] (`as u8`), 56-63 the length of the raw name, or
+/// [`LONG_NAME`] when it is that long or longer (the name is then found
+/// again from its start). Packed by hand so that building a row is a few
+/// shifts and ORs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    name: HeaderName,
-    raw_name: Span,
-    value: Span,
+struct Entry(u64);
+
+/// `Entry`'s raw name length for a name at least this long.
+const LONG_NAME: u8 = u8::MAX;
+
+impl Entry {
+    /// A row for the header whose line starts at `start`, with a raw name of
+    /// `name_len` bytes and the value `value_start..value_end`; all offsets
+    /// are at most [`MAX_MESSAGE_LEN`], which `parse` checks first.
+    #[inline(always)]
+    fn new(
+        name: HeaderName,
+        start: usize,
+        name_len: usize,
+        value_start: usize,
+        value_end: usize,
+    ) -> Entry {
+        let name_len = name_len.min(usize::from(LONG_NAME));
+        Entry(
+            (start as u64 & 0xffff)
+                | ((value_start as u64 & 0xffff) << 16)
+                | ((value_end as u64 & 0xffff) << 32)
+                | ((name as u64) << 48)
+                | ((name_len as u64) << 56),
+        )
+    }
+
+    fn start(self) -> usize {
+        usize::from(self.0 as u16)
+    }
+
+    fn value_start(self) -> usize {
+        usize::from((self.0 >> 16) as u16)
+    }
+
+    fn value_end(self) -> usize {
+        usize::from((self.0 >> 32) as u16)
+    }
+
+    /// `HeaderName as u8`.
+    fn name_tag(self) -> u8 {
+        (self.0 >> 48) as u8
+    }
+
+    fn name(self) -> HeaderName {
+        ALL_NAMES
+            .get(usize::from(self.name_tag()))
+            .copied()
+            .unwrap_or(HeaderName::Other)
+    }
+
+    fn name_len(self) -> u8 {
+        (self.0 >> 56) as u8
+    }
+
+    fn with_value(self, value_start: usize, value_end: usize) -> Entry {
+        let keep = self.0 & !(0xffff_ffff << 16);
+        Entry(keep | ((value_start as u64 & 0xffff) << 16) | ((value_end as u64 & 0xffff) << 32))
+    }
 }
 
 /// Filler for unused table rows; all-zero bytes so the table initialises with
 /// a plain memset. Rows at or past the header count are never read.
-const EMPTY_ENTRY: Entry = Entry {
-    name: HeaderName::Via,
-    raw_name: Span { start: 0, end: 0 },
-    value: Span { start: 0, end: 0 },
-};
+const EMPTY_ENTRY: Entry = Entry(0);
 
 /// Offsets of the start line's parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,8 +693,9 @@ enum StartSpans {
 /// A checked, zero-copy view of one SIP message.
 ///
 /// Built only by [`Message::parse`]; holds the input slice and a fixed table
-/// of offsets, so it never allocates and no accessor can panic.
-#[derive(Clone)]
+/// of offsets (about 560 bytes in all), so it never allocates, is cheap to
+/// copy, and no accessor can panic.
+#[derive(Clone, Copy)]
 pub struct Message<'a> {
     buf: &'a [u8],
     start: StartSpans,
@@ -580,6 +715,77 @@ impl<'a> Message<'a> {
     /// in the header section is reported as [`ParseError::ControlChar`];
     /// `Content-Length` is checked once the header section is complete.
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        // The fast path fills the message inside `out`, which is then
+        // returned as it is (one copy of the table, on the way out).
+        let mut out = Ok(Message::empty(buf));
+        if let Ok(msg) = &mut out {
+            if msg.parse_fast().is_some() {
+                return out;
+            }
+        }
+        Message::parse_reference(buf)
+    }
+
+    /// A message over `buf` with nothing in it yet, for the fast path to
+    /// fill.
+    #[inline(always)]
+    fn empty(buf: &'a [u8]) -> Message<'a> {
+        Message {
+            buf,
+            start: StartSpans::Response {
+                code: 0,
+                reason: Span::default(),
+            },
+            entries: [EMPTY_ENTRY; MAX_HEADERS],
+            entry_count: 0,
+            header_section_len: 0,
+            body: Span::default(),
+            content_length: None,
+        }
+    }
+
+    /// The fast path of [`Message::parse`], for a message of the common
+    /// shape (a request line, or any start line the reference accepts; CR LF
+    /// or bare LF line ends; no HT or other control character in the start
+    /// line and header section; no obs-fold; no white space before a
+    /// header's colon; at most [`MAX_HEADERS`] headers; a valid, consistent
+    /// and satisfied `Content-Length`): fills the empty `self` with exactly
+    /// what [`Message::parse_reference`] would return (a property test checks
+    /// this), or returns `None` to leave anything else, errors included, to
+    /// it (`self` is then garbage).
+    #[inline(always)]
+    fn parse_fast(&mut self) -> Option<()> {
+        let buf = self.buf;
+        let (start, pos) = fast_start_line(buf)?;
+        self.start = start;
+        let (count, header_end) = fast_headers(buf, pos, &mut self.entries)?;
+        // Content-Length: every occurrence valid and equal.
+        for entry in self.entries.get(..count)? {
+            if entry.name_tag() == HeaderName::ContentLength as u8 {
+                let value = buf.get(entry.value_start()..entry.value_end());
+                let n = parse_u32(value?)?;
+                if self.content_length.is_some_and(|prev| prev != n) {
+                    return None;
+                }
+                self.content_length = Some(n);
+            }
+        }
+        let body_end = match self.content_length {
+            None => buf.len(),
+            Some(n) => header_end
+                .checked_add(n as usize)
+                .filter(|&e| e <= buf.len())?,
+        };
+        self.entry_count = count as u8;
+        self.header_section_len = header_end as u16;
+        self.body = Span::new(header_end, body_end);
+        Some(())
+    }
+
+    /// The reference parser: line by line, exactly as specified, with every
+    /// error in its documented order. [`Message::parse`] falls back to it
+    /// whenever the fast path is unsure.
+    fn parse_reference(buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
         if buf.len() > MAX_MESSAGE_LEN {
             return Err(ParseError::TooLarge);
         }
@@ -627,10 +833,12 @@ impl<'a> Message<'a> {
                 };
                 let (s, e) = trim_ws_range(line, pos);
                 if s < e {
-                    if prev.value.start == prev.value.end {
-                        prev.value.start = s as u16;
-                    }
-                    prev.value.end = e as u16;
+                    let start = if prev.value_start() == prev.value_end() {
+                        s
+                    } else {
+                        prev.value_start()
+                    };
+                    *prev = prev.with_value(start, e);
                 }
             } else {
                 // token *(SP / HTAB) ":" value
@@ -651,11 +859,7 @@ impl<'a> Message<'a> {
                     return Err(fail(nl, ParseError::TooManyHeaders));
                 };
                 let (s, e) = trim_ws_range(&line[colon + 1..], pos + colon + 1);
-                *slot = Entry {
-                    name,
-                    raw_name: Span::new(pos, pos + name_end),
-                    value: Span::new(s, e),
-                };
+                *slot = Entry::new(name, pos, name_end, s, e);
                 count += 1;
             }
             pos = nl + 1;
@@ -671,10 +875,10 @@ impl<'a> Message<'a> {
         // Content-Length: every occurrence valid and equal.
         let mut content_length: Option<u32> = None;
         for entry in &entries[..count] {
-            if entry.name != HeaderName::ContentLength {
+            if entry.name_tag() != HeaderName::ContentLength as u8 {
                 continue;
             }
-            let value = &buf[entry.value.start as usize..entry.value.end as usize];
+            let value = &buf[entry.value_start()..entry.value_end()];
             let n = parse_u32(value).ok_or(ParseError::ContentLength)?;
             match content_length {
                 Some(prev) if prev != n => return Err(ParseError::ConflictingContentLength),
@@ -771,9 +975,9 @@ impl<'a> Message<'a> {
     /// All headers, in message order.
     pub fn headers(&self) -> impl Iterator<Item = Header<'a>> + '_ {
         self.table().iter().map(move |e| Header {
-            name: e.name,
-            raw_name: self.slice(e.raw_name),
-            value: self.slice(e.value),
+            name: e.name(),
+            raw_name: self.raw_name(e),
+            value: self.value(e),
         })
     }
 
@@ -794,8 +998,8 @@ impl<'a> Message<'a> {
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.table()
             .iter()
-            .filter(move |e| e.name == name)
-            .map(move |e| self.slice(e.value))
+            .filter(move |e| e.name_tag() == name as u8)
+            .map(move |e| self.value(e))
     }
 
     /// The value of the first header whose name matches `name`:
@@ -806,16 +1010,19 @@ impl<'a> Message<'a> {
         self.table()
             .iter()
             .find(|e| {
-                e.name == resolved
+                e.name_tag() == resolved as u8
                     && (resolved != HeaderName::Other
-                        || self.slice(e.raw_name).eq_ignore_ascii_case(name))
+                        || self.raw_name(e).eq_ignore_ascii_case(name))
             })
-            .map(|e| self.slice(e.value))
+            .map(|e| self.value(e))
     }
 
     /// How many headers are called `name`.
     pub fn count(&self, name: HeaderName) -> usize {
-        self.table().iter().filter(|e| e.name == name).count()
+        self.table()
+            .iter()
+            .filter(|e| e.name_tag() == name as u8)
+            .count()
     }
 
     /// Every via-parm across all Via headers, in order: each header value is
@@ -846,6 +1053,28 @@ impl<'a> Message<'a> {
         self.entries
             .get(..usize::from(self.entry_count))
             .unwrap_or(&[])
+    }
+
+    fn value(&self, e: &Entry) -> &'a [u8] {
+        self.buf.get(e.value_start()..e.value_end()).unwrap_or(&[])
+    }
+
+    /// The raw name of `e`: stored as a length when shorter than
+    /// [`LONG_NAME`], otherwise found again as the bytes before the line's
+    /// first `:`, less trailing SP/HT (exactly what `parse` stored).
+    fn raw_name(&self, e: &Entry) -> &'a [u8] {
+        let start = e.start();
+        let len = if e.name_len() == LONG_NAME {
+            let line = self.buf.get(start..).unwrap_or(&[]);
+            let mut end = find_colon(line).unwrap_or(0);
+            while end > 0 && line.get(end - 1).is_some_and(|&b| is_ws(b)) {
+                end -= 1;
+            }
+            end
+        } else {
+            usize::from(e.name_len())
+        };
+        self.buf.get(start..start + len).unwrap_or(&[])
     }
 
     fn slice(&self, span: Span) -> &'a [u8] {
@@ -901,6 +1130,413 @@ fn strip_cr(buf: &[u8], pos: usize, nl: usize) -> usize {
         nl - 1
     } else {
         nl
+    }
+}
+
+/// Fast path for the header section from `pos` on: fills `entries` and
+/// returns how many there are and where the section ends (after its empty
+/// line), if every line is `token ":" value` with no control character (HT
+/// included) before its CR LF or LF (so no obs-fold and no white space
+/// before the colon) and there are at most [`MAX_HEADERS`]; `None` for
+/// anything else. Out of line, so that its loop gets the registers (the
+/// loop itself is [`fast_header_rows`]).
+#[inline(never)]
+fn fast_headers(
+    buf: &[u8],
+    pos: usize,
+    entries: &mut [Entry; MAX_HEADERS],
+) -> Option<(usize, usize)> {
+    let mut count = 0;
+    let end = fast_header_rows(buf, pos, entries, &mut count)?;
+    Some((count, end))
+}
+
+/// The loop of [`fast_headers`]: fills `entries`, counting them in `count`,
+/// and returns where the header section ends. (Kept apart from
+/// `fast_headers`, with the count passed by reference, because that is the
+/// shape the optimiser compiles best.)
+#[inline(always)]
+fn fast_header_rows(
+    buf: &[u8],
+    mut pos: usize,
+    entries: &mut [Entry; MAX_HEADERS],
+    count: &mut usize,
+) -> Option<usize> {
+    let mut n = 0usize;
+    let mut padded: [u8; WINDOW];
+    let end = loop {
+        // Most lines fit a window of the next 64 bytes; near the end of the
+        // buffer the window is a zero-padded copy (a zero byte is a control
+        // character, so no line runs into the padding).
+        let win = match buf.get(pos..) {
+            Some(rest) => match rest.first_chunk::<WINDOW>() {
+                Some(win) => Some(win),
+                None if rest.len() >= 8 => {
+                    padded = [0; WINDOW];
+                    if let Some(head) = padded.get_mut(..rest.len()) {
+                        head.copy_from_slice(rest);
+                    }
+                    Some(&padded)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if let Some(win) = win.filter(|win| win[0] >= 0x20) {
+            match window_line(win, pos) {
+                WindowLine::Row(entry, len) => {
+                    *entries.get_mut(n)? = entry;
+                    n += 1;
+                    pos += len;
+                    continue;
+                }
+                WindowLine::Long { name, colon, clean } => {
+                    let (entry, next) = finish_line(buf, pos, name, colon, clean)?;
+                    *entries.get_mut(n)? = entry;
+                    n += 1;
+                    pos = next;
+                    continue;
+                }
+                WindowLine::Other => {}
+            }
+        }
+        match any_line(buf, pos)? {
+            Line::End(end) => break end,
+            Line::Header(entry, next) => {
+                *entries.get_mut(n)? = entry;
+                n += 1;
+                pos = next;
+            }
+        }
+    };
+    *count = n;
+    Some(end)
+}
+
+/// Bytes [`window_line`] looks at.
+const WINDOW: usize = 64;
+
+/// The little-endian word of `win` at `at`, which is at most
+/// `WINDOW - 8` (clamped, so indexing never fails).
+#[inline(always)]
+fn window_word(win: &[u8; WINDOW], at: usize) -> u64 {
+    let at = at.min(WINDOW - 8);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&win[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The common header line, at the start of `win` (at `pos` in the buffer;
+/// its first byte is not a control character): a known name of at most 15
+/// bytes right before the colon, at most one SP before the value and none
+/// after it, and the line end (CR LF or LF) within the window with no
+/// control character (HT included) before it: its table row and length
+/// (with its line end). A line going on past the window is finished by
+/// [`finish_line`]; anything else is left to [`any_line`], which takes
+/// every line exactly.
+#[inline(always)]
+fn window_line(win: &[u8; WINDOW], pos: usize) -> WindowLine {
+    let head = window_word(win, 0);
+    let colon = match eq_mask(head, b':') & HIGHS {
+        0 => match eq_mask(window_word(win, 8), b':') & HIGHS {
+            0 => return WindowLine::Other,
+            m => 8 + (m.trailing_zeros() / 8) as usize,
+        },
+        m => (m.trailing_zeros() / 8) as usize,
+    };
+    // Known names are letters and '-': no SP, HT, control character, line
+    // end or colon, so the name is `win[..colon]` exactly.
+    let name = resolve_window_name(win, colon, head);
+    if name == HeaderName::Other {
+        return WindowLine::Other;
+    }
+    let value_at = colon + 1;
+    let mut at = value_at;
+    let end = loop {
+        if at > WINDOW - 8 {
+            return WindowLine::Long {
+                name,
+                colon,
+                clean: at,
+            };
+        }
+        let m = ctl_mask(window_word(win, at)) & HIGHS;
+        if m != 0 {
+            break at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    };
+    let len = match win[end % WINDOW] {
+        b'\r' if end + 1 < WINDOW && win[(end + 1) % WINDOW] == b'\n' => end + 2,
+        b'\n' => end + 1,
+        _ => return WindowLine::Other,
+    };
+    // One SP at most before the value and none after it; all blank is empty
+    // at the value's start, as `trim_ws_range` has it.
+    let start = value_at + usize::from(win[value_at % WINDOW] == b' ');
+    let (start, end) = if start >= end {
+        (value_at, value_at)
+    } else if win[start % WINDOW] == b' ' || win[(end - 1) % WINDOW] == b' ' {
+        return WindowLine::Other;
+    } else {
+        (start, end)
+    };
+    WindowLine::Row(Entry::new(name, pos, colon, pos + start, pos + end), len)
+}
+
+/// What [`window_line`] made of a line.
+enum WindowLine {
+    /// The line's table row and length (with its line end).
+    Row(Entry, usize),
+    /// A known name and its colon, and a value that goes on past the window,
+    /// with no control character before `clean` (from the line start).
+    Long {
+        name: HeaderName,
+        colon: usize,
+        clean: usize,
+    },
+    /// Anything else: for [`any_line`].
+    Other,
+}
+
+/// The rest of the header line at `pos` whose name is `name`, with its
+/// colon at `pos + colon`, and no control character from there up to
+/// `pos + clean`: its table row and where the next line starts; `None` if
+/// the line ends in anything but CR LF or LF.
+#[inline(always)]
+fn finish_line(
+    buf: &[u8],
+    pos: usize,
+    name: HeaderName,
+    colon: usize,
+    clean: usize,
+) -> Option<(Entry, usize)> {
+    let value_at = pos + colon + 1;
+    let end = next_ctl(buf, pos + clean)?;
+    let next = match buf.get(end..end + 2) {
+        Some(b"\r\n") => end + 2,
+        Some([b'\n', _]) => end + 1,
+        None if buf.get(end) == Some(&b'\n') => end + 1,
+        _ => return None,
+    };
+    let (s, e) = trim_sp(buf.get(value_at..end)?);
+    Some((
+        Entry::new(name, pos, colon, value_at + s, value_at + e),
+        next,
+    ))
+}
+
+/// [`resolve_name_head`] for a name `win[..n]` with `n <= 15`.
+#[inline(always)]
+fn resolve_window_name(win: &[u8; WINDOW], n: usize, head: u64) -> HeaderName {
+    if n < 2 {
+        return match n {
+            1 => COMPACT_NAMES[usize::from(head as u8)],
+            _ => HeaderName::Other,
+        };
+    }
+    let candidate = CANDIDATES[n.min(CANDIDATE_ROWS - 1)][candidate_column(head)];
+    let packed = &PACKED_NAMES[candidate as usize % PACKED_NAMES.len()];
+    let head = head & packed.mask;
+    let mut diff = (head | packed.fold[0]) ^ packed.lower[0];
+    if n > 8 {
+        // Names of 9 to 16 bytes: the third word repeats the first.
+        diff |= (window_word(win, n - 8) | packed.fold[1]) ^ packed.lower[1];
+    }
+    if diff == 0 {
+        candidate
+    } else {
+        HeaderName::Other
+    }
+}
+
+/// One line of the header section, as [`any_line`] takes it.
+enum Line {
+    /// The empty line; the header section ends here.
+    End(usize),
+    /// A header's row, and where the next line starts.
+    Header(Entry, usize),
+}
+
+/// Any line at `pos` of the header section, exactly; `None` for anything
+/// the fast path does not take.
+#[inline(never)]
+fn any_line(buf: &[u8], pos: usize) -> Option<Line> {
+    let Some(head) = full_word(buf, pos) else {
+        // The last bytes: only the empty line (a short header line here is
+        // left to the reference parser).
+        return match buf.get(pos..)? {
+            [b'\n', ..] => Some(Line::End(pos + 1)),
+            [b'\r', b'\n', ..] => Some(Line::End(pos + 2)),
+            _ => None,
+        };
+    };
+    if (head as u8) < 0x20 {
+        // Only the empty line ending the header section.
+        return match head as u16 {
+            0x0a0d => Some(Line::End(pos + 2)),
+            w if w as u8 == b'\n' => Some(Line::End(pos + 1)),
+            _ => None,
+        };
+    }
+    // token ":" value. A known name is letters and '-'; an unknown one is
+    // a token: either way no SP, HT, control character or line end, so a
+    // continuation line, a colon-less line (whose first colon is in a later
+    // line) and white space before the colon all fail here.
+    let line = buf.get(pos..)?;
+    let colon = match eq_mask(head, b':') & HIGHS {
+        0 => find_colon(line)?,
+        m => (m.trailing_zeros() / 8) as usize,
+    };
+    let name = resolve_name_head(line, colon, head);
+    if name == HeaderName::Other && (colon == 0 || !line.get(..colon).is_some_and(is_token)) {
+        return None;
+    }
+    let (entry, next) = finish_line(buf, pos, name, colon, colon + 1)?;
+    Some(Line::Header(entry, next))
+}
+
+/// The range of `value` (no HT or line end in it) without leading and
+/// trailing SP; all blank gives the empty range at its start, as
+/// `trim_ws_range` has it.
+#[inline(always)]
+fn trim_sp(value: &[u8]) -> (usize, usize) {
+    // Mostly one SP, then the value.
+    let start = match value {
+        [b' ', c, ..] if *c != b' ' => 1,
+        [c, ..] if *c != b' ' => 0,
+        _ => match value.iter().position(|&b| b != b' ') {
+            Some(s) => s,
+            None => return (0, 0),
+        },
+    };
+    let end = match value.last() {
+        Some(&c) if c != b' ' => value.len(),
+        _ => value
+            .iter()
+            .rposition(|&b| b != b' ')
+            .map_or(start, |e| e + 1),
+    };
+    (start, end)
+}
+
+/// Fast path for the start line: the checked start line and where the
+/// header section starts, if the start line is followed by CR LF or LF, has
+/// no control character (HT included) and is accepted; `None` for anything
+/// else.
+#[inline(always)]
+fn fast_start_line(buf: &[u8]) -> Option<(StartSpans, usize)> {
+    if buf.len() > MAX_MESSAGE_LEN {
+        return None;
+    }
+    let first = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let end = next_ctl(buf, first)?;
+    let next = match buf.get(end..end + 2) {
+        Some(b"\r\n") => end + 2,
+        Some([b'\n', _]) => end + 1,
+        None if buf.get(end) == Some(&b'\n') => end + 1,
+        _ => return None,
+    };
+    let start = match fast_request_line(buf, first, end) {
+        Some(start) => start,
+        None => parse_start_line(buf, first, end).ok()?,
+    };
+    Some((start, next))
+}
+
+/// `" SIP/2.0"`, lower-cased, as a little-endian word, and the bits that
+/// fold its letters' case.
+const VERSION_WORD: u64 = u64::from_le_bytes(*b" sip/2.0");
+const VERSION_FOLD: u64 = u64::from_le_bytes([0, 0x20, 0x20, 0x20, 0, 0, 0, 0]);
+
+/// Fast path for a request line `buf[start..end]` that holds no control
+/// character (HT included): `Some` exactly when [`parse_start_line`] would
+/// accept it as a request, with the same spans; `None` for anything else.
+#[inline(always)]
+fn fast_request_line(buf: &[u8], start: usize, end: usize) -> Option<StartSpans> {
+    let sp1 = find_by(buf, start, |w| eq_mask(w, b' ')).filter(|&sp| sp < end)?;
+    let method_bytes = buf.get(start..sp1)?;
+    let method = match full_word(buf, start) {
+        Some(word) if method_bytes.len() <= 8 => method_from_word(word, method_bytes.len()),
+        _ => Method::from_bytes(method_bytes),
+    };
+    if method == Method::Other
+        && (sp1 == start
+            || !is_token(method_bytes)
+            || starts_with_ignore_case(method_bytes, b"SIP/"))
+    {
+        return None;
+    }
+    // The line ends with " SIP/2.0" and that space is the second one (so
+    // the URI is not empty and has no space; the line has no HT).
+    let version_at = end.checked_sub(8)?;
+    if find_by(buf, sp1 + 1, |w| eq_mask(w, b' ')) != Some(version_at)
+        || full_word(buf, version_at).map(|w| w | VERSION_FOLD) != Some(VERSION_WORD)
+    {
+        return None;
+    }
+    // scheme ":": ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ); mostly "sip:"
+    // (either case: `|` 0x20 only folds letters onto "sip", and ':' has the
+    // bit already).
+    let uri_at = sp1 + 1;
+    let uri = buf.get(uri_at..version_at)?;
+    if let Some(&[a, b, c, d]) = uri.first_chunk::<4>() {
+        if u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip:") {
+            return Some(StartSpans::Request {
+                method,
+                method_bytes: Span::new(start, sp1),
+                uri: Span::new(uri_at, version_at),
+            });
+        }
+    }
+    let (&lead, tail) = uri.split_first()?;
+    if !lead.is_ascii_alphabetic() {
+        return None;
+    }
+    for &b in tail {
+        if b == b':' {
+            return Some(StartSpans::Request {
+                method,
+                method_bytes: Span::new(start, sp1),
+                uri: Span::new(uri_at, version_at),
+            });
+        }
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
+            return None;
+        }
+    }
+    None
+}
+
+/// [`Method::from_bytes`] for a method of `n` (at most 8) bytes that are
+/// the low bytes of `word`.
+#[inline(always)]
+fn method_from_word(word: u64, n: usize) -> Method {
+    const fn w(name: &[u8]) -> u64 {
+        let mut word = 0;
+        let mut i = 0;
+        while i < name.len() {
+            word |= (name[i] as u64) << (8 * i);
+            i += 1;
+        }
+        word
+    }
+    let word = word & (u64::MAX >> (8 * (8 - n.clamp(1, 8))));
+    match (n, word) {
+        (8, x) if x == w(b"REGISTER") => Method::Register,
+        (6, x) if x == w(b"INVITE") => Method::Invite,
+        (3, x) if x == w(b"ACK") => Method::Ack,
+        (6, x) if x == w(b"CANCEL") => Method::Cancel,
+        (3, x) if x == w(b"BYE") => Method::Bye,
+        (7, x) if x == w(b"OPTIONS") => Method::Options,
+        (6, x) if x == w(b"NOTIFY") => Method::Notify,
+        (5, x) if x == w(b"REFER") => Method::Refer,
+        (7, x) if x == w(b"MESSAGE") => Method::Message,
+        (4, x) if x == w(b"INFO") => Method::Info,
+        (5, x) if x == w(b"PRACK") => Method::Prack,
+        (6, x) if x == w(b"UPDATE") => Method::Update,
+        (7, x) if x == w(b"PUBLISH") => Method::Publish,
+        _ => Method::Other,
     }
 }
 
@@ -1050,26 +1686,195 @@ fn has_ctl_multiline(s: &[u8]) -> bool {
     tail.iter().zip(tail_next).any(|(&b, &n)| bad(b, n)) || s.last().is_some_and(|&b| stray(b))
 }
 
-/// Position of the first `:` in a header line. Header names are short, so a
-/// word-at-a-time (SWAR) scan beats a `memchr` call's set-up cost here.
-fn find_colon(line: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const COLONS: u64 = ONES * b':' as u64;
-    let mut words = line.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ COLONS;
-        // High bit set in each zero byte of `x`; the lowest one is exact.
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+// ---- word-at-a-time (SWAR) scanning -----------------------------------
+//
+// The fast paths look at 8 bytes at a time as one little-endian `u64`. A
+// byte "matches" when the high bit of its byte in a mask word is set; the
+// lowest set bit gives the first match. `eq_mask` and `ctl_mask` are exact
+// for every byte (no step carries from one byte into the next); the
+// cheaper zero-byte test `(x - ONES) & !x` in `param_mask` is exact for the
+// lowest zero byte of `x` but may also flag bytes above it (through the
+// borrow), so only the lowest match is ever used. Scans never read out of
+// bounds: the last partial word is zero-extended and the bits past the end
+// are masked off.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// The 8 bytes of `s` at `at` as a little-endian word, if there are 8.
+#[inline(always)]
+fn full_word(s: &[u8], at: usize) -> Option<u64> {
+    let bytes = s.get(at..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*bytes))
+}
+
+/// Index of the first byte of `s` at or after `at` whose byte in
+/// `mask(word)` has its high bit set; `mask` must flag the lowest match
+/// exactly (see above).
+#[inline(always)]
+fn find_by(s: &[u8], mut at: usize, mask: impl Fn(u64) -> u64) -> Option<usize> {
+    while let Some(word) = full_word(s, at) {
+        let m = mask(word) & HIGHS;
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    memchr(b':', words.remainder()).map(|i| at + i)
+    find_in_tail(s, at, mask)
+}
+
+/// [`find_by`] for the fewer than 8 bytes of `s` from `at` to its end
+/// (none if `at` is past the end): the buffer's last word shifted down, or
+/// a short buffer gathered, zero-extended; bits past the end are masked.
+/// Kept out of line so that the word loop stays small.
+#[inline(never)]
+fn find_in_tail(s: &[u8], at: usize, mask: impl Fn(u64) -> u64) -> Option<usize> {
+    let left = s.len().saturating_sub(at).min(7);
+    let valid = HIGHS & ((1u64 << (8 * left)) - 1);
+    let word = match s.last_chunk::<8>() {
+        Some(last) if left > 0 => u64::from_le_bytes(*last) >> (8 * (8 - left)),
+        _ => s
+            .get(at..)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .fold(0, |w, &b| (w << 8) | u64::from(b)),
+    };
+    let m = mask(word) & valid;
+    if m != 0 {
+        return Some(at + (m.trailing_zeros() / 8) as usize);
+    }
+    None
+}
+
+/// [`find_by`] for short slices (header values): the tail word is taken
+/// in line.
+#[inline(always)]
+fn find_short(s: &[u8], at: usize, mask: impl Fn(u64) -> u64) -> Option<usize> {
+    let rest = s.get(at..)?;
+    let words = rest.chunks_exact(8);
+    // The tail is read before the loop, which keeps the loop plain.
+    let tail = words.remainder();
+    let tail_word = tail_of(s, tail);
+    let tail_valid = HIGHS & !(u64::MAX << (8 * tail.len().min(7)));
+    let tail_at = s.len() - tail.len();
+    for (i, word) in words.enumerate() {
+        let word = u64::from_le_bytes(word.try_into().ok()?);
+        let m = mask(word) & HIGHS;
+        if m != 0 {
+            return Some(at + 8 * i + (m.trailing_zeros() / 8) as usize);
+        }
+    }
+    let m = mask(tail_word) & tail_valid;
+    if tail.is_empty() || m == 0 {
+        return None;
+    }
+    Some(tail_at + (m.trailing_zeros() / 8) as usize)
+}
+
+/// The bytes of `rest`, the last (fewer than 8) bytes of `s`, as a
+/// zero-extended little-endian word: `s`'s last word shifted down, or
+/// gathered when `s` is that short.
+#[inline(always)]
+fn tail_of(s: &[u8], rest: &[u8]) -> u64 {
+    match s.last_chunk::<8>() {
+        Some(last) if !rest.is_empty() => {
+            u64::from_le_bytes(*last) >> (8 * (8 - rest.len().min(8)))
+        }
+        _ => rest.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b)),
+    }
+}
+
+/// The (up to) 8 bytes of `s` from `at` as a zero-extended little-endian
+/// word.
+#[inline(always)]
+fn word_or_tail(s: &[u8], at: usize) -> u64 {
+    match s.get(at..) {
+        Some(rest) => match rest.first_chunk::<8>() {
+            Some(word) => u64::from_le_bytes(*word),
+            None => tail_of(s, rest),
+        },
+        None => 0,
+    }
+}
+
+/// For a `name` of 1 to 8 ASCII letters: its lower-cased bytes as a
+/// little-endian word, and the mask of its bytes. Against a word `w` of
+/// other bytes, `w & mask | (0x20 bytes & mask) == word` is then an exact
+/// case-insensitive comparison (only the two cases of a letter fold onto
+/// it).
+#[inline(always)]
+fn letters_word(name: &[u8]) -> Option<(u64, u64)> {
+    if name.is_empty() || name.len() > 8 {
+        return None;
+    }
+    let mask = u64::MAX >> (8 * (8 - name.len()));
+    let word = name.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b));
+    let lower = word | ((ONES * 0x20) & mask);
+    // Every byte in 'a'..='z' (so the original was a letter, below 0x80).
+    let at_least_a = (lower & LOW7) + ONES * (0x80 - 0x61);
+    let above_z = (lower & LOW7) + ONES * (0x80 - 0x7b);
+    let letters = at_least_a & !above_z & !lower & HIGHS;
+    (letters & mask == HIGHS & mask).then_some((lower, mask))
+}
+
+/// Flags exactly the bytes of `w` equal to `c`: `x` is zero in those, and
+/// `(x & 0x7f) + 0x7f` sets the high bit of every byte whose low seven bits
+/// are not all zero.
+#[inline(always)]
+fn eq_mask(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Flags exactly the control characters of `w`, HT included: bytes
+/// `0x00..=0x1f` and `0x7f`. Per byte, `z = (b & 0x7f) + 1` lies in `1..=0x80`
+/// and its low seven bits are below `0x21` just for those bytes (`0x7f`
+/// wraps to `0x80`); bytes from `0x80` up are excluded through `w` itself.
+/// No step carries across bytes.
+#[inline(always)]
+fn ctl_mask(w: u64) -> u64 {
+    let z = (w & LOW7) + ONES;
+    let ge21 = (z & LOW7) + 0x5f * ONES;
+    !(ge21 | w | LOW7)
+}
+
+/// Position of the first `:` in `line`.
+fn find_colon(line: &[u8]) -> Option<usize> {
+    find_by(line, 0, |w| eq_mask(w, b':'))
+}
+
+/// Whether a 16-byte block holds a control character (HT included). Written
+/// as a plain fold so that it compiles to a few vector instructions.
+#[inline(always)]
+fn block_has_ctl(block: &[u8; 16]) -> bool {
+    block
+        .iter()
+        .fold(false, |acc, &b| acc | (b < 0x20) | (b == 0x7f))
+}
+
+/// Fast path: the first control character (HT included) in `buf` at or
+/// after `at`: clean 16-byte blocks are skipped (a plain fold the compiler
+/// turns into vector compares), then the byte is found a word at a time.
+#[inline(always)]
+fn next_ctl(buf: &[u8], at: usize) -> Option<usize> {
+    let mut rest = buf.get(at..)?;
+    while let Some((block, tail)) = rest.split_first_chunk::<16>() {
+        if block_has_ctl(block) {
+            let (lo, hi) = block.split_first_chunk::<8>()?;
+            let lo = ctl_mask(u64::from_le_bytes(*lo)) & HIGHS;
+            let bit = if lo != 0 {
+                lo.trailing_zeros()
+            } else {
+                let hi = ctl_mask(u64::from_le_bytes(hi.try_into().ok()?)) & HIGHS;
+                64 + hi.trailing_zeros()
+            };
+            return Some(buf.len() - rest.len() + (bit / 8) as usize);
+        }
+        rest = tail;
+    }
+    find_by(buf, buf.len() - rest.len(), ctl_mask)
 }
 
 fn is_ws(b: u8) -> bool {
@@ -1089,7 +1894,13 @@ fn trim_ws_range(s: &[u8], base: usize) -> (usize, usize) {
 }
 
 /// Trims linear white space (SP, HT, CR, LF) from both ends.
+#[inline]
 fn trim_lws(s: &[u8]) -> &[u8] {
+    if let (Some(&first), Some(&last)) = (s.first(), s.last()) {
+        if !is_lws(first) && !is_lws(last) {
+            return s;
+        }
+    }
     let end = s.iter().rposition(|&b| !is_lws(b)).map_or(0, |i| i + 1);
     let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(end);
     s.get(start..end).unwrap_or(&[])
@@ -1283,6 +2094,126 @@ pub fn uri_user(uri: &[u8]) -> Option<&[u8]> {
 /// its quotes). Only the first element of a comma-separated list is looked
 /// at; split with [`split_list`] first to reach the others.
 pub fn header_param<'a>(value: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    match header_param_fast(value, name) {
+        Some(found) => found,
+        None => header_param_reference(value, name),
+    }
+}
+
+/// Flags `"`, `,`, `;` and `<`: the bytes that change [`header_param`]'s
+/// course outside `<...>` (lowest one exact).
+#[inline(always)]
+fn param_mask(w: u64) -> u64 {
+    // (x - 1) & !x flags a zero byte of x, exactly for the lowest one.
+    let zero = |c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x
+    };
+    zero(b'"') | zero(b',') | zero(b';') | zero(b'<')
+}
+
+/// Fast path of [`header_param`], a word at a time: exactly what
+/// [`header_param_reference`] returns, or `None` to leave the value to it
+/// when a `"` or `<` turns up among the parameters (where the reference's
+/// two scans read quotes differently).
+#[inline(always)]
+fn header_param_fast<'a>(value: &'a [u8], name: &[u8]) -> Option<Option<&'a [u8]>> {
+    // The first ';' outside quoted strings and <...> starts the parameters;
+    // a ',' before it ends the first list element without any.
+    let mut at = 0;
+    let mut params = loop {
+        let p = match value.get(at) {
+            // Mostly a name-addr: straight to its '<'.
+            Some(b'<') => at,
+            _ => match find_short(value, at, param_mask) {
+                Some(p) => p,
+                None => return Some(None),
+            },
+        };
+        match value.get(p) {
+            Some(b';') => break p + 1,
+            Some(b'<') => {
+                // Up to the first '>'; a value ending inside <...> has no
+                // parameters.
+                let Some(close) = find_short(value, p + 1, |w| eq_mask(w, b'>')) else {
+                    return Some(None);
+                };
+                if value.get(close + 1) == Some(&b';') {
+                    break close + 2;
+                }
+                at = close + 1;
+            }
+            Some(b'"') => {
+                // A quoted string, with quoted-pairs.
+                let mut q = p + 1;
+                at = loop {
+                    let Some(e) = find_short(value, q, |w| eq_mask(w, b'"') | eq_mask(w, b'\\'))
+                    else {
+                        return Some(None);
+                    };
+                    if value.get(e) == Some(&b'"') {
+                        break e + 1;
+                    }
+                    q = e + 2;
+                };
+            }
+            _ => return Some(None),
+        }
+    };
+    // A `name` of letters (no '=', white space or separator in it) is found
+    // straight as `name=` at a parameter's start.
+    let letters = letters_word(name);
+    // Each parameter runs to the next ';' and the last one to a ',' or the
+    // end.
+    loop {
+        let value_at = params + name.len() + 1;
+        let named = match letters {
+            Some((lower, mask)) => {
+                value.get(value_at - 1) == Some(&b'=')
+                    && (word_or_tail(value, params) & mask) | ((ONES * 0x20) & mask) == lower
+            }
+            None => false,
+        };
+        let scan_from = if named { value_at } else { params };
+        let (end, last) = match find_short(value, scan_from, param_mask) {
+            None => (value.len(), true),
+            Some(p) => match value.get(p) {
+                Some(b';') => (p, false),
+                Some(b',') => (p, true),
+                _ => return None,
+            },
+        };
+        if named {
+            return Some(Some(trim_lws(value.get(value_at..end)?)));
+        }
+        if let Some(found) = param_value(value.get(params..end)?, name) {
+            return Some(Some(found));
+        }
+        if last {
+            return Some(None);
+        }
+        params = end + 1;
+    }
+}
+
+/// The value of one header parameter `param` (`name[=value]`) if its name is
+/// `name`, trimmed, as [`header_param`] reports it.
+#[inline(always)]
+fn param_value<'a>(param: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let (pname, pvalue) = match param.iter().position(|&b| b == b'=') {
+        Some(eq) => (param.get(..eq)?, param.get(eq + 1..)?),
+        None => (param, param.get(param.len()..)?),
+    };
+    if trim_lws(pname).eq_ignore_ascii_case(name) {
+        Some(trim_lws(pvalue))
+    } else {
+        None
+    }
+}
+
+/// The reference for [`header_param`]: two [`TopLevel`] scans, byte by
+/// byte. The fast path defers to it for values it does not take.
+fn header_param_reference<'a>(value: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     // Find the first top-level ';' (start of params) and the ',' ending them.
     let mut start = None;
     let mut end = value.len();
@@ -2555,6 +3486,471 @@ l:\r\n 2\r\n\
                 prop_assert_eq!(h.name, reference_name(name.as_bytes()));
             }
             exercise(&buf);
+        }
+    }
+
+    // ---- fast paths against their references ---------------------------
+
+    /// The REGISTER the gateway benchmarks with, and the same with a sipp
+    /// Authorization header.
+    const BENCH_REGISTER: &[u8] = b"REGISTER sip:198.18.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK-a-call-1\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@198.18.0.1>;tag=4497SIPpTag001\r\n\
+To: <sip:alice@198.18.0.1>\r\n\
+Call-ID: a-call\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:alice@198.18.0.2:5060>\r\n\
+Expires: 3600\r\n\
+User-Agent: bench-phone/1.0\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+    const BENCH_REGISTER_AUTH: &[u8] = b"REGISTER sip:198.18.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK-a-call-1\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@198.18.0.1>;tag=4497SIPpTag001\r\n\
+To: <sip:alice@198.18.0.1>\r\n\
+Call-ID: a-call\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:alice@198.18.0.2:5060>\r\n\
+Authorization: Digest username=\"alice\",realm=\"sipgw\",cnonce=\"6b8b4567\",nc=00000001,\
+qop=auth,uri=\"sip:127.0.0.1:15060\",nonce=\"AAAAAAECAwQFBgcICQoLDA0ODxAR\",\
+response=\"c274c696629d9760d4c5c294149827aa\",algorithm=MD5\r\n\
+Expires: 3600\r\n\
+User-Agent: bench-phone/1.0\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+    /// The fast path alone: `None` where it leaves the buffer to the
+    /// reference parser.
+    fn fast(buf: &[u8]) -> Option<Message<'_>> {
+        let mut msg = Message::empty(buf);
+        msg.parse_fast().map(|()| msg)
+    }
+
+    /// Field by field: the same view of the same buffer.
+    fn same(a: &Message<'_>, b: &Message<'_>) -> bool {
+        a.buf.as_ptr() == b.buf.as_ptr()
+            && a.buf.len() == b.buf.len()
+            && a.start == b.start
+            && a.table() == b.table()
+            && a.header_section_len == b.header_section_len
+            && a.body == b.body
+            && a.content_length == b.content_length
+    }
+
+    /// Where the fast path answers, it answers exactly like the reference;
+    /// and `parse` always does.
+    fn check_fast_parse(buf: &[u8]) -> Result<(), TestCaseError> {
+        let reference = Message::parse_reference(buf);
+        if let Some(m) = fast(buf) {
+            match &reference {
+                Ok(r) => prop_assert!(same(&m, r), "{}", buf.escape_ascii()),
+                Err(e) => prop_assert!(false, "fast path took {} ({e:?})", buf.escape_ascii()),
+            }
+        }
+        match (Message::parse(buf), reference) {
+            (Ok(m), Ok(r)) => prop_assert!(same(&m, &r)),
+            (Err(e), Err(r)) => prop_assert_eq!(e, r),
+            (m, r) => prop_assert!(false, "{:?} vs {:?}", m.map(|_| ()), r.map(|_| ())),
+        }
+        Ok(())
+    }
+
+    /// A slice as (address, length): equal only for the very same bytes.
+    fn at(s: Option<&[u8]>) -> Option<(usize, usize)> {
+        s.map(|s| (s.as_ptr() as usize, s.len()))
+    }
+
+    #[test]
+    fn fast_path_takes_common_messages() {
+        for s in [
+            BENCH_REGISTER,
+            BENCH_REGISTER_AUTH,
+            REGISTER,
+            INVITE,
+            OK_200,
+            COMPACT,
+            BARE_LF,
+        ] {
+            let m = fast(s).unwrap_or_else(|| panic!("{}", s.escape_ascii()));
+            assert!(same(&m, &Message::parse_reference(s).unwrap()));
+        }
+        // Folded lines are the reference parser's.
+        assert!(fast(FOLDED).is_none());
+        assert!(Message::parse(FOLDED).is_ok());
+        let m = Message::parse(BENCH_REGISTER_AUTH).unwrap();
+        assert_eq!(m.header_count(), 11);
+        assert!(m
+            .header(HeaderName::Authorization)
+            .unwrap()
+            .ends_with(b"algorithm=MD5"));
+    }
+
+    #[test]
+    fn fast_path_edge_cases() {
+        let cases: &[&[u8]] = &[
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject:   \r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject:\r\nTo:x\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject:  two spaces \r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nX-Custom: y\r\nl:0\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\nContent-Length: 3\r\n\r\nabcdef",
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\nContent-Length: 4\r\n\r\nabcdef",
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: a\tb\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: a\rb\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: a\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: a",
+            b"SUBSCRIBE sip:a@b SIP/2.0\r\n\r\n",
+            b"SIP/X sip:a@b SIP/2.0\r\n\r\n",
+            b"sip/2.0 200 OK\r\n\r\n",
+            b"INVITE SIP:a@b sip/2.0\r\n\r\n",
+            b"INVITE sip:a@b  SIP/2.0\r\n\r\n",
+            b"INVITE x+1.-:y SIP/2.0\r\n\r\n",
+            b"INVITE x_y:z SIP/2.0\r\n\r\n",
+            b"\r\n\nACK sip:a@b SIP/2.0\nl: 0\n\n",
+        ];
+        for buf in cases {
+            check_fast_parse(buf).unwrap();
+        }
+        // A name long enough to be stored as `LONG_NAME` and found again.
+        let mut long = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        long.extend_from_slice(&[b'x'; 300]);
+        long.extend_from_slice(b"\t : v\r\n");
+        long.extend_from_slice(&[b'y'; 255]);
+        long.extend_from_slice(b": w\r\n\r\n");
+        check_fast_parse(&long).unwrap();
+        let m = Message::parse(&long).unwrap();
+        let names: Vec<_> = m.headers().map(|h| h.raw_name.len()).collect();
+        assert_eq!(names, [300, 255]);
+        assert_eq!(m.header_by_name(&[b'Y'; 255]), Some(&b"w"[..]));
+    }
+
+    #[test]
+    fn message_is_small() {
+        assert_eq!(core::mem::size_of::<Entry>(), 8);
+        assert!(core::mem::size_of::<Message<'_>>() <= 560);
+        assert_eq!(
+            core::mem::size_of::<Result<Message<'_>, ParseError>>(),
+            core::mem::size_of::<Message<'_>>()
+        );
+    }
+
+    #[test]
+    fn ctl_mask_is_exact_per_byte() {
+        for b in 0..=255u8 {
+            for k in 0..8 {
+                let mut bytes = *b"abcdefgh";
+                bytes[k] = b;
+                let m = ctl_mask(u64::from_le_bytes(bytes)) & HIGHS;
+                let want = if b < 0x20 || b == 0x7f {
+                    0x80 << (8 * k)
+                } else {
+                    0
+                };
+                assert_eq!(m, want, "byte {b:#x} at {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn method_words_match_method_bytes() {
+        for m in [
+            "REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "NOTIFY", "REFER", "MESSAGE",
+            "INFO", "PRACK", "UPDATE", "PUBLISH", "REGISTE", "INVITEX", "A", "", "register",
+            "FOO.BAR", "SUBSCRIB",
+        ] {
+            let mut word = [b'!'; 8];
+            word[..m.len()].copy_from_slice(m.as_bytes());
+            if !m.is_empty() {
+                assert_eq!(
+                    method_from_word(u64::from_le_bytes(word), m.len()),
+                    Method::from_bytes(m.as_bytes()),
+                    "{m}"
+                );
+            }
+        }
+    }
+
+    /// A SIP-like message: start line, header lines and body from parts
+    /// that are mostly valid, with the odd deviation.
+    fn sip_message() -> impl Strategy<Value = Vec<u8>> {
+        let start = prop_oneof![
+            20 => (
+                prop::sample::select(vec!["REGISTER", "INVITE", "ACK", "SUBSCRIBE", "OPTIONS", "FOO.BAR", "invite", "PUBLISH"]),
+                prop::sample::select(vec![
+                    "sip:a@b", "sips:alice@example.com:5061", "tel:+1", "SIP:A@B", "s+-.:x", "x_y:z",
+                ]),
+            )
+                .prop_map(|(m, u)| format!("{m} {u} SIP/2.0")),
+            4 => prop::sample::select(vec![
+                "SIP/2.0 200 OK", "SIP/2.0 100", "sip/2.0 699 Very \tOdd", "SIP/2.0 180 ",
+            ])
+            .prop_map(String::from),
+            1 => (
+                prop::sample::select(vec!["REGISTER", "", "IN(VITE", "SIP/X", "SIP/2.0"]),
+                prop::sample::select(vec![" ", "  ", "\t"]),
+                prop::sample::select(vec!["sip:a@b", "<sip:a>", "nocolon", "", "1sip:a", "sip:a b", "099"]),
+                prop::sample::select(vec![" SIP/2.0", " sip/2.0", " SIP/3.0", "", " SIP/2.0 x", " OK"]),
+            )
+                .prop_map(|(m, sp, u, v)| format!("{m}{sp}{u}{v}")),
+        ];
+        let name = prop_oneof![
+            30 => (prop::sample::select(ALL_NAMES.to_vec()), prop::collection::vec(any::<bool>(), 20))
+                .prop_map(|(n, up)| n
+                    .as_str()
+                    .chars()
+                    .zip(up)
+                    .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                    .collect::<String>()),
+            8 => prop::sample::select(vec!["v", "f", "T", "i", "l", "m", "k", "x", "a", "L"]).prop_map(String::from),
+            8 => "[A-Za-z0-9!%*_+`'~.-]{1,20}",
+            1 => prop::sample::select(vec!["", "Via ", "Bad Name", "To<x>", " folded", "\tx", "é"]).prop_map(String::from),
+        ];
+        let value = prop_oneof![
+            20 => "[!-~]([ -~]{0,70}[!-~])?",
+            8 => prop::sample::select(vec![
+                "<sip:a@b>;tag=1", "\"q;x\" <sip:b>", "SIP/2.0/UDP h;branch=z9hG4bK1", "0", "17",
+                "70", "1 REGISTER", "",
+            ]).prop_map(String::from),
+            1 => prop::sample::select(vec!["4294967296", "+5", "1 2", " ", "   ", "a  ", "x\ty"]).prop_map(String::from),
+            1 => "[ -~\t\r\x00\x7f]{0,20}",
+        ];
+        let sep = prop_oneof![
+            20 => Just(": "),
+            4 => prop::sample::select(vec![":", ":  ", " : ", ":\t", "::"]),
+        ];
+        let eol = prop_oneof![
+            40 => Just("\r\n"),
+            4 => Just("\n"),
+            1 => prop::sample::select(vec!["\r", "\r\n ", "\r\n\t", "\n "]),
+        ];
+        let header =
+            (name, sep, value, eol.clone()).prop_map(|(n, s, v, e)| format!("{n}{s}{v}{e}"));
+        (
+            start,
+            eol.clone(),
+            prop_oneof![8 => prop::collection::vec(header.clone(), 0..16), 1 => prop::collection::vec(header, 50..70)],
+            prop::option::of(prop::sample::select(vec!["0", "0", "3", "5", "x", "100"])),
+            eol,
+            prop::collection::vec(any::<u8>(), 0..16),
+            prop::sample::select(vec!["", "", "", "\r\n", "\n"]),
+        )
+            .prop_map(|(start, eol1, headers, length, eol2, body, lead)| {
+                let mut buf = lead.as_bytes().to_vec();
+                buf.extend_from_slice(start.as_bytes());
+                buf.extend_from_slice(eol1.as_bytes());
+                for h in &headers {
+                    buf.extend_from_slice(h.as_bytes());
+                }
+                if let Some(n) = length {
+                    buf.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
+                }
+                buf.extend_from_slice(eol2.as_bytes());
+                buf.extend_from_slice(&body);
+                buf
+            })
+    }
+
+    /// Header values for `header_param`: fragment soup, or name-addrs
+    /// with parameters.
+    fn param_value() -> impl Strategy<Value = Vec<u8>> {
+        let soup = prop::collection::vec(
+            prop_oneof![
+                6 => prop::sample::select(vec![
+                    &b"<sip:a@b>"[..], b"<", b">", b";", b",", b"\"", b"\\", b"=", b" ", b"\t",
+                    b"\r\n ", b"tag", b"TAG", b"Tag", b"tag=1", b";tag=x", b"a", b"lr", b";lr",
+                    b"\"x;y\"", b"branch=z9", b"<sip:x;tag=in>", b"sip:a@b", b"4497SIPpTag001",
+                    b"\"Bob\" ", b";expires=60", b"=x", b"abcdefghij",
+                ]).prop_map(|s| s.to_vec()),
+                1 => prop::collection::vec(any::<u8>(), 0..4),
+            ],
+            0..16,
+        )
+        .prop_map(|parts| parts.concat());
+        let word = || {
+            prop::sample::select(vec![
+                &b"tag"[..],
+                b"TAG",
+                b"lr",
+                b"branch",
+                b"expires",
+                b"x",
+                b"abcdefgh",
+                b"abcdefghi",
+                b"",
+            ])
+        };
+        let pvalue = prop::sample::select(vec![
+            &b""[..],
+            b"=1",
+            b"=4497SIPpTag001",
+            b"=\"q;x\"",
+            b"= a ",
+            b"=<u>",
+            b"=a,b",
+            b"=z9hG4bK-a",
+        ]);
+        let param = (
+            prop::sample::select(vec![&b";"[..], b";", b" ;", b"; "]),
+            word(),
+            pvalue,
+        )
+            .prop_map(|(s, n, v)| [s, n, v].concat());
+        let structured = (
+            prop::sample::select(vec![&b""[..], b"\"Bob\" ", b"Bob ", b"\"a\\\"b;c\" "]),
+            prop::sample::select(vec![
+                &b"<sip:alice@198.18.0.1>"[..],
+                b"<sip:a@b;tag=in>",
+                b"sip:a@b",
+                b"<sip:a@b",
+                b"SIP/2.0/UDP 198.18.0.2:5060",
+                b"*",
+            ]),
+            prop::collection::vec(param, 0..4),
+            prop::sample::select(vec![&b""[..], b", <sip:c@d>;tag=2", b",", b" "]),
+        )
+            .prop_map(|(d, u, ps, t)| [d, u, &ps.concat(), t].concat());
+        prop_oneof![soup, structured]
+    }
+
+    fn param_name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::sample::select(vec![&b"tag"[..], b"lr", b"branch", b"expires", b"abcdefghi"])
+                .prop_map(|s| s.to_vec()),
+            4 => prop::sample::select(vec![
+                &b"tag"[..], b"TAG", b"branch", b"lr", b"", b"x", b"+sip.instance", b"a=b",
+                b"ta g", b"tag;", b"expires", b"ABCDEFGHI", b"t", b"abcdefgh", b"tag ", b" tag",
+            ]).prop_map(|s| s.to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..10),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn fast_parse_matches_reference(buf in sip_message()) {
+            check_fast_parse(&buf)?;
+        }
+
+        #[test]
+        fn fast_parse_matches_reference_on_mutations(
+            idx in 0..SAMPLES.len() + 2,
+            muts in prop::collection::vec(mutation(), 0..4),
+        ) {
+            let mut buf = match idx.checked_sub(SAMPLES.len()) {
+                None => SAMPLES[idx].to_vec(),
+                Some(0) => BENCH_REGISTER.to_vec(),
+                Some(_) => BENCH_REGISTER_AUTH.to_vec(),
+            };
+            for m in &muts {
+                apply(&mut buf, m);
+            }
+            check_fast_parse(&buf)?;
+        }
+
+        #[test]
+        fn fast_parse_matches_reference_on_soup(parts in prop::collection::vec(fragment(), 0..64)) {
+            check_fast_parse(&parts.concat())?;
+        }
+
+        #[test]
+        fn fast_header_param_matches_reference(value in param_value(), name in param_name()) {
+            if let Some(found) = header_param_fast(&value, &name) {
+                prop_assert_eq!(at(found), at(header_param_reference(&value, &name)));
+            }
+            prop_assert_eq!(
+                at(header_param(&value, &name)),
+                at(header_param_reference(&value, &name))
+            );
+        }
+
+        #[test]
+        fn eq_mask_flags_exactly_the_matches(
+            mut bytes in any::<[u8; 8]>(),
+            c in any::<u8>(),
+            plant in prop::collection::vec(any::<bool>(), 8),
+        ) {
+            for (b, p) in bytes.iter_mut().zip(plant) {
+                if p {
+                    *b = c;
+                }
+            }
+            let m = eq_mask(u64::from_le_bytes(bytes), c) & HIGHS;
+            for (k, &b) in bytes.iter().enumerate() {
+                prop_assert_eq!(m >> (8 * k + 7) & 1 == 1, b == c);
+            }
+            let p = param_mask(u64::from_le_bytes(bytes)) & HIGHS;
+            prop_assert_eq!(
+                (p != 0).then(|| (p.trailing_zeros() / 8) as usize),
+                bytes.iter().position(|b| b"\",;<".contains(b))
+            );
+        }
+
+        #[test]
+        fn ctl_mask_flags_exactly_the_controls(bytes in any::<[u8; 8]>()) {
+            let m = ctl_mask(u64::from_le_bytes(bytes)) & HIGHS;
+            for (k, &b) in bytes.iter().enumerate() {
+                prop_assert_eq!(m >> (8 * k + 7) & 1 == 1, b < 0x20 || b == 0x7f);
+            }
+        }
+
+        #[test]
+        fn letters_word_compares_exactly(
+            name in prop::collection::vec(any::<u8>(), 0..10),
+            other in prop::collection::vec(any::<u8>(), 0..10),
+            flips in prop::collection::vec(any::<bool>(), 10),
+            copy in any::<bool>(),
+        ) {
+            let all_letters = !name.is_empty() && name.len() <= 8 && name.iter().all(u8::is_ascii_alphabetic);
+            let got = letters_word(&name);
+            prop_assert_eq!(got.is_some(), all_letters);
+            if let Some((lower, mask)) = got {
+                let other: Vec<u8> = if copy {
+                    name.iter()
+                        .zip(&flips)
+                        .map(|(&b, &f)| if f { b.to_ascii_uppercase() } else { b })
+                        .collect()
+                } else {
+                    other
+                };
+                let mut word = [0u8; 8];
+                let n = other.len().min(8);
+                word[..n].copy_from_slice(&other[..n]);
+                let w = u64::from_le_bytes(word);
+                let same = (w & mask) | ((ONES * 0x20) & mask) == lower;
+                let want = other.len() >= name.len() && other[..name.len()].eq_ignore_ascii_case(&name);
+                prop_assert_eq!(same, want);
+            }
+        }
+
+        #[test]
+        fn window_names_match_reference(
+            idx in 0..ALL_NAMES.len(),
+            flips in prop::collection::vec(any::<bool>(), 24),
+            junk in prop::collection::vec(any::<u8>(), 0..16),
+            use_junk in any::<bool>(),
+            tail in any::<[u8; 64]>(),
+        ) {
+            let name: Vec<u8> = if use_junk {
+                junk
+            } else {
+                ALL_NAMES[idx]
+                    .as_str()
+                    .bytes()
+                    .zip(&flips)
+                    .map(|(b, &f)| if f { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() })
+                    .collect()
+            };
+            let mut win = tail;
+            win[..name.len()].copy_from_slice(&name);
+            let head = window_word(&win, 0);
+            if name.len() <= 15 {
+                prop_assert_eq!(resolve_window_name(&win, name.len(), head), reference_name(&name));
+            }
+            prop_assert_eq!(resolve_name_head(&win, name.len(), head), reference_name(&name));
+            prop_assert_eq!(resolve_name(&name, name.len()), reference_name(&name));
         }
     }
 }
