@@ -55,6 +55,9 @@ counters! {
     own_acks_absorbed,
     /// Requests forwarded after a valid digest.
     forwarded_digest,
+    /// Of those, UDP retransmissions of an already forwarded request (same nonce count, same
+    /// request), forwarded again rather than taken for a replay.
+    retransmissions,
     /// Requests forwarded from `ip` / `ip+port` accounts.
     forwarded_address,
     /// Challenges sent (401 or 407), stale ones included.

@@ -244,6 +244,7 @@ pub struct Engine {
     decoy_key: [u8; 16],
     nonce_salt: u64,
     verifier: digest::Verifier,
+    fingerprint_hasher: hashbrown::DefaultHashBuilder,
 }
 
 fn method_bit(m: Method) -> u32 {
@@ -309,6 +310,7 @@ impl Engine {
             tag_key,
             decoy_key,
             verifier: digest::Verifier::default(),
+            fingerprint_hasher: hashbrown::DefaultHashBuilder::default(),
             nonce_salt: u64::from_le_bytes([
                 rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
             ]),
@@ -686,14 +688,17 @@ impl Engine {
         }
         if p.credentials.qop != Qop::None {
             let unix = self.clock.unix_secs(now);
+            let fingerprint = self.fingerprint(&p.msg);
             match self.replay.check(
                 unix,
                 self.nonce_lifetime,
                 p.nonce_id,
                 p.nonce_issued,
                 p.credentials.nc.unwrap_or(0),
+                fingerprint,
             ) {
                 ReplayVerdict::Fresh => {}
+                ReplayVerdict::Retransmission => self.counters.retransmissions += 1,
                 ReplayVerdict::Replay => {
                     return self.fail(
                         now,
@@ -963,6 +968,18 @@ impl Engine {
         msg.header(HeaderName::To)
             .and_then(|t| sip::header_param(t, b"tag"))
             .is_some_and(|tag| tag == self.to_tag(msg))
+    }
+
+    /// Fingerprint of a request for telling a retransmission (same top Via, CSeq and
+    /// Call-ID) from a replay of its nonce count.
+    fn fingerprint(&self, msg: &Message<'_>) -> u32 {
+        use std::hash::BuildHasher;
+        let h = self.fingerprint_hasher.hash_one((
+            msg.header(HeaderName::Via),
+            msg.header(HeaderName::CSeq),
+            msg.header(HeaderName::CallId),
+        ));
+        h as u32
     }
 
     fn decoy_ha1(&self, username: &[u8]) -> Ha1 {

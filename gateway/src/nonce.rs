@@ -312,6 +312,10 @@ pub enum ReplayVerdict {
     /// `nc` is not greater than one already seen for this nonce, or is 0:
     /// reject the request.
     Replay,
+    /// The same `nc` again with the same request fingerprint: a UDP
+    /// retransmission of the request that used it (RFC 3261 §17.1.2.2, timer
+    /// E), not a replay. Treat it like the original.
+    Retransmission,
     /// The table cannot vouch for this nonce: it may have been dropped to
     /// bound memory (issued at or before the eviction floor) or is past its
     /// lifetime. Re-challenge with `stale=true`.
@@ -323,6 +327,8 @@ pub enum ReplayVerdict {
 struct Entry {
     last_nc: u32,
     issued: u32,
+    /// Fingerprint of the request that used `last_nc`.
+    fingerprint: u32,
 }
 
 /// Number of age buckets used to pick the oldest entries when evicting.
@@ -406,6 +412,7 @@ impl ReplayTable {
         id: u64,
         issued: u32,
         nc: u32,
+        fingerprint: u32,
     ) -> ReplayVerdict {
         if nc == 0 {
             return ReplayVerdict::Replay;
@@ -418,7 +425,10 @@ impl ReplayTable {
         if let Some(entry) = self.map.get_mut(&id) {
             return if nc > entry.last_nc {
                 entry.last_nc = nc;
+                entry.fingerprint = fingerprint;
                 ReplayVerdict::Fresh
+            } else if nc == entry.last_nc && fingerprint == entry.fingerprint {
+                ReplayVerdict::Retransmission
             } else {
                 ReplayVerdict::Replay
             };
@@ -438,6 +448,7 @@ impl ReplayTable {
             Entry {
                 last_nc: nc,
                 issued,
+                fingerprint,
             },
         );
         ReplayVerdict::Fresh
@@ -529,6 +540,42 @@ impl ReplayTable {
 
 #[cfg(test)]
 mod tests {
+    /// A fresh request fingerprint per call, so repeated `nc`s are replays, not
+    /// retransmissions (those have their own test).
+    fn next_fp() -> u32 {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static FP: AtomicU32 = AtomicU32::new(1);
+        FP.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn retransmission_is_not_a_replay() {
+        let mut t = ReplayTable::with_capacity(16);
+        assert_eq!(t.check(T0, 30, 9, T0 as u32, 1, 77), ReplayVerdict::Fresh);
+        assert_eq!(
+            t.check(T0 + 1, 30, 9, T0 as u32, 1, 77),
+            ReplayVerdict::Retransmission
+        );
+        // Same nc, another request: a replay.
+        assert_eq!(
+            t.check(T0 + 1, 30, 9, T0 as u32, 1, 78),
+            ReplayVerdict::Replay
+        );
+        // The next request moves on; the old one retransmitted is now a replay.
+        assert_eq!(
+            t.check(T0 + 2, 30, 9, T0 as u32, 2, 79),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            t.check(T0 + 2, 30, 9, T0 as u32, 1, 77),
+            ReplayVerdict::Replay
+        );
+        assert_eq!(
+            t.check(T0 + 2, 30, 9, T0 as u32, 2, 79),
+            ReplayVerdict::Retransmission
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -731,25 +778,52 @@ mod tests {
         let mut t = ReplayTable::with_capacity(8);
         let lt = 30;
         assert!(t.is_empty());
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 0), ReplayVerdict::Replay);
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 0, next_fp()),
+            ReplayVerdict::Replay
+        );
         assert!(t.is_empty());
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 1), ReplayVerdict::Fresh);
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 2), ReplayVerdict::Fresh);
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 2), ReplayVerdict::Replay);
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 1), ReplayVerdict::Replay);
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 0), ReplayVerdict::Replay);
-        assert_eq!(t.check(T0, lt, 1, T0 as u32, 7), ReplayVerdict::Fresh);
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 1, next_fp()),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 2, next_fp()),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 2, next_fp()),
+            ReplayVerdict::Replay
+        );
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 1, next_fp()),
+            ReplayVerdict::Replay
+        );
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 0, next_fp()),
+            ReplayVerdict::Replay
+        );
+        assert_eq!(
+            t.check(T0, lt, 1, T0 as u32, 7, next_fp()),
+            ReplayVerdict::Fresh
+        );
         // First use may start at any nc >= 1.
-        assert_eq!(t.check(T0, lt, 2, T0 as u32, 5), ReplayVerdict::Fresh);
-        assert_eq!(t.check(T0, lt, 2, T0 as u32, 5), ReplayVerdict::Replay);
+        assert_eq!(
+            t.check(T0, lt, 2, T0 as u32, 5, next_fp()),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            t.check(T0, lt, 2, T0 as u32, 5, next_fp()),
+            ReplayVerdict::Replay
+        );
         assert_eq!(t.len(), 2);
         // Expired nonce: never Fresh, not recorded.
         assert_eq!(
-            t.check(T0 + 31, lt, 3, T0 as u32, 1),
+            t.check(T0 + 31, lt, 3, T0 as u32, 1, next_fp()),
             ReplayVerdict::Evicted
         );
         assert_eq!(
-            t.check(T0 + 31, lt, 1, T0 as u32, 8),
+            t.check(T0 + 31, lt, 1, T0 as u32, 8, next_fp()),
             ReplayVerdict::Evicted
         );
         t.sweep(T0 + 30, lt);
@@ -773,12 +847,18 @@ mod tests {
             let now = T0 + i / 16; // 16 per second: all live
             let issued = now as u32;
             let id = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            assert_eq!(t.check(now, lt, id, issued, 1), ReplayVerdict::Fresh);
+            assert_eq!(
+                t.check(now, lt, id, issued, 1, next_fp()),
+                ReplayVerdict::Fresh
+            );
             assert!(t.len() <= cap);
             seen.push((id, issued, now));
             // Replaying anything seen so far is never Fresh.
             for &(sid, sissued, _) in &seen {
-                assert_ne!(t.check(now, lt, sid, sissued, 1), ReplayVerdict::Fresh);
+                assert_ne!(
+                    t.check(now, lt, sid, sissued, 1, next_fp()),
+                    ReplayVerdict::Fresh
+                );
             }
         }
         assert_eq!(t.map.capacity(), table_cap, "never reallocated");
@@ -787,17 +867,20 @@ mod tests {
         let now = T0 + (4 * cap as u64) / 16;
         let (oldest, oldest_issued, _) = seen[0];
         assert_eq!(
-            t.check(now, lt, oldest, oldest_issued, 2),
+            t.check(now, lt, oldest, oldest_issued, 2, next_fp()),
             ReplayVerdict::Evicted
         );
         // The newest are still tracked normally.
         let &(newest, newest_issued, _) = seen.last().unwrap();
         assert_eq!(
-            t.check(now, lt, newest, newest_issued, 2),
+            t.check(now, lt, newest, newest_issued, 2, next_fp()),
             ReplayVerdict::Fresh
         );
         // A brand-new nonce issued after the floor is accepted.
-        assert_eq!(t.check(now, lt, 42, now as u32, 1), ReplayVerdict::Fresh);
+        assert_eq!(
+            t.check(now, lt, 42, now as u32, 1, next_fp()),
+            ReplayVerdict::Fresh
+        );
         // Once everything below the floor has expired, the floor is forgotten.
         t.sweep(now + 60, lt);
         assert!(t.is_empty());
@@ -815,17 +898,22 @@ mod tests {
         for &id in &ids {
             // Once the floor reached T0, unknown nonces of that second are
             // Evicted (re-challenged): safe, never Replay for a first use.
-            match t.check(T0, 30, id, T0 as u32, 3) {
+            match t.check(T0, 30, id, T0 as u32, 3, next_fp()) {
                 ReplayVerdict::Fresh => fresh += 1,
                 ReplayVerdict::Evicted => {}
-                ReplayVerdict::Replay => panic!("first use reported as replay"),
+                ReplayVerdict::Replay | ReplayVerdict::Retransmission => {
+                    panic!("first use reported as replay or retransmission")
+                }
             }
             assert!(t.len() <= cap);
         }
         assert!(fresh >= cap);
         for &id in &ids {
             for nc in 1..=3 {
-                assert_ne!(t.check(T0, 30, id, T0 as u32, nc), ReplayVerdict::Fresh);
+                assert_ne!(
+                    t.check(T0, 30, id, T0 as u32, nc, next_fp()),
+                    ReplayVerdict::Fresh
+                );
             }
         }
     }
@@ -841,7 +929,10 @@ mod tests {
             for _ in 0..50 {
                 id = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
                 let now = T0 + sec;
-                assert_eq!(t.check(now, 30, id, now as u32, 1), ReplayVerdict::Fresh);
+                assert_eq!(
+                    t.check(now, 30, id, now as u32, 1, next_fp()),
+                    ReplayVerdict::Fresh
+                );
             }
             if sec % 3 == 0 {
                 t.sweep(T0 + sec, 30);
@@ -855,13 +946,19 @@ mod tests {
     fn zero_capacity_is_one() {
         let mut t = ReplayTable::with_capacity(0);
         assert_eq!(t.capacity(), 1);
-        assert_eq!(t.check(T0, 30, 1, T0 as u32, 1), ReplayVerdict::Fresh);
         assert_eq!(
-            t.check(T0 + 1, 30, 2, T0 as u32 + 1, 1),
+            t.check(T0, 30, 1, T0 as u32, 1, next_fp()),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            t.check(T0 + 1, 30, 2, T0 as u32 + 1, 1, next_fp()),
             ReplayVerdict::Fresh
         );
         assert_eq!(t.len(), 1);
-        assert_ne!(t.check(T0 + 1, 30, 1, T0 as u32, 2), ReplayVerdict::Fresh);
+        assert_ne!(
+            t.check(T0 + 1, 30, 1, T0 as u32, 2, next_fp()),
+            ReplayVerdict::Fresh
+        );
     }
 
     proptest! {
@@ -886,7 +983,7 @@ mod tests {
             for (id, nc, dt) in ops {
                 now += dt % 3;
                 let issued = (T0 + id) as u32; // id determines issued, like a tag does
-                if t.check(now, 30, id, issued, nc) == ReplayVerdict::Fresh {
+                if t.check(now, 30, id, issued, nc, next_fp()) == ReplayVerdict::Fresh {
                     prop_assert!(fresh.insert((id, nc)), "replayed {id} {nc}");
                 }
                 prop_assert!(t.len() <= 8);

@@ -331,8 +331,9 @@ fn replayed_nonce_count_is_rejected_and_counted() {
     let auth = authorization(&ch, "alice", "secret", "REGISTER", 1);
     let msg = request("REGISTER", "alice", "replay", 2, &auth);
     assert!(matches!(gw.send(PHONE, &msg), Verdict::Forward(_)));
-    // The very same datagram again (a captured request replayed).
-    assert!(is_challenge(gw.send(PHONE, &msg)));
+    // The same credentials (nonce and nc) on another request: a captured digest replayed.
+    let replayed = request("REGISTER", "alice", "replay", 3, &auth);
+    assert!(is_challenge(gw.send(PHONE, &replayed)));
     assert_eq!(gw.engine.counters().replayed_nonce, 1);
     assert!(gw.events().iter().any(|e| matches!(
         e,
@@ -344,9 +345,34 @@ fn replayed_nonce_count_is_rejected_and_counted() {
     // The phone itself moves on to nc=2 with the same nonce: accepted.
     let auth = authorization(&ch, "alice", "secret", "REGISTER", 2);
     assert!(matches!(
-        gw.send(PHONE, &request("REGISTER", "alice", "replay", 3, &auth)),
+        gw.send(PHONE, &request("REGISTER", "alice", "replay", 4, &auth)),
         Verdict::Forward(_)
     ));
+}
+
+#[test]
+fn a_retransmitted_authenticated_request_is_not_a_replay() {
+    // UDP clients retransmit the identical request when the answer is late (timer E), e.g.
+    // while the softswitch is slow: that must never count as a failure.
+    let mut gw = Gw::new("");
+    let mut p = Phone::new(PHONE, "alice", "retrans");
+    assert!(is_challenge(p.bare(&mut gw)));
+    let ch = gw.challenge();
+    let msg = request(
+        "REGISTER",
+        "alice",
+        "retrans",
+        2,
+        &authorization(&ch, "alice", "secret", "REGISTER", 1),
+    );
+    for _ in 0..4 {
+        assert!(matches!(gw.send(PHONE, &msg), Verdict::Forward(_)));
+    }
+    let c = *gw.engine.counters();
+    assert_eq!(
+        (c.forwarded_digest, c.retransmissions, c.replayed_nonce),
+        (4, 3, 0)
+    );
 }
 
 #[test]
