@@ -242,7 +242,7 @@ pub struct Engine {
     clock: WallClock,
     tag_key: [u8; 16],
     decoy_key: [u8; 16],
-    nonce_salt: u64,
+    nonce_salt: u32,
     verifier: digest::Verifier,
     fingerprint_hasher: hashbrown::DefaultHashBuilder,
 }
@@ -311,9 +311,7 @@ impl Engine {
             decoy_key,
             verifier: digest::Verifier::default(),
             fingerprint_hasher: hashbrown::DefaultHashBuilder::default(),
-            nonce_salt: u64::from_le_bytes([
-                rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
-            ]),
+            nonce_salt: u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]),
         }
     }
 
@@ -924,23 +922,26 @@ impl Engine {
 
     /// Copy Via, From, To (with our tag if it has none), Call-ID and CSeq lines as written.
     fn copy_dialog_headers(&self, w: &mut Writer<'_>, msg: &Message<'_>) {
-        let buf = msg.as_bytes();
-        for h in msg.headers() {
-            match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                    w.put(line_of(buf, &h));
-                    w.put(b"\r\n");
-                }
-                HeaderName::To => {
-                    w.put(line_of(buf, &h));
-                    if sip::header_param(h.value, b"tag").is_none() {
-                        w.put(b";tag=");
-                        w.put(&self.to_tag(msg));
-                    }
-                    w.put(b"\r\n");
-                }
-                _ => {}
+        let to_has_tag = msg
+            .header(HeaderName::To)
+            .is_some_and(|to| sip::header_param(to, b"tag").is_some());
+        let dialog = |n| {
+            matches!(
+                n,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+            )
+        };
+        for (name, line) in msg.lines_where(dialog) {
+            w.put(line);
+            if name == HeaderName::To && !to_has_tag {
+                w.put(b";tag=");
+                w.put(&self.to_tag(msg));
             }
+            w.put(b"\r\n");
         }
     }
 
@@ -993,15 +994,12 @@ impl Engine {
         let mut other = false;
         let mut present = false;
         let mut duplicate = false;
-        let values = msg.headers().filter(|h| {
-            matches!(
-                h.name,
-                HeaderName::Authorization | HeaderName::ProxyAuthorization
-            )
-        });
-        for h in values {
+        let values = msg
+            .headers_named(HeaderName::Authorization)
+            .chain(msg.headers_named(HeaderName::ProxyAuthorization));
+        for value in values {
             present = true;
-            match Credentials::parse(h.value) {
+            match Credentials::parse(value) {
                 Ok(c) if c.realm.eq_unescaped(&self.realm) => {
                     duplicate |= ours.is_some();
                     ours = Some(c);
@@ -1041,16 +1039,6 @@ fn fallback_user<'a>(msg: &Message<'a>, method: Method) -> &'a [u8] {
         .and_then(sip::name_addr_uri)
         .and_then(sip::uri_user)
         .unwrap_or_default()
-}
-
-/// The header line as written: from its name through the end of its (possibly folded) value.
-fn line_of<'a>(buf: &'a [u8], h: &sip::Header<'a>) -> &'a [u8] {
-    let base = buf.as_ptr() as usize;
-    let start = (h.raw_name.as_ptr() as usize).wrapping_sub(base);
-    let end = (h.value.as_ptr() as usize)
-        .wrapping_sub(base)
-        .wrapping_add(h.value.len());
-    buf.get(start..end).unwrap_or(h.value)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

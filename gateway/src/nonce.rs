@@ -7,11 +7,11 @@
 //!
 //! # Nonces
 //!
-//! A nonce is [`NONCE_LEN`] = 34 characters of base64url without padding,
-//! encoding 25 bytes:
+//! A nonce is [`NONCE_LEN`] = 28 characters of base64url without padding,
+//! encoding 21 bytes:
 //!
 //! ```text
-//! issued_unix_secs: u32 big-endian || key_id: u8 || salt: u64 big-endian || tag: [u8; 12]
+//! issued_unix_secs: u32 big-endian || key_id: u8 || salt: u32 big-endian || tag: [u8; 12]
 //! tag = first 12 bytes of SipHash-2-4-128(key, issued || key_id || salt || source_ip_16 || realm)
 //! ```
 //!
@@ -19,6 +19,8 @@
 //! two challenges sent to the same address in the same second get different nonces: clients
 //! start every nonce at `nc=00000001`, and identical nonces would make the second client's
 //! first request look like a replay. A 96-bit tag leaves a forger one chance in 2^96 per try.
+//! 28 characters keep a typical `qop=auth` response input (HA1:nonce:nc:cnonce:qop:HA2) within
+//! two MD5 blocks.
 //!
 //! where `source_ip_16` is the client's IP address as 16 bytes (IPv4 mapped to
 //! `::ffff:a.b.c.d`, so a dual-stack socket and an IPv4 socket agree) and `key`
@@ -54,21 +56,19 @@
 //!   below which unknown nonces are answered [`ReplayVerdict::Evicted`].
 #![forbid(unsafe_code)]
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use core::hash::Hasher;
 use siphasher::sip128::{Hasher128, SipHasher24};
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
 /// Length in bytes (ASCII characters) of a minted nonce.
-pub const NONCE_LEN: usize = 34;
+pub const NONCE_LEN: usize = 28;
 
 /// Length of the tag carried in a nonce.
 const TAG_LEN: usize = 12;
 
-/// Decoded length: issued (4) + key id (1) + salt (8) + tag (12).
-const RAW_LEN: usize = 25;
+/// Decoded length: issued (4) + key id (1) + salt (4) + tag (12).
+const RAW_LEN: usize = 21;
 
 /// Age in seconds of something issued at `issued` (wrapping `u32` seconds)
 /// seen at `now_unix`; negative when `issued` is in the future.
@@ -134,7 +134,7 @@ impl Key {
         }
     }
 
-    fn tag(&self, issued: u32, salt: u64, source: IpAddr, realm: &[u8]) -> [u8; TAG_LEN] {
+    fn tag(&self, issued: u32, salt: u32, source: IpAddr, realm: &[u8]) -> [u8; TAG_LEN] {
         let ip = match source {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             IpAddr::V6(v6) => v6.octets(),
@@ -236,20 +236,16 @@ impl Nonces {
     /// `now_unix` (stored as wrapping `u32` seconds). `salt` must differ
     /// between nonces minted for one address within a second (a counter).
     #[must_use]
-    pub fn mint(&self, now_unix: u64, source: IpAddr, realm: &[u8], salt: u64) -> [u8; NONCE_LEN] {
+    pub fn mint(&self, now_unix: u64, source: IpAddr, realm: &[u8], salt: u32) -> [u8; NONCE_LEN] {
         // Truncation to u32 is intended (serial-number timestamps).
         let issued = now_unix as u32;
         let tag = self.current.tag(issued, salt, source, realm);
         let mut raw = [0u8; RAW_LEN];
         raw[..4].copy_from_slice(&issued.to_be_bytes());
         raw[4] = self.current.id;
-        raw[5..13].copy_from_slice(&salt.to_be_bytes());
-        raw[13..].copy_from_slice(&tag);
-        let mut out = [0u8; NONCE_LEN];
-        // 25 bytes always encode to exactly 34 characters: cannot fail.
-        let written = URL_SAFE_NO_PAD.encode_slice(raw, &mut out).unwrap_or(0);
-        debug_assert_eq!(written, NONCE_LEN);
-        out
+        raw[5..9].copy_from_slice(&salt.to_be_bytes());
+        raw[9..].copy_from_slice(&tag);
+        encode(&raw)
     }
 
     /// Checks a nonce echoed by `source` for `realm` at `now_unix`. Accepts
@@ -288,19 +284,59 @@ impl Nonces {
 }
 
 /// Splits a nonce into (issued, key id, salt, tag); `None` unless it is
-/// exactly 34 base64url characters.
-fn decode(nonce: &[u8]) -> Option<(u32, u8, u64, [u8; TAG_LEN])> {
+/// exactly 28 base64url characters.
+fn decode(nonce: &[u8]) -> Option<(u32, u8, u32, [u8; TAG_LEN])> {
+    let raw = decode_raw(nonce)?;
+    let [i0, i1, i2, i3, key_id, s0, s1, s2, s3, tag @ ..] = raw;
+    let salt = u32::from_be_bytes([s0, s1, s2, s3]);
+    Some((u32::from_be_bytes([i0, i1, i2, i3]), key_id, salt, tag))
+}
+
+// Base64url (RFC 4648 §5, no padding) of exactly RAW_LEN = 21 bytes, i.e. seven
+// 3-byte groups. The `base64` crate's general-purpose engine spends ~30
+// instructions a byte on inputs this short (most of a challenge's cost); this
+// fixed-size form is checked against it by the tests.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Sextet value of each base64url character, 0xff for any other byte.
+static B64_VALUES: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[B64[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn encode(raw: &[u8; RAW_LEN]) -> [u8; NONCE_LEN] {
+    let mut out = [0u8; NONCE_LEN];
+    for (group, chars) in raw.chunks_exact(3).zip(out.chunks_exact_mut(4)) {
+        let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
+        for (k, c) in chars.iter_mut().enumerate() {
+            *c = B64[((n >> (18 - 6 * k)) & 63) as usize];
+        }
+    }
+    out
+}
+
+fn decode_raw(nonce: &[u8]) -> Option<[u8; RAW_LEN]> {
     if nonce.len() != NONCE_LEN {
         return None;
     }
     let mut raw = [0u8; RAW_LEN];
-    match URL_SAFE_NO_PAD.decode_slice(nonce, &mut raw) {
-        Ok(RAW_LEN) => {}
-        _ => return None,
+    let mut bad = 0u8;
+    for (chars, group) in nonce.chunks_exact(4).zip(raw.chunks_exact_mut(3)) {
+        let mut n = 0u32;
+        for &c in chars {
+            let v = B64_VALUES[usize::from(c)];
+            bad |= v;
+            n = n << 6 | u32::from(v & 63);
+        }
+        group.copy_from_slice(&n.to_be_bytes()[1..]);
     }
-    let [i0, i1, i2, i3, key_id, s0, s1, s2, s3, s4, s5, s6, s7, tag @ ..] = raw;
-    let salt = u64::from_be_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
-    Some((u32::from_be_bytes([i0, i1, i2, i3]), key_id, salt, tag))
+    // Any invalid character (0xff) sets the top bits of `bad`.
+    (bad < 64).then_some(raw)
 }
 
 /// Outcome of [`ReplayTable::check`].
@@ -546,6 +582,32 @@ mod tests {
         use std::sync::atomic::{AtomicU32, Ordering};
         static FP: AtomicU32 = AtomicU32::new(1);
         FP.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn base64url_matches_the_base64_crate() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let mut raw = [0u8; RAW_LEN];
+        for seed in 0..2000u32 {
+            for (i, b) in raw.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).rotate_left(i as u32) >> 8) as u8 ^ i as u8;
+            }
+            let ours = encode(&raw);
+            assert_eq!(ours.as_slice(), URL_SAFE_NO_PAD.encode(raw).as_bytes());
+            assert_eq!(decode_raw(&ours), Some(raw));
+        }
+        let all_ff = encode(&[0xff; RAW_LEN]);
+        assert_eq!(
+            all_ff.as_slice(),
+            URL_SAFE_NO_PAD.encode([0xff; RAW_LEN]).as_bytes()
+        );
+        for bad in [b'=', b'+', b'/', b' ', 0, 0x80] {
+            let mut n = encode(&raw);
+            n[5] = bad;
+            assert_eq!(decode_raw(&n), None, "{bad:#x}");
+        }
+        assert_eq!(decode_raw(&[b'A'; NONCE_LEN - 1]), None);
     }
 
     #[test]
@@ -969,7 +1031,7 @@ mod tests {
         }
 
         #[test]
-        fn random_wellformed_nonces_are_forged(s in "[A-Za-z0-9_-]{34}", now in any::<u64>()) {
+        fn random_wellformed_nonces_are_forged(s in "[A-Za-z0-9_-]{28}", now in any::<u64>()) {
             let n = nonces();
             prop_assert_eq!(n.verify(now, IP, REALM, s.as_bytes()), NonceStatus::Forged);
         }
