@@ -512,16 +512,12 @@ impl Engine {
             self.counters.forwarded_address += 1;
             return Step::Done(Verdict::Forward(Identity { account, mode }));
         }
-        let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
-        let session = self.policy.session_key(call_id, ip);
-
         let creds = match self.select_credentials(&msg) {
             Selected::None => {
-                return Step::Done(
-                    self.challenge_unauthenticated(now, &msg, method, ip, session, reply),
-                )
+                return Step::Done(self.challenge_unauthenticated(now, &msg, method, ip, reply))
             }
             Selected::Malformed => {
+                let session = self.session_key(&msg, ip);
                 let user = fallback_user(&msg, method);
                 let terminal = self.policy.terminal_key(user, ip);
                 return Step::Done(self.fail(
@@ -540,12 +536,11 @@ impl Engine {
                 // Credentials for another realm may be meant for another proxy (RFC 3261
                 // §22.3): not a failure. Challenge for ours; the counter shows realm mismatches.
                 self.counters.wrong_realm += 1;
-                return Step::Done(
-                    self.challenge_unauthenticated(now, &msg, method, ip, session, reply),
-                );
+                return Step::Done(self.challenge_unauthenticated(now, &msg, method, ip, reply));
             }
             Selected::Ours(c) => c,
         };
+        let session = self.session_key(&msg, ip);
 
         let mut buf = [0u8; MAX_USERNAME];
         let Some(username) = creds.username.unescape_into(&mut buf) else {
@@ -742,7 +737,6 @@ impl Engine {
         msg: &Message<'_>,
         method: Method,
         ip: IpAddr,
-        session: SessionKey,
         reply: &mut [u8],
     ) -> Verdict {
         // Computing the terminal key is skipped while nothing is suspended (the common case).
@@ -757,6 +751,7 @@ impl Engine {
                 return Verdict::Drop(DropReason::TerminalSuspended);
             }
         }
+        let session = self.session_key(msg, ip);
         match self.policy.session_state(now, session) {
             SessionState::Closed => return self.forbid(msg, reply),
             SessionState::TimedOut => {
@@ -981,6 +976,12 @@ impl Engine {
             msg.header(HeaderName::CallId),
         ));
         h as u32
+    }
+
+    /// The session of a request: its Call-ID from its source address.
+    fn session_key(&self, msg: &Message<'_>, ip: IpAddr) -> SessionKey {
+        let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
+        self.policy.session_key(call_id, ip)
     }
 
     fn decoy_ha1(&self, username: &[u8]) -> Ha1 {

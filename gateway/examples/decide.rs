@@ -1,0 +1,133 @@
+//! Runs one engine decision in a loop, for profilers:
+//!
+//! ```sh
+//! cargo build --release -p sipgw --example decide
+//! valgrind --tool=callgrind target/release/examples/decide challenge 20000
+//! ```
+//!
+//! Decisions: `challenge` (REGISTER without credentials), `forward` (valid credentials, no
+//! qop, so the same datagram can be repeated), `suspended` (terminal suspended), `parse`.
+//! Prints the number of iterations that had the expected outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quanta::Clock;
+use sipgw::engine::{DropReason, Verdict, WallClock};
+use sipgw::{Config, CredentialStore, Engine, Secrets};
+
+fn register(call_id: &str, cseq: u32, auth: &str) -> Vec<u8> {
+    format!(
+        "REGISTER sip:198.18.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK-{call_id}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@198.18.0.1>;tag=4497SIPpTag001\r\n\
+         To: <sip:alice@198.18.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:alice@198.18.0.2:5060>\r\n\
+         {auth}\
+         Expires: 3600\r\n\
+         User-Agent: bench-phone/1.0\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "challenge".into());
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let config = Config::parse(
+        "[auth]\nban_source_on_suspend = false\nsource_max_retry = 0\n",
+        "decide",
+        None,
+    )
+    .unwrap();
+    let store = CredentialStore::parse(
+        "[[account]]\nname = \"alice\"\npassword = \"secret\"\n",
+        "creds",
+        "sipgw",
+    )
+    .unwrap();
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(1000));
+    let wall = WallClock {
+        origin: clock.now(),
+        origin_unix: Duration::from_secs(1_700_000_000),
+    };
+    let mut engine = Engine::new(
+        &config,
+        Arc::new(store),
+        &Secrets::new(&config, [3; 64]),
+        wall,
+    );
+    let peer = "198.18.0.2:5060".parse().unwrap();
+    let mut reply = vec![0u8; 2048];
+    let bare = register("call", 1, "");
+    let Verdict::Reply { len, .. } = engine.handle(clock.now(), peer, &bare, &mut reply) else {
+        panic!("no challenge")
+    };
+    let text = String::from_utf8_lossy(&reply[..len]).into_owned();
+    let at = text.find("nonce=\"").unwrap() + 7;
+    let nonce = &text[at..at + sipgw::nonce::NONCE_LEN];
+    let auth = |password: &str| {
+        let ha1 = sipgw::digest::ha1(b"alice", b"sipgw", password.as_bytes());
+        let resp = sipgw::digest::client_response(
+            &ha1,
+            b"REGISTER",
+            b"sip:198.18.0.1",
+            nonce.as_bytes(),
+            sipgw::digest::Qop::None,
+            b"",
+            b"",
+            sipgw::digest::Algorithm::Md5,
+            b"",
+        );
+        format!(
+            "Authorization: Digest username=\"alice\",realm=\"sipgw\",uri=\"sip:198.18.0.1\",nonce=\"{nonce}\",response=\"{}\",algorithm=MD5\r\n",
+            String::from_utf8_lossy(&resp)
+        )
+    };
+    let good = register("fwd", 2, &auth("secret"));
+    let mut ok = 0usize;
+    match which.as_str() {
+        "challenge" => {
+            for _ in 0..n {
+                ok += usize::from(matches!(
+                    engine.handle(clock.now(), peer, &bare, &mut reply),
+                    Verdict::Reply { .. }
+                ));
+            }
+        }
+        "forward" => {
+            for _ in 0..n {
+                ok += usize::from(matches!(
+                    engine.handle(clock.now(), peer, &good, &mut reply),
+                    Verdict::Forward(_)
+                ));
+            }
+        }
+        "suspended" => {
+            for i in 0..6 {
+                let _ = engine.handle(
+                    clock.now(),
+                    peer,
+                    &register(&format!("s{i}"), 1, &auth("wrong")),
+                    &mut reply,
+                );
+            }
+            for _ in 0..n {
+                let v = engine.handle(clock.now(), peer, &bare, &mut reply);
+                ok += usize::from(v == Verdict::Drop(DropReason::TerminalSuspended));
+            }
+        }
+        "parse" => {
+            for _ in 0..n {
+                ok += usize::from(sipgw::sip::Message::parse(std::hint::black_box(&good)).is_ok());
+            }
+        }
+        other => panic!("unknown decision {other:?}: challenge, forward, suspended or parse"),
+    }
+    println!("{ok}/{n}");
+}
