@@ -516,34 +516,22 @@ impl Engine {
             Selected::None => {
                 return Step::Done(self.challenge_unauthenticated(now, &msg, method, ip, reply))
             }
-            Selected::Malformed => {
-                let session = self.session_key(&msg, ip);
-                let user = fallback_user(&msg, method);
-                let terminal = self.policy.terminal_key(user, ip);
-                return Step::Done(self.fail(
-                    now,
-                    &msg,
-                    Failure::MalformedCredentials,
-                    user,
-                    peer,
-                    terminal,
-                    session,
-                    source,
-                    reply,
-                ));
-            }
             Selected::OtherRealm => {
                 // Credentials for another realm may be meant for another proxy (RFC 3261
                 // §22.3): not a failure. Challenge for ours; the counter shows realm mismatches.
                 self.counters.wrong_realm += 1;
                 return Step::Done(self.challenge_unauthenticated(now, &msg, method, ip, reply));
             }
-            Selected::Ours(c) => c,
+            Selected::Malformed => None,
+            Selected::Ours(c) => Some(c),
         };
         let session = self.session_key(&msg, ip);
 
         let mut buf = [0u8; MAX_USERNAME];
-        let Some(username) = creds.username.unescape_into(&mut buf) else {
+        let Some((creds, username)) =
+            creds.and_then(|c| c.username.unescape_into(&mut buf).map(|u| (c, u)))
+        else {
+            // Unparseable, duplicated, or a username too long to be one of ours.
             let user = fallback_user(&msg, method);
             let terminal = self.policy.terminal_key(user, ip);
             return Step::Done(self.fail(
