@@ -16,9 +16,10 @@
 //! The decision for a request (see `docs/architecture.md` for the diagram):
 //! banned source → drop; unparseable → drop; response → pass; ACK for our own reply → absorb;
 //! ACK/CANCEL/`no_auth_methods` → pass; address-authenticated account → forward; no
-//! credentials → challenge (unless suspended, session closed, or silenced); credentials →
-//! nonce check (stale → re-challenge without counting), digest check (batched), replay check,
-//! then forward or count the failure and re-challenge / 403 / suspend.
+//! credentials for our realm → challenge (unless suspended, session closed, or silenced);
+//! credentials → nonce check (stale → re-challenge without counting), digest check (batched),
+//! replay check (a retransmission of the same request is not a replay), then forward or count
+//! the failure and re-challenge / 403 / suspend.
 //!
 //! Replies copy every Via, From, To (adding our To-tag), Call-ID and CSeq line as the request
 //! wrote them, add only the challenge header and `Content-Length: 0`, and are never more than
