@@ -9,7 +9,7 @@
 //! |-----------|------------------------------------------------|------------------------------------------------|
 //! | terminals | keyed hash of username, username+source IP, or source IP (`suspend_scope`) | consecutive failures, suspension end |
 //! | sessions  | keyed hash of Call-ID + source IP              | first challenge time, failures, closed flag     |
-//! | sources   | keyed hash of source IP                        | consecutive failures across usernames, ban end  |
+//! | sources   | the source IP itself (IPv4 as IPv4-mapped IPv6) | consecutive failures across usernames, ban end  |
 //!
 //! Rules (see `docs/configuration.md` for the full table):
 //! - `max_retry` consecutive failures of one terminal suspend it for `failed_suspend`; while
@@ -29,8 +29,9 @@
 //! (untouched for `idle_timeout`) are dropped first, then arbitrary non-suspended entries until
 //! an eighth of the table is free (amortised O(1) per insertion); suspended and banned entries
 //! are never evicted. If a table is full of suspended entries the new terminal is not tracked
-//! and [`Policy::table_full`] counts it. Keys are SipHash-1-3 of the identifying bytes under a
-//! per-process secret, so an attacker cannot aim collisions at the tables.
+//! and [`Policy::table_full`] counts it. Terminal and session keys are SipHash-1-3 of the identifying
+//! bytes under a per-process secret, so an attacker cannot aim collisions at the tables; source
+//! keys are the address itself (the maps' own hasher is randomly seeded).
 
 #![forbid(unsafe_code)]
 
