@@ -1679,7 +1679,6 @@ mod tests {
     #[test]
     fn verifier_cache_agrees_with_verify() {
         let ha1 = ha1(b"alice", b"sipgw", b"secret");
-        let mut v = Verifier::default();
         let long_uri = format!("sip:{}@198.18.0.1", "x".repeat(120));
         let uris = [
             "sip:198.18.0.1",
@@ -1687,52 +1686,60 @@ mod tests {
             "sip:bob@198.18.0.1",
             long_uri.as_str(),
         ];
-        for round in 0..3 {
-            for (i, uri) in uris.iter().enumerate() {
-                for (method, qop) in [
-                    (&b"REGISTER"[..], Qop::Auth),
-                    (b"INVITE", Qop::None),
-                    (b"INVITE", Qop::AuthInt),
-                ] {
-                    let nc = if qop == Qop::None { "" } else { "00000001" };
-                    let good = client_response(
-                        &ha1,
-                        method,
-                        uri.as_bytes(),
-                        b"n",
-                        qop,
-                        nc.as_bytes(),
-                        b"c",
-                        Algorithm::Md5,
-                        b"body",
-                    );
-                    let resp = if (i + round) % 2 == 0 {
-                        good
-                    } else {
-                        [b'0'; 32]
-                    };
-                    let qop_part = if qop == Qop::None {
-                        String::new()
-                    } else {
-                        format!(", qop={}, nc={nc}, cnonce=\"c\"", qop.as_str())
-                    };
-                    let hv = format!(
-                        "Digest username=\"alice\", realm=\"sipgw\", nonce=\"n\", uri=\"{uri}\", response=\"{}\"{qop_part}",
-                        std::str::from_utf8(&resp).unwrap()
-                    );
-                    let c = Credentials::parse(hv.as_bytes()).unwrap();
-                    let j = Job {
-                        ha1: &ha1,
-                        method,
-                        credentials: &c,
-                        body: b"body",
-                    };
-                    assert_eq!(v.verify(&j), verify(&j), "{uri} {qop:?} round {round}");
-                    assert_eq!(verify(&j), (i + round) % 2 == 0);
+        // The cache is direct-mapped under a randomly seeded hash: two of its six keys share a
+        // slot in about 6 % of verifiers (and then evict each other). Across five fresh
+        // verifiers, at least one must hit every time from the second round on.
+        let mut best_hits = 0;
+        for _ in 0..5 {
+            let mut v = Verifier::default();
+            for round in 0..3 {
+                for (i, uri) in uris.iter().enumerate() {
+                    for (method, qop) in [
+                        (&b"REGISTER"[..], Qop::Auth),
+                        (b"INVITE", Qop::None),
+                        (b"INVITE", Qop::AuthInt),
+                    ] {
+                        let nc = if qop == Qop::None { "" } else { "00000001" };
+                        let good = client_response(
+                            &ha1,
+                            method,
+                            uri.as_bytes(),
+                            b"n",
+                            qop,
+                            nc.as_bytes(),
+                            b"c",
+                            Algorithm::Md5,
+                            b"body",
+                        );
+                        let resp = if (i + round) % 2 == 0 {
+                            good
+                        } else {
+                            [b'0'; 32]
+                        };
+                        let qop_part = if qop == Qop::None {
+                            String::new()
+                        } else {
+                            format!(", qop={}, nc={nc}, cnonce=\"c\"", qop.as_str())
+                        };
+                        let hv = format!(
+                            "Digest username=\"alice\", realm=\"sipgw\", nonce=\"n\", uri=\"{uri}\", response=\"{}\"{qop_part}",
+                            std::str::from_utf8(&resp).unwrap()
+                        );
+                        let c = Credentials::parse(hv.as_bytes()).unwrap();
+                        let j = Job {
+                            ha1: &ha1,
+                            method,
+                            credentials: &c,
+                            body: b"body",
+                        };
+                        assert_eq!(v.verify(&j), verify(&j), "{uri} {qop:?} round {round}");
+                        assert_eq!(verify(&j), (i + round) % 2 == 0);
+                    }
                 }
             }
+            best_hits = best_hits.max(v.hits());
         }
-        // The two short URIs with REGISTER/auth and INVITE/none hit from the second round on.
-        assert!(v.hits() >= 2 * 3 * 2, "hits: {}", v.hits());
+        // The three short URIs with REGISTER/auth and INVITE/none hit in rounds 2 and 3.
+        assert_eq!(best_hits, 3 * 2 * 2, "hits: {best_hits}");
     }
 }

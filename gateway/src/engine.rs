@@ -43,6 +43,7 @@ use crate::digest::{self, Credentials, Ha1, Qop};
 use crate::event::{Event, Events, Failure, Name};
 use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
 use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
+use crate::shard::{Dest, Outbox, ShardId, ShardMsg};
 use crate::sip::{self, HeaderName, Message, Method, StartLine};
 
 /// A reply is never more than this many bytes larger than the request that caused it.
@@ -246,6 +247,8 @@ pub struct Engine {
     nonce_salt: u32,
     verifier: digest::Verifier,
     fingerprint_hasher: hashbrown::DefaultHashBuilder,
+    shard: ShardId,
+    outbox: Outbox,
 }
 
 fn method_bit(m: Method) -> u32 {
@@ -313,6 +316,186 @@ impl Engine {
             verifier: digest::Verifier::default(),
             fingerprint_hasher: hashbrown::DefaultHashBuilder::default(),
             nonce_salt: u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]),
+            shard: ShardId::SINGLE,
+            outbox: Outbox::default(),
+        }
+    }
+
+    /// Make this engine worker `shard.index` of `shard.count` (see [`crate::shard`]). Every
+    /// engine of a runtime must be built from the same [`Secrets`] so that they agree on
+    /// terminal keys.
+    pub fn set_shard(&mut self, shard: ShardId) {
+        self.shard = ShardId {
+            index: shard.index.min(shard.count.saturating_sub(1)),
+            count: shard.count.max(1),
+        };
+    }
+
+    /// Which worker this engine is.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// Next message for other workers' engines ([`Engine::handle_shard_message`]).
+    pub fn poll_shard_message(&mut self) -> Option<(Dest, ShardMsg)> {
+        self.outbox.pop()
+    }
+
+    /// Shard messages dropped because the driver did not drain the outbox.
+    pub fn shard_dropped(&self) -> u64 {
+        self.outbox.dropped()
+    }
+
+    /// Apply a message from another worker's engine.
+    pub fn handle_shard_message(&mut self, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::TerminalFailure {
+                terminal,
+                source,
+                username,
+            } => {
+                let Some(until) = self.policy.terminal_failure(
+                    now,
+                    terminal,
+                    source,
+                    username.as_bytes(),
+                    &mut self.events,
+                ) else {
+                    return;
+                };
+                self.counters.suspensions += 1;
+                self.outbox.push(
+                    Dest::All,
+                    ShardMsg::Suspended {
+                        terminal,
+                        source,
+                        username,
+                        until,
+                    },
+                );
+                if self.policy.config().ban_source_on_suspend {
+                    let key = self.policy.source_key(source);
+                    let reason = crate::event::BanReason::TerminalSuspended;
+                    if let Some(until) =
+                        self.policy
+                            .ban_source(now, key, source, reason, until, &mut self.events)
+                    {
+                        self.counters.source_bans += 1;
+                        self.broadcast_ban(source, reason, until);
+                    }
+                }
+            }
+            ShardMsg::SourceFailure { source } => {
+                let key = self.policy.source_key(source);
+                if let Some(until) =
+                    self.policy
+                        .source_failure(now, key, source, false, &mut self.events)
+                {
+                    self.counters.source_bans += 1;
+                    let reason = crate::event::BanReason::SourceLockout;
+                    self.broadcast_ban(source, reason, until);
+                }
+            }
+            ShardMsg::TerminalSuccess { terminal } => {
+                if self.policy.reset_terminal(terminal) {
+                    self.outbox.push(Dest::All, ShardMsg::Reset { terminal });
+                }
+            }
+            ShardMsg::SourceSuccess { source } => {
+                let key = self.policy.source_key(source);
+                self.policy.reset_source(key);
+            }
+            ShardMsg::Suspended {
+                terminal,
+                source,
+                username,
+                until,
+            } => {
+                self.policy
+                    .mirror_suspension(now, terminal, source, username.as_bytes(), until);
+            }
+            ShardMsg::Banned { source, until, .. } => {
+                let key = self.policy.source_key(source);
+                self.policy.mirror_ban(now, key, source, until);
+            }
+            ShardMsg::Reset { terminal } => {
+                let _had_count = self.policy.reset_terminal(terminal);
+            }
+        }
+    }
+
+    fn broadcast_ban(&mut self, source: IpAddr, reason: crate::event::BanReason, until: Instant) {
+        self.outbox.push(
+            Dest::All,
+            ShardMsg::Banned {
+                source,
+                reason,
+                until,
+            },
+        );
+    }
+
+    /// Tell the owners (and, for a suspension or ban, everyone) about a failure counted here.
+    fn share_failure(
+        &mut self,
+        terminal: TerminalKey,
+        source: SourceKey,
+        addr: IpAddr,
+        username: &[u8],
+        out: &crate::policy::FailureOutcome,
+    ) {
+        let shard = self.shard;
+        let username = Name::new(username);
+        let owner = terminal.owner(shard.count);
+        if owner != shard.index {
+            self.outbox.push(
+                Dest::Owner(owner),
+                ShardMsg::TerminalFailure {
+                    terminal,
+                    source: addr,
+                    username,
+                },
+            );
+        }
+        let owner = source.owner(shard.count);
+        if self.policy.config().source_max_retry > 0 && owner != shard.index {
+            self.outbox
+                .push(Dest::Owner(owner), ShardMsg::SourceFailure { source: addr });
+        }
+        if let Some(until) = out.suspended_until {
+            self.outbox.push(
+                Dest::All,
+                ShardMsg::Suspended {
+                    terminal,
+                    source: addr,
+                    username,
+                    until,
+                },
+            );
+        }
+        if let Some(until) = out.banned_until {
+            // The policy picked the reason by the same rule.
+            let reason = if out.suspended && self.policy.config().ban_source_on_suspend {
+                crate::event::BanReason::TerminalSuspended
+            } else {
+                crate::event::BanReason::SourceLockout
+            };
+            self.broadcast_ban(addr, reason, until);
+        }
+    }
+
+    /// Tell the owners about a success seen here.
+    fn share_success(&mut self, terminal: TerminalKey, source: SourceKey, addr: IpAddr) {
+        let shard = self.shard;
+        let owner = terminal.owner(shard.count);
+        if owner != shard.index {
+            self.outbox
+                .push(Dest::Owner(owner), ShardMsg::TerminalSuccess { terminal });
+        }
+        let owner = source.owner(shard.count);
+        if self.policy.config().source_max_retry > 0 && owner != shard.index {
+            self.outbox
+                .push(Dest::Owner(owner), ShardMsg::SourceSuccess { source: addr });
         }
     }
 
@@ -711,6 +894,9 @@ impl Engine {
             }
         }
         self.policy.on_success(p.terminal, p.session, p.source);
+        if self.shard.is_sharded() {
+            self.share_success(p.terminal, p.source, canonical(p.peer.ip()));
+        }
         self.counters.forwarded_digest += 1;
         Verdict::Forward(Identity {
             account: p.account.unwrap_or(AccountId(u32::MAX)),
@@ -798,6 +984,9 @@ impl Engine {
             username,
             &mut self.events,
         );
+        if self.shard.is_sharded() {
+            self.share_failure(terminal, source, ip, username, &out);
+        }
         if out.suspended {
             self.counters.suspensions += 1;
         }

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod event;
 pub mod nonce;
 pub mod policy;
+pub mod shard;
 pub mod sip;
 
 pub use config::Config;

@@ -63,6 +63,26 @@ pub struct SessionKey(u128);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SourceKey(u128);
 
+impl TerminalKey {
+    /// The worker (of `workers`) that owns this terminal's count. The key is already a keyed
+    /// hash of the username (and address, by `suspend_scope`), so its bits are uniform.
+    pub fn owner(self, workers: u16) -> u16 {
+        let w = u64::from(workers.max(1));
+        // The remainder is below `workers`, a u16.
+        ((self.0 >> 64) as u64 % w) as u16
+    }
+}
+
+impl SourceKey {
+    /// The worker (of `workers`) that owns this address's count.
+    pub fn owner(self, workers: u16) -> u16 {
+        let w = u64::from(workers.max(1));
+        let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64);
+        // Fibonacci hashing spreads neighbouring addresses; the remainder is below `workers`.
+        ((folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % w) as u16
+    }
+}
+
 /// The numbers the policy runs on (from [`AuthConfig`] and [`Limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyConfig {
@@ -134,6 +154,10 @@ pub struct FailureOutcome {
     pub source_banned: bool,
     /// This failure exhausted the session's retries (answer 403, session closed).
     pub session_exhausted: bool,
+    /// End of the suspension, when `suspended`.
+    pub suspended_until: Option<Instant>,
+    /// End of the ban, when `source_banned`.
+    pub banned_until: Option<Instant>,
 }
 
 trait Expiring {
@@ -149,6 +173,8 @@ struct Terminal {
     last_seen: Instant,
     source: IpAddr,
     name: Name,
+    /// The suspension was decided by another worker (its end is not announced again here).
+    mirror: bool,
 }
 
 impl Expiring for Terminal {
@@ -183,6 +209,8 @@ struct Source {
     banned_until: Option<Instant>,
     last_seen: Instant,
     addr: IpAddr,
+    /// The ban was decided by another worker (its end is not announced again here).
+    mirror: bool,
 }
 
 impl Expiring for Source {
@@ -358,7 +386,9 @@ impl Policy {
         }
         s.banned_until = None;
         s.failures = 0;
-        events.push(Event::SourceUnbanned { source: s.addr });
+        if !std::mem::take(&mut s.mirror) {
+            events.push(Event::SourceUnbanned { source: s.addr });
+        }
         None
     }
 
@@ -384,10 +414,12 @@ impl Policy {
         if now < until {
             return Some(until);
         }
-        let (username, source) = (t.name, t.source);
+        let (username, source, mirror) = (t.name, t.source, t.mirror);
         self.terminals.remove(key.0);
         self.suspended -= 1;
-        events.push(Event::TerminalUnsuspended { username, source });
+        if !mirror {
+            events.push(Event::TerminalUnsuspended { username, source });
+        }
         None
     }
 
@@ -443,39 +475,14 @@ impl Policy {
         username: &[u8],
         events: &mut Events,
     ) -> FailureOutcome {
-        let mut out = FailureOutcome::default();
+        let suspended_until = self.terminal_failure(now, terminal, addr, username, events);
+        let mut out = FailureOutcome {
+            suspended: suspended_until.is_some(),
+            suspended_until,
+            ..FailureOutcome::default()
+        };
+
         let cfg = self.cfg;
-
-        let t = self
-            .terminals
-            .upsert(terminal.0, now, cfg.idle_timeout, || Terminal {
-                failures: 0,
-                suspended_until: None,
-                last_seen: now,
-                source: addr,
-                name: Name::new(username),
-            });
-        if let Some(t) = t {
-            t.failures = t.failures.saturating_add(1);
-            t.last_seen = now;
-            t.source = addr;
-            t.name = Name::new(username);
-            if cfg.max_retry > 0 && t.failures >= cfg.max_retry && t.suspended_until.is_none() {
-                let until = now + cfg.failed_suspend;
-                t.suspended_until = Some(until);
-                self.suspended += 1;
-                out.suspended = true;
-                events.push(Event::TerminalSuspended {
-                    username: t.name,
-                    source: addr,
-                    scope: cfg.suspend_scope,
-                    failures: t.failures,
-                    until,
-                });
-                self.note_expiry(until);
-            }
-        }
-
         let idle = cfg.session_timeout + SESSION_LINGER;
         let s = self.sessions.upsert(session.0, now, idle, || Session {
             first_challenge: now,
@@ -492,6 +499,66 @@ impl Policy {
             }
         }
 
+        out.banned_until = self.source_failure(now, source, addr, out.suspended, events);
+        out.source_banned = out.banned_until.is_some();
+        out
+    }
+
+    /// Count one failure against a terminal (this worker's own, or one another worker reported
+    /// to this one, the terminal's owner). True when it suspended the terminal (with its
+    /// [`Event::TerminalSuspended`]): the end of the suspension.
+    pub fn terminal_failure(
+        &mut self,
+        now: Instant,
+        terminal: TerminalKey,
+        addr: IpAddr,
+        username: &[u8],
+        events: &mut Events,
+    ) -> Option<Instant> {
+        let cfg = self.cfg;
+        let t = self
+            .terminals
+            .upsert(terminal.0, now, cfg.idle_timeout, || Terminal {
+                failures: 0,
+                suspended_until: None,
+                last_seen: now,
+                source: addr,
+                name: Name::new(username),
+                mirror: false,
+            })?;
+        t.failures = t.failures.saturating_add(1);
+        t.last_seen = now;
+        t.source = addr;
+        t.name = Name::new(username);
+        if cfg.max_retry == 0 || t.failures < cfg.max_retry || t.suspended_until.is_some() {
+            return None;
+        }
+        let until = now + cfg.failed_suspend;
+        t.suspended_until = Some(until);
+        self.suspended += 1;
+        events.push(Event::TerminalSuspended {
+            username: t.name,
+            source: addr,
+            scope: cfg.suspend_scope,
+            failures: t.failures,
+            until,
+        });
+        self.note_expiry(until);
+        Some(until)
+    }
+
+    /// Count one failure against a source address; `terminal_suspended` says whether the same
+    /// failure suspended a terminal (`ban_source_on_suspend`). The end of the ban when it banned
+    /// the source (with its [`Event::SourceBanned`]).
+    pub fn source_failure(
+        &mut self,
+        now: Instant,
+        source: SourceKey,
+        addr: IpAddr,
+        terminal_suspended: bool,
+        events: &mut Events,
+    ) -> Option<Instant> {
+        let cfg = self.cfg;
         let src = self
             .sources
             .upsert(source.0, now, cfg.idle_timeout, || Source {
@@ -499,33 +566,129 @@ impl Policy {
                 banned_until: None,
                 last_seen: now,
                 addr,
-            });
-        if let Some(src) = src {
-            src.failures = src.failures.saturating_add(1);
-            src.last_seen = now;
-            let lockout = cfg.source_max_retry > 0 && src.failures >= cfg.source_max_retry;
-            let ban = if lockout {
-                Some((cfg.source_suspend, BanReason::SourceLockout))
-            } else if out.suspended && cfg.ban_source_on_suspend {
-                Some((cfg.failed_suspend, BanReason::TerminalSuspended))
-            } else {
-                None
-            };
-            if let Some((len, reason)) = ban {
-                let until = now + len;
-                if src.banned_until.is_none_or(|u| u < until) {
-                    src.banned_until = Some(until);
-                    out.source_banned = true;
-                    events.push(Event::SourceBanned {
-                        source: addr,
-                        reason,
-                        until,
-                    });
-                    self.note_expiry(until);
-                }
+                mirror: false,
+            })?;
+        src.failures = src.failures.saturating_add(1);
+        src.last_seen = now;
+        let lockout = cfg.source_max_retry > 0 && src.failures >= cfg.source_max_retry;
+        let (len, reason) = if lockout {
+            (cfg.source_suspend, BanReason::SourceLockout)
+        } else if terminal_suspended && cfg.ban_source_on_suspend {
+            (cfg.failed_suspend, BanReason::TerminalSuspended)
+        } else {
+            return None;
+        };
+        self.ban_source(now, source, addr, reason, now + len, events)
+    }
+
+    /// Ban a source until `until` (with its [`Event::SourceBanned`]) unless it is already
+    /// banned at least as long; returns the new end.
+    pub fn ban_source(
+        &mut self,
+        now: Instant,
+        source: SourceKey,
+        addr: IpAddr,
+        reason: BanReason,
+        until: Instant,
+        events: &mut Events,
+    ) -> Option<Instant> {
+        let idle = self.cfg.idle_timeout;
+        let src = self.sources.upsert(source.0, now, idle, || Source {
+            failures: 0,
+            banned_until: None,
+            last_seen: now,
+            addr,
+            mirror: false,
+        })?;
+        if src.banned_until.is_some_and(|u| u >= until) {
+            return None;
+        }
+        src.banned_until = Some(until);
+        src.mirror = false;
+        events.push(Event::SourceBanned {
+            source: addr,
+            reason,
+            until,
+        });
+        self.note_expiry(until);
+        Some(until)
+    }
+
+    /// Another worker suspended this terminal until `until`: drop it here too. No event (the
+    /// deciding worker announced it, and announces nothing when it ends either).
+    pub fn mirror_suspension(
+        &mut self,
+        now: Instant,
+        terminal: TerminalKey,
+        addr: IpAddr,
+        username: &[u8],
+        until: Instant,
+    ) {
+        let idle = self.cfg.idle_timeout;
+        let Some(t) = self.terminals.upsert(terminal.0, now, idle, || Terminal {
+            failures: 0,
+            suspended_until: None,
+            last_seen: now,
+            source: addr,
+            name: Name::new(username),
+            mirror: true,
+        }) else {
+            return;
+        };
+        t.last_seen = now;
+        match t.suspended_until {
+            Some(u) if u >= until => {}
+            Some(_) => t.suspended_until = Some(until),
+            None => {
+                t.suspended_until = Some(until);
+                t.mirror = true;
+                self.suspended += 1;
+                self.note_expiry(until);
             }
         }
-        out
+    }
+
+    /// Another worker banned this source until `until`: drop it here too, without an event.
+    pub fn mirror_ban(&mut self, now: Instant, source: SourceKey, addr: IpAddr, until: Instant) {
+        let idle = self.cfg.idle_timeout;
+        let Some(s) = self.sources.upsert(source.0, now, idle, || Source {
+            failures: 0,
+            banned_until: None,
+            last_seen: now,
+            addr,
+            mirror: true,
+        }) else {
+            return;
+        };
+        s.last_seen = now;
+        if s.banned_until.is_none_or(|u| u < until) {
+            if s.banned_until.is_none() {
+                s.mirror = true;
+            }
+            s.banned_until = Some(until);
+            self.note_expiry(until);
+        }
+    }
+
+    /// Forget a terminal's failure count (a success seen by another worker); a suspension
+    /// stands. True when there was a count to forget.
+    pub fn reset_terminal(&mut self, terminal: TerminalKey) -> bool {
+        match self.terminals.map.get(&terminal.0) {
+            Some(t) if t.suspended_until.is_none() => {
+                let had = t.failures > 0;
+                self.terminals.remove(terminal.0);
+                had
+            }
+            _ => false,
+        }
+    }
+
+    /// Forget a source's failure count (a success from it seen by another worker); a ban
+    /// stands.
+    pub fn reset_source(&mut self, source: SourceKey) {
+        if let Some(s) = self.sources.get_mut(source.0) {
+            s.failures = 0;
+        }
     }
 
     /// A request authenticated: reset the terminal and source counters and end the session.
@@ -562,10 +725,12 @@ impl Policy {
         let suspended = &mut self.suspended;
         self.terminals.map.retain(|_, t| match t.suspended_until {
             Some(until) if now >= until => {
-                events.push(Event::TerminalUnsuspended {
-                    username: t.name,
-                    source: t.source,
-                });
+                if !t.mirror {
+                    events.push(Event::TerminalUnsuspended {
+                        username: t.name,
+                        source: t.source,
+                    });
+                }
                 *suspended -= 1;
                 false
             }
@@ -577,7 +742,9 @@ impl Policy {
         });
         self.sources.map.retain(|_, s| match s.banned_until {
             Some(until) if now >= until => {
-                events.push(Event::SourceUnbanned { source: s.addr });
+                if !s.mirror {
+                    events.push(Event::SourceUnbanned { source: s.addr });
+                }
                 false
             }
             Some(until) => {
