@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -194,6 +195,46 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// How the gateway receives and sends packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Plain UDP sockets (`SO_REUSEPORT`, `recvmmsg`/`sendmmsg`): no root, any NIC.
+    Udp,
+}
+
+/// The `[gateway]` section, checked: the runtime around the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// How packets come in and go out.
+    pub backend: Backend,
+    /// The address the workers' sockets bind to.
+    pub listen: SocketAddr,
+    /// The address written in Via, Path and Record-Route (`listen` unless it is a wildcard).
+    pub advertise: SocketAddr,
+    /// The softswitch authenticated requests are forwarded to (required by `sipgw run`).
+    pub softswitch: Option<SocketAddr>,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Where the Prometheus text endpoint (`/metrics`) listens, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// Most rejected-credential log lines per second and worker (more are counted, not
+    /// logged).
+    pub log_rejections_per_sec: u32,
+}
+
+/// The `[proxy]` section, checked: how requests are rewritten on their way through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Remove our realm's Authorization/Proxy-Authorization before forwarding.
+    pub strip_credentials: bool,
+    /// Add `P-Asserted-Identity` with the authenticated username.
+    pub assert_identity: bool,
+    /// Add a `Path` header to forwarded REGISTERs (RFC 3327).
+    pub add_path: bool,
+    /// Add `Record-Route` to dialog-creating requests.
+    pub record_route: bool,
+}
+
 /// A complete, checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -205,6 +246,10 @@ pub struct Config {
     pub limits: Limits,
     /// The credential file, resolved against the configuration file's directory.
     pub credentials: Option<PathBuf>,
+    /// `[gateway]`.
+    pub gateway: GatewaySettings,
+    /// `[proxy]`.
+    pub proxy: ProxySettings,
 }
 
 impl Default for Config {
@@ -271,6 +316,54 @@ struct RawConfig {
     nonce: RawNonce,
     limits: RawLimits,
     credentials: Option<PathBuf>,
+    gateway: RawGateway,
+    proxy: RawProxy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawGateway {
+    backend: String,
+    listen: String,
+    advertise: Option<String>,
+    softswitch: Option<String>,
+    workers: i64,
+    metrics: Option<String>,
+    log_rejections_per_sec: i64,
+}
+
+impl Default for RawGateway {
+    fn default() -> Self {
+        RawGateway {
+            backend: "udp".to_owned(),
+            listen: "127.0.0.1:5060".to_owned(),
+            advertise: None,
+            softswitch: None,
+            workers: 0,
+            metrics: None,
+            log_rejections_per_sec: 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawProxy {
+    strip_credentials: bool,
+    assert_identity: bool,
+    add_path: bool,
+    record_route: bool,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            strip_credentials: true,
+            assert_identity: true,
+            add_path: true,
+            record_route: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -422,6 +515,16 @@ impl Checker<'_> {
             value,
             allowed,
         }
+    }
+
+    fn addr(&self, key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+        v.trim().parse().map_err(|_| {
+            self.bad(
+                key,
+                format!("{v:?}"),
+                "an IP address and port, e.g. \"198.18.0.1:5060\" or \"[2001:db8::1]:5060\"",
+            )
+        })
     }
 
     fn secret(
@@ -639,11 +742,96 @@ impl RawConfig {
             _ => p,
         });
 
+        let g = &self.gateway;
+        let backend = match g.backend.as_str() {
+            "udp" => Backend::Udp,
+            other => {
+                return Err(c.bad(
+                    "gateway.backend",
+                    format!("{other:?}"),
+                    "\"udp\" (the AF_XDP backend is not available yet)",
+                ))
+            }
+        };
+        let listen = c.addr("gateway.listen", &g.listen)?;
+        let advertise = match &g.advertise {
+            Some(a) => c.addr("gateway.advertise", a)?,
+            None if listen.ip().is_unspecified() => {
+                return Err(ConfigError::Conflict {
+                    file: file.to_owned(),
+                    message: format!(
+                        "gateway.listen = {:?} is a wildcard address: set gateway.advertise to \
+                         the address phones and the softswitch reach sipgw at (it goes into \
+                         Via, Path and Record-Route)",
+                        g.listen
+                    ),
+                })
+            }
+            None => listen,
+        };
+        if advertise.ip().is_unspecified() || advertise.port() == 0 {
+            return Err(c.bad(
+                "gateway.advertise",
+                advertise.to_string(),
+                "a concrete address and port (not 0.0.0.0, [::] or port 0)",
+            ));
+        }
+        let softswitch = match &g.softswitch {
+            Some(a) => {
+                let addr = c.addr("gateway.softswitch", a)?;
+                if addr.ip().is_unspecified() || addr.port() == 0 {
+                    return Err(c.bad(
+                        "gateway.softswitch",
+                        addr.to_string(),
+                        "a concrete address and port",
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        let gateway = GatewaySettings {
+            backend,
+            listen,
+            advertise,
+            softswitch,
+            workers: usize::try_from(c.range(
+                "gateway.workers",
+                g.workers,
+                0,
+                1024,
+                "0-1024 (0: one per CPU core)",
+            )?)
+            .unwrap_or(0),
+            metrics: g
+                .metrics
+                .as_deref()
+                .map(|m| c.addr("gateway.metrics", m))
+                .transpose()?,
+            log_rejections_per_sec: u32::try_from(c.range(
+                "gateway.log_rejections_per_sec",
+                g.log_rejections_per_sec,
+                0,
+                100_000,
+                "0-100000 lines per second and worker",
+            )?)
+            .unwrap_or(0),
+        };
+        let p = &self.proxy;
+        let proxy = ProxySettings {
+            strip_credentials: p.strip_credentials,
+            assert_identity: p.assert_identity,
+            add_path: p.add_path,
+            record_route: p.record_route,
+        };
+
         Ok(Config {
             auth,
             nonce,
             limits,
             credentials,
+            gateway,
+            proxy,
         })
     }
 }
@@ -849,5 +1037,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/sipgw.toml: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn gateway_section() {
+        let c = parse("").unwrap();
+        assert_eq!(c.gateway.listen, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(c.gateway.advertise, c.gateway.listen);
+        assert_eq!(c.gateway.softswitch, None);
+        assert_eq!(c.gateway.workers, 0);
+        assert!(c.proxy.strip_credentials && c.proxy.assert_identity);
+        assert!(c.proxy.add_path && c.proxy.record_route);
+
+        let c = parse(
+            "[gateway]\nlisten = \"0.0.0.0:5060\"\nadvertise = \"198.18.0.1:5060\"\n\
+             softswitch = \"198.18.0.9:5070\"\nworkers = 4\nmetrics = \"127.0.0.1:9465\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.gateway.advertise, "198.18.0.1:5060".parse().unwrap());
+        assert_eq!(
+            c.gateway.softswitch,
+            Some("198.18.0.9:5070".parse().unwrap())
+        );
+        assert_eq!(c.gateway.workers, 4);
+
+        let e = err("[gateway]\nlisten = \"0.0.0.0:5060\"\n");
+        assert!(
+            e.contains("gateway.advertise") && e.contains("wildcard"),
+            "{e}"
+        );
+        let e = err("[gateway]\nsoftswitch = \"pbx.example:5060\"\n");
+        assert!(
+            e.contains("gateway.softswitch = \"pbx.example:5060\""),
+            "{e}"
+        );
+        let e = err("[gateway]\nbackend = \"dpdk\"\n");
+        assert!(e.contains("gateway.backend") && e.contains("udp"), "{e}");
+        let e = err("[gateway]\nworkers = 5000\n");
+        assert!(e.contains("gateway.workers = 5000"), "{e}");
+        let e = err("[gateway]\nsoftswitch = \"198.18.0.9:0\"\n");
+        assert!(e.contains("gateway.softswitch"), "{e}");
+        let e = err("[proxy]\nrecord_rout = false\n");
+        assert!(e.contains("record_rout"), "{e}");
     }
 }

@@ -6,26 +6,37 @@
 
 #![forbid(unsafe_code)]
 
+/// A `#[repr(C)]` struct of named `u64` counters with `NAMES`, `HELP` (the first doc line of
+/// each), `iter`, `add` and `get`.
 macro_rules! counters {
-    ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {
-        /// Decision counters (see the module doc).
+    ($(#[doc = $sdoc:literal])+ $struct:ident { $( $(#[doc = $doc:literal])+ $name:ident, )+ }) => {
+        $(#[doc = $sdoc])+
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         #[repr(C)]
-        pub struct Counters {
+        pub struct $struct {
             $( $(#[doc = $doc])+ pub $name: u64, )+
         }
 
-        impl Counters {
+        impl $struct {
             /// Names of the counters, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)+];
+
+            /// One line of help per counter (its doc), in declaration order.
+            pub const HELP: &'static [&'static str] = &[$(counters!(@first $($doc)+),)+];
 
             /// `(name, value)` pairs in declaration order.
             pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
                 [$((stringify!($name), self.$name),)+].into_iter()
             }
 
+            /// Fields from values in declaration order (missing ones are 0).
+            pub fn from_values(values: impl IntoIterator<Item = u64>) -> Self {
+                let mut it = values.into_iter();
+                $struct { $( $name: it.next().unwrap_or(0), )+ }
+            }
+
             /// Add another set (aggregation over workers).
-            pub fn add(&mut self, other: &Counters) {
+            pub fn add(&mut self, other: &$struct) {
                 $( self.$name += other.$name; )+
             }
 
@@ -38,9 +49,13 @@ macro_rules! counters {
             }
         }
     };
+    (@first $first:literal $($rest:literal)*) => { $first };
 }
+pub(crate) use counters;
 
 counters! {
+    /// Decision counters of one engine (see the module doc).
+    Counters {
     /// Datagrams handed to the engine.
     received,
     /// Datagrams that are not a well-formed SIP message (dropped silently).
@@ -100,6 +115,7 @@ counters! {
     reply_too_large,
     /// Replies not built because the caller's buffer was too small.
     reply_buffer_too_small,
+    }
 }
 
 #[cfg(test)]

@@ -447,7 +447,9 @@ impl Engine {
         let shard = self.shard;
         let username = Name::new(username);
         let owner = terminal.owner(shard.count);
-        if owner != shard.index {
+        // A failure that suspended the terminal here is announced to everyone below instead:
+        // the owner must not count it and suspend a second time.
+        if owner != shard.index && out.suspended_until.is_none() {
             self.outbox.push(
                 Dest::Owner(owner),
                 ShardMsg::TerminalFailure {
@@ -458,7 +460,10 @@ impl Engine {
             );
         }
         let owner = source.owner(shard.count);
-        if self.policy.config().source_max_retry > 0 && owner != shard.index {
+        if self.policy.config().source_max_retry > 0
+            && owner != shard.index
+            && out.banned_until.is_none()
+        {
             self.outbox
                 .push(Dest::Owner(owner), ShardMsg::SourceFailure { source: addr });
         }
@@ -497,6 +502,37 @@ impl Engine {
             self.outbox
                 .push(Dest::Owner(owner), ShardMsg::SourceSuccess { source: addr });
         }
+    }
+
+    /// Apply a reloaded configuration: the `[auth]` rules and `[nonce]` settings change at
+    /// once, every count, suspension and ban is kept. A new `nonce.secret` is rotated in (the
+    /// old one stays valid for `nonce.grace`). Table sizes (`[limits]`,
+    /// `nonce.replay_table_size`) are fixed at construction and need a restart.
+    pub fn reconfigure(&mut self, now: Instant, config: &Config, previous: &Config) {
+        let auth = &config.auth;
+        self.realm = auth.realm.as_bytes().into();
+        self.mode = auth.challenge_mode;
+        self.reply_unauthorized = auth.reply_unauthorized;
+        self.qop = auth.qop;
+        self.check_digest_uri = auth.check_digest_uri;
+        self.no_auth = auth
+            .no_auth_methods
+            .iter()
+            .fold(0, |acc, &m| acc | method_bit(m));
+        let lifetime = u32::try_from(config.nonce.lifetime.as_secs()).unwrap_or(u32::MAX);
+        self.nonce_lifetime = lifetime;
+        self.nonces.set_config(NonceConfig {
+            lifetime_secs: lifetime,
+            grace_secs: u32::try_from(config.nonce.grace.as_secs()).unwrap_or(u32::MAX),
+            ..*self.nonces.config()
+        });
+        if let Some(secret) = config.nonce.secret {
+            if previous.nonce.secret != Some(secret) {
+                self.rotate_nonce_secret(now, secret);
+            }
+        }
+        self.policy
+            .set_config(PolicyConfig::new(auth, &config.limits));
     }
 
     /// Replace the credential store (reload); policy state is kept.

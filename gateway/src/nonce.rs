@@ -212,6 +212,11 @@ impl Nonces {
         &self.config
     }
 
+    /// Change the lifetime and grace (a reload); keys are kept.
+    pub fn set_config(&mut self, config: NonceConfig) {
+        self.config = config;
+    }
+
     /// Makes `next` the current master. The old current key becomes the
     /// previous key: its nonces stay [`NonceStatus::Valid`] (within their
     /// lifetime) up to and including `now_unix + grace_secs`, and afterwards

@@ -326,6 +326,17 @@ impl Policy {
         &self.cfg
     }
 
+    /// Change the rules (a reload), keeping every count, suspension and ban. Table capacities
+    /// are fixed at construction: the `max_*` fields of `cfg` are ignored.
+    pub fn set_config(&mut self, cfg: PolicyConfig) {
+        self.cfg = PolicyConfig {
+            max_terminals: self.cfg.max_terminals,
+            max_sessions: self.cfg.max_sessions,
+            max_sources: self.cfg.max_sources,
+            ..cfg
+        };
+    }
+
     fn hasher(&self, domain: u8) -> SipHasher13 {
         let mut h = SipHasher13::new_with_key(&self.hash_key);
         h.write_u8(domain);

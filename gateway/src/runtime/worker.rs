@@ -1,0 +1,383 @@
+//! One worker thread: a socket, an engine, a proxy, an inbox.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use quanta::{Clock, Instant};
+
+use super::udp::{RxRing, TxRing, BATCH};
+use super::{proxy_config, RuntimeCounters, Shared};
+use crate::config::Config;
+use crate::engine::{Datagram, PassReason, Verdict};
+use crate::event::Event;
+use crate::proxy::{Proxy, ProxyDrop, Route};
+use crate::shard::{Dest, ShardMsg};
+use crate::sip::Message;
+use crate::Engine;
+
+/// Shard messages per channel send.
+pub const SHARD_BATCH: usize = 32;
+
+/// Batches a worker's inbox holds before senders drop (and count) theirs.
+pub const INBOX_BATCHES: usize = 1024;
+
+/// A batch of shard messages (fixed size: sending it never allocates).
+pub type ShardBatch = ArrayVec<ShardMsg, SHARD_BATCH>;
+
+pub(super) struct Worker {
+    pub index: usize,
+    pub socket: UdpSocket,
+    pub engine: Engine,
+    pub proxy: Proxy,
+    pub proxy_key: [u8; 32],
+    pub inbox: Receiver<ShardBatch>,
+    pub peers: Vec<Sender<ShardBatch>>,
+    pub shared: Arc<Shared>,
+    pub generation: u64,
+    pub config: Config,
+    pub clock: Clock,
+    pub core: Option<core_affinity::CoreId>,
+}
+
+/// Token bucket for the rejected-credential log lines.
+struct LogBudget {
+    per_sec: u32,
+    tokens: f64,
+    last: Instant,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    fn take(&mut self, now: Instant) -> bool {
+        let per_sec = f64::from(self.per_sec);
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * per_sec).min(per_sec);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Worker {
+    pub fn run(mut self) {
+        if let Some(core) = self.core {
+            if !core_affinity::set_for_current(core) {
+                tracing::debug!(worker = self.index, "could not pin to a core");
+            }
+        }
+        let mut rx = RxRing::default();
+        let mut tx = TxRing::default();
+        let mut rt = RuntimeCounters::default();
+        let mut verdicts = [Verdict::default(); BATCH];
+        let mut outgoing: Vec<ShardBatch> =
+            (0..self.peers.len()).map(|_| ArrayVec::new()).collect();
+        let mut budget = LogBudget {
+            per_sec: self.config.gateway.log_rejections_per_sec,
+            tokens: f64::from(self.config.gateway.log_rejections_per_sec),
+            last: self.clock.now(),
+            suppressed: 0,
+        };
+        let mut events_dropped_seen = 0;
+
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let generation = self.shared.generation.load(Ordering::Acquire);
+            if generation != self.generation {
+                self.apply_reload(generation, &mut budget, &mut rt);
+            }
+            let n = match rx.recv(&self.socket) {
+                Ok(n) => n,
+                Err(e) => {
+                    rt.rx_errors += 1;
+                    tracing::warn!(worker = self.index, error = %e, "recvmmsg failed");
+                    0
+                }
+            };
+            let now = self.clock.now();
+            // Suspensions decided elsewhere apply before this batch is judged.
+            while let Ok(batch) = self.inbox.try_recv() {
+                for msg in batch {
+                    self.engine.handle_shard_message(now, msg);
+                }
+            }
+            if self.engine.poll_timeout().is_some_and(|t| now >= t) {
+                self.engine.handle_timeout(now);
+            }
+            if n > 0 {
+                rt.rx_datagrams += n as u64;
+                self.handle(now, &rx, &mut tx, &mut verdicts, &mut rt);
+                let report = tx.send(&self.socket);
+                rt.tx_datagrams += report.sent as u64;
+                if report.failed > 0 {
+                    rt.tx_errors += report.failed as u64;
+                    tracing::debug!(
+                        worker = self.index,
+                        failed = report.failed,
+                        errno = report.last_error,
+                        "sendmmsg refused datagrams"
+                    );
+                }
+            }
+            while let Some(event) = self.engine.poll_event() {
+                log_event(now, event, &mut budget, &mut rt);
+            }
+            let dropped = self.engine.events_dropped();
+            rt.events_dropped += dropped - events_dropped_seen;
+            events_dropped_seen = dropped;
+            self.send_shard_messages(&mut outgoing, &mut rt);
+            rt.shard_dropped = rt.shard_dropped.max(self.engine.shard_dropped());
+            self.shared.stats[self.index].publish(
+                self.engine.counters(),
+                &rt,
+                self.engine.policy().len(),
+            );
+        }
+        tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget, rt: &mut RuntimeCounters) {
+        let loaded = self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let now = self.clock.now();
+        self.engine.set_credentials(loaded.credentials.clone());
+        self.engine.reconfigure(now, &loaded.config, &self.config);
+        self.proxy = Proxy::new(proxy_config(&loaded.config, self.proxy_key));
+        budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
+        self.config = loaded.config.clone();
+        self.generation = generation;
+        rt.reloads += 1;
+    }
+
+    fn handle(
+        &mut self,
+        now: Instant,
+        rx: &RxRing,
+        tx: &mut TxRing,
+        verdicts: &mut [Verdict; BATCH],
+        rt: &mut RuntimeCounters,
+    ) {
+        // Endpoints' datagrams go through the engine together; the softswitch's bypass it.
+        let mut dgs: ArrayVec<Datagram<'_>, BATCH> = ArrayVec::new();
+        for i in 0..rx.len() {
+            let (peer, bytes, truncated) = rx.get(i);
+            if truncated {
+                rt.rx_truncated += 1;
+            } else if !self.proxy.is_softswitch(peer) {
+                dgs.push(Datagram { peer, bytes });
+            }
+        }
+        let m = dgs.len();
+        {
+            let mut replies: ArrayVec<&mut [u8], BATCH> = tx.slots().take(m).collect();
+            let _ = self
+                .engine
+                .handle_batch(now, &dgs, &mut replies, &mut verdicts[..m]);
+        }
+        for (k, d) in dgs.iter().enumerate() {
+            match verdicts[k] {
+                Verdict::Reply { len, .. } => tx.push(k, d.peer, len),
+                Verdict::Drop(_) => {}
+                Verdict::Forward(identity) => {
+                    let Ok(msg) = Message::parse(d.bytes) else {
+                        continue;
+                    };
+                    let creds = self.engine.credentials().clone();
+                    let name = creds.account(identity.account).map(|a| a.name.as_bytes());
+                    let route = self.proxy.request_upstream(&msg, d.peer, name, tx.slot(k));
+                    route_out(route, k, tx, rt, Direction::Upstream);
+                }
+                Verdict::Pass(reason) => {
+                    let Ok(msg) = Message::parse(d.bytes) else {
+                        continue;
+                    };
+                    let (route, dir) = if reason == PassReason::Response {
+                        (
+                            self.proxy.response(&msg, d.peer, tx.slot(k)),
+                            Direction::Response,
+                        )
+                    } else {
+                        (
+                            self.proxy.request_upstream(&msg, d.peer, None, tx.slot(k)),
+                            Direction::Upstream,
+                        )
+                    };
+                    route_out(route, k, tx, rt, dir);
+                }
+            }
+        }
+        // The softswitch's datagrams use the slots after the engine's.
+        let mut slot = m;
+        for i in 0..rx.len() {
+            let (peer, bytes, truncated) = rx.get(i);
+            if truncated || !self.proxy.is_softswitch(peer) {
+                continue;
+            }
+            let Ok(msg) = Message::parse(bytes) else {
+                rt.softswitch_malformed += 1;
+                continue;
+            };
+            let (route, dir) = if msg.is_request() {
+                (
+                    self.proxy.request_downstream(&msg, peer, tx.slot(slot)),
+                    Direction::Downstream,
+                )
+            } else {
+                (
+                    self.proxy.response(&msg, peer, tx.slot(slot)),
+                    Direction::Response,
+                )
+            };
+            route_out(route, slot, tx, rt, dir);
+            slot += 1;
+        }
+    }
+
+    fn send_shard_messages(&mut self, outgoing: &mut [ShardBatch], rt: &mut RuntimeCounters) {
+        let me = self.index;
+        let mut flush = |dest: usize, batch: &mut ShardBatch, rt: &mut RuntimeCounters| {
+            let full = std::mem::take(batch);
+            let len = full.len() as u64;
+            match self.peers[dest].try_send(full) {
+                Ok(()) => rt.shard_sent += len,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    rt.shard_dropped += len
+                }
+            }
+        };
+        while let Some((dest, msg)) = self.engine.poll_shard_message() {
+            let targets = match dest {
+                Dest::Owner(o) => usize::from(o)..usize::from(o) + 1,
+                Dest::All => 0..outgoing.len(),
+            };
+            for t in targets {
+                if t == me || t >= outgoing.len() {
+                    continue;
+                }
+                if outgoing[t].is_full() {
+                    flush(t, &mut outgoing[t], rt);
+                }
+                outgoing[t].push(msg);
+            }
+        }
+        for (t, batch) in outgoing.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                flush(t, batch, rt);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Upstream,
+    Downstream,
+    Response,
+}
+
+fn route_out(route: Route, slot: usize, tx: &mut TxRing, rt: &mut RuntimeCounters, dir: Direction) {
+    match route {
+        Route::Send { to, len } => {
+            tx.push(slot, to, len);
+            match dir {
+                Direction::Upstream => rt.upstream_requests += 1,
+                Direction::Downstream => rt.downstream_requests += 1,
+                Direction::Response => rt.responses_forwarded += 1,
+            }
+        }
+        Route::Reply { to, len, .. } => {
+            tx.push(slot, to, len);
+            rt.proxy_replies += 1;
+        }
+        Route::Drop(ProxyDrop::NotOurVia) => rt.proxy_not_our_via += 1,
+        Route::Drop(reason) if is_unroutable(reason) => rt.proxy_unroutable += 1,
+        Route::Drop(_) => rt.proxy_dropped += 1,
+    }
+}
+
+fn is_unroutable(reason: ProxyDrop) -> bool {
+    format!("{reason:?}").contains("Unroutable") || format!("{reason:?}").contains("Token")
+}
+
+/// One structured line per security event (target `sipgw::security`): fail2ban-friendly
+/// `source=ADDRESS` fields.
+fn log_event(now: Instant, event: Event, budget: &mut LogBudget, rt: &mut RuntimeCounters) {
+    let secs = |until: Instant| until.saturating_duration_since(now).as_secs();
+    match event {
+        Event::TerminalSuspended {
+            username,
+            source,
+            scope,
+            failures,
+            until,
+        } => tracing::warn!(
+            target: "sipgw::security",
+            event = "suspended",
+            user = %username,
+            source = %source,
+            failures,
+            scope = scope.as_str(),
+            seconds = secs(until),
+            "terminal suspended"
+        ),
+        Event::TerminalUnsuspended { username, source } => tracing::info!(
+            target: "sipgw::security",
+            event = "unsuspended",
+            user = %username,
+            source = %source,
+            "terminal re-enabled"
+        ),
+        Event::SourceBanned {
+            source,
+            reason,
+            until,
+        } => tracing::warn!(
+            target: "sipgw::security",
+            event = "banned",
+            source = %source,
+            reason = reason.as_str(),
+            seconds = secs(until),
+            "source banned"
+        ),
+        Event::SourceUnbanned { source } => tracing::info!(
+            target: "sipgw::security",
+            event = "unbanned",
+            source = %source,
+            "source ban lifted"
+        ),
+        Event::CredentialRejected {
+            source,
+            username,
+            failure,
+        } => {
+            if budget.per_sec == 0 || !budget.take(now) {
+                budget.suppressed += 1;
+                rt.rejections_not_logged += 1;
+                return;
+            }
+            let suppressed = std::mem::take(&mut budget.suppressed);
+            tracing::info!(
+                target: "sipgw::security",
+                event = "rejected",
+                user = %username,
+                source = %source.ip(),
+                port = source.port(),
+                reason = failure.as_str(),
+                suppressed,
+                "credentials rejected"
+            );
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: SocketAddr) {}

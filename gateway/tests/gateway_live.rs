@@ -1,0 +1,533 @@
+//! The `sipgw` binary end to end, with real sipp processes as phones and as the softswitch.
+//!
+//! Every test starts its own gateway (`sipgw run`) on loopback with free ports, a sipp UAS as the
+//! softswitch stand-in, and sipp UACs as phones, and reads the gateway's counters from its
+//! metrics endpoint. Processes are killed when a test ends, pass or fail.
+//!
+//! Needs `sipp` (Debian package sip-tester): `./scripts/install-deps` as root installs it. A
+//! missing sipp fails the tests with that message; they are never skipped.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sipgw::runtime::metrics;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch directory, removed on drop (kept with SIPGW_KEEP_SIPP_LOGS=1).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "sipgw-it-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("SIPGW_KEEP_SIPP_LOGS").is_some() {
+            eprintln!("logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child process killed on drop.
+struct Proc(Option<Child>);
+
+impl Proc {
+    /// Wait up to `limit` for the exit code; kill it past that (returns None).
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.0.as_mut()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.0 = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.0 = None;
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sipp_binary() -> &'static str {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "sipp is not installed: it is the Debian package sip-tester; run ./scripts/install-deps \
+         as root (or apt-get install sip-tester)"
+    );
+    "sipp"
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+struct Gateway {
+    proc: Proc,
+    sip: SocketAddr,
+    softswitch: SocketAddr,
+    metrics: SocketAddr,
+    dir: Scratch,
+}
+
+const USERS: usize = 100;
+
+fn user(i: usize) -> (String, String) {
+    (format!("{}", 2000 + i), format!("pw-{i}-secret"))
+}
+
+fn credentials(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let (u, p) = user(i);
+            format!("[[account]]\nname = \"{u}\"\npassword = \"{p}\"\n\n")
+        })
+        .collect()
+}
+
+impl Gateway {
+    /// Start `sipgw run` with `[gateway]` filled in and `extra` appended.
+    fn start(name: &str, workers: usize, extra: &str) -> Gateway {
+        let dir = Scratch::new(name);
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let softswitch: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
+        let config = format!(
+            "credentials = \"users.toml\"\n\n[gateway]\nlisten = \"{sip}\"\nsoftswitch = \
+             \"{softswitch}\"\nworkers = {workers}\nmetrics = \"{metrics}\"\n\n{extra}"
+        );
+        std::fs::write(dir.0.join("sipgw.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.0.join("sipgw.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sipgw"))
+            .args(["--log", "info", "run", "--config"])
+            .arg(dir.0.join("sipgw.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sipgw");
+        let gw = Gateway {
+            proc: Proc(Some(child)),
+            sip,
+            softswitch,
+            metrics,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while metrics::fetch(metrics, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sipgw did not start; its log:\n{}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gw
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("sipgw.log")).unwrap_or_default()
+    }
+
+    fn stats(&self) -> HashMap<String, u64> {
+        let text = metrics::fetch(self.metrics, Duration::from_secs(2)).expect("metrics");
+        metrics::parse(&text).into_iter().collect()
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let key = format!("sipgw_{name}_total");
+        *self
+            .stats()
+            .get(&key)
+            .unwrap_or_else(|| panic!("no metric {key}"))
+    }
+
+    /// A sipp UAS on the softswitch address running `scenario_file` for `calls` calls.
+    fn softswitch(&self, scenario_file: &str, calls: usize) -> Proc {
+        let child = Command::new(sipp_binary())
+            .current_dir(&self.dir.0)
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-i", "127.0.0.1", "-p", &self.softswitch.port().to_string()])
+            .args([
+                "-m",
+                &calls.to_string(),
+                "-nostdin",
+                "-trace_logs",
+                "-trace_err",
+            ])
+            .args([
+                "-log_file",
+                "softswitch.log",
+                "-error_file",
+                "softswitch.err",
+            ])
+            .args(["-timeout", "120s", "-timeout_error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp UAS");
+        // sipp binds its socket at once; give it a moment before phones send.
+        std::thread::sleep(Duration::from_millis(300));
+        Proc(Some(child))
+    }
+
+    fn softswitch_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("softswitch.log")).unwrap_or_default()
+    }
+
+    /// A sipp UAC phone for `user`/`password`; returns its exit code (0: every call passed;
+    /// None: killed after `timeout_s` + 5 s).
+    fn phone(
+        &self,
+        scenario_file: &str,
+        user: &str,
+        password: &str,
+        calls: usize,
+        timeout_s: u32,
+    ) -> Option<i32> {
+        let keep = std::env::var_os("SIPGW_KEEP_SIPP_LOGS").is_some();
+        let child = Command::new(sipp_binary())
+            .current_dir(&self.dir.0)
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-s", user, "-au", user, "-ap", password])
+            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            .args(["-m", &calls.to_string(), "-r", "50", "-l", "10"])
+            .args([
+                "-timeout",
+                &format!("{timeout_s}s"),
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .args(if keep {
+                &["-trace_msg", "-trace_err"][..]
+            } else {
+                &[][..]
+            })
+            .arg(self.sip.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp UAC");
+        Proc(Some(child)).wait(Duration::from_secs(u64::from(timeout_s) + 5))
+    }
+}
+
+#[test]
+fn a_hundred_users_register_through_the_gateway() {
+    let gw = Gateway::start("register", 2, "[auth]\nrealm = \"sipgw.test\"\n");
+    let mut softswitch = gw.softswitch("softswitch_register.xml", USERS);
+    // One sipp per user (sipp's digest credentials are per process), twenty at a time.
+    let codes: Vec<(usize, Option<i32>)> = (0..USERS)
+        .collect::<Vec<_>>()
+        .chunks(20)
+        .flat_map(|chunk| {
+            std::thread::scope(|s| {
+                let runs: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let gw = &gw;
+                        s.spawn(move || {
+                            let (u, p) = user(i);
+                            (i, gw.phone("register.xml", &u, &p, 1, 20))
+                        })
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failed: Vec<_> = codes.iter().filter(|(_, c)| *c != Some(0)).collect();
+    assert!(failed.is_empty(), "phones failed: {failed:?}\n{}", gw.log());
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(20)),
+        Some(0),
+        "the softswitch saw exactly {USERS} REGISTERs, each with the asserted identity and \
+         without our credentials; its log:\n{}",
+        gw.softswitch_log()
+    );
+    let registered: BTreeSet<String> = gw
+        .softswitch_log()
+        .lines()
+        .filter_map(|l| l.strip_prefix("registered ").map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = (0..USERS).map(|i| user(i).0).collect();
+    assert_eq!(registered, expected);
+    assert_eq!(gw.stat("forwarded_digest"), USERS as u64);
+    assert_eq!(gw.stat("upstream_requests"), USERS as u64);
+    assert!(gw.stat("challenged") >= USERS as u64);
+    assert_eq!(gw.stat("responses_forwarded"), USERS as u64);
+    assert_eq!(gw.stat("wrong_password") + gw.stat("unknown_user"), 0);
+}
+
+#[test]
+fn a_call_completes_through_the_gateway_in_both_directions() {
+    let gw = Gateway::start("call", 1, "[auth]\nrealm = \"sipgw.test\"\n");
+    let (u, p) = user(7);
+
+    // The phone hangs up.
+    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
+    assert_eq!(
+        gw.phone("phone_call_caller.xml", &u, &p, 1, 20),
+        Some(0),
+        "caller: {}",
+        gw.log()
+    );
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(10)),
+        Some(0),
+        "softswitch"
+    );
+    assert!(gw.softswitch_log().contains(&format!("call from {u}")));
+    drop(softswitch);
+
+    // The softswitch hangs up: its BYE follows the Record-Route through sipgw to the phone.
+    let mut softswitch = gw.softswitch("softswitch_call_hangup.xml", 1);
+    assert_eq!(
+        gw.phone("phone_call_callee.xml", &u, &p, 1, 20),
+        Some(0),
+        "phone: {}",
+        gw.log()
+    );
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(10)),
+        Some(0),
+        "softswitch"
+    );
+    assert!(
+        gw.stat("downstream_requests") >= 1,
+        "the BYE went downstream"
+    );
+    assert_eq!(gw.stat("forwarded_digest") >= 2, true);
+    assert_eq!(
+        gw.stat("proxy_not_our_via") + gw.stat("proxy_unroutable"),
+        0
+    );
+}
+
+#[test]
+fn brute_force_is_suspended_then_the_terminal_registers_again() {
+    let gw = Gateway::start(
+        "bruteforce",
+        1,
+        "[auth]\nrealm = \"sipgw.test\"\nmax_retry = 6\nfailed_suspend = 60\n",
+    );
+    let mut softswitch = gw.softswitch("softswitch_register.xml", 1);
+    let (u, p) = user(3);
+    let started = Instant::now();
+    // Wrong passwords: 407 re-challenges, then 403 when suspended (the scenario checks both).
+    assert_eq!(
+        gw.phone("bruteforce.xml", &u, "guess", 1, 20),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    // The right password is now refused: no answer at all.
+    assert_ne!(gw.phone("register.xml", &u, &p, 1, 3), Some(0), "suspended");
+    assert_eq!(gw.stat("suspensions"), 1);
+    assert_eq!(gw.stat("wrong_password"), 6);
+    assert_eq!(
+        gw.stat("upstream_requests"),
+        0,
+        "the softswitch got nothing"
+    );
+    assert!(gw.log().contains("terminal suspended"), "{}", gw.log());
+    // After the suspension (60 s, the VOS3000 minimum) the terminal registers again.
+    let wait = Duration::from_secs(61).saturating_sub(started.elapsed());
+    std::thread::sleep(wait);
+    assert_eq!(
+        gw.phone("register.xml", &u, &p, 1, 10),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(gw.stat("upstream_requests"), 1);
+    assert!(gw.log().contains("terminal re-enabled"), "{}", gw.log());
+}
+
+#[test]
+fn reply_unauthorized_off_leaves_unknown_users_unanswered() {
+    let gw = Gateway::start(
+        "silent",
+        1,
+        "[auth]\nrealm = \"sipgw.test\"\nreply_unauthorized = \"off\"\n",
+    );
+    let mut softswitch = gw.softswitch("softswitch_register.xml", 1);
+    assert_ne!(gw.phone("register.xml", "nobody", "x", 1, 3), Some(0));
+    assert!(gw.stat("silenced") >= 1);
+    assert_eq!(
+        gw.stat("challenged"),
+        0,
+        "not a single reply to the unknown user"
+    );
+    // Known users are still challenged and get through.
+    let (u, p) = user(1);
+    assert_eq!(gw.phone("register.xml", &u, &p, 1, 10), Some(0));
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn brute_force_spread_over_workers_stays_within_the_bound() {
+    let workers = 4;
+    let max_retry = 6;
+    let gw = Gateway::start(
+        "spread",
+        workers,
+        &format!("[auth]\nrealm = \"sipgw.test\"\nmax_retry = {max_retry}\nsession_retry = 999\n"),
+    );
+    let (u, _) = user(5);
+    // Eight attackers on eight source ports at once; the kernel spreads them over workers.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| gw.phone("bruteforce.xml", &u, "guess", 1, 5));
+        }
+    });
+    let stats = gw.stats();
+    let busy = (0..workers)
+        .filter(|w| stats[&format!("sipgw_worker_rx_datagrams_total{{worker=\"{w}\"}}")] > 0)
+        .count();
+    assert!(busy >= 2, "the attack reached {busy} worker(s): {stats:?}");
+    let guesses = gw.stat("wrong_password");
+    eprintln!(
+        "spread: {guesses} wrong guesses evaluated by {busy} busy workers of {workers}; \
+         suspensions {}, shard messages sent {}",
+        gw.stat("suspensions"),
+        gw.stat("shard_sent")
+    );
+    assert!(gw.stat("suspensions") >= 1);
+    assert!(
+        guesses <= (workers * max_retry) as u64,
+        "{guesses} guesses evaluated: the bound is workers × max_retry"
+    );
+    assert_eq!(gw.stat("upstream_requests"), 0);
+}
+
+#[test]
+fn sighup_reloads_credentials_and_keeps_the_old_config_when_the_new_one_is_bad() {
+    let mut gw = Gateway::start("reload", 2, "[auth]\nrealm = \"sipgw.test\"\n");
+    let mut softswitch = gw.softswitch("softswitch_register.xml", 1);
+    // A user that is not in the file yet.
+    let newcomer = ("9999", "brand-new-secret");
+    assert_ne!(
+        gw.phone("register.xml", newcomer.0, newcomer.1, 1, 3),
+        Some(0)
+    );
+    let mut creds = credentials(USERS);
+    creds.push_str(&format!(
+        "[[account]]\nname = \"{}\"\npassword = \"{}\"\n",
+        newcomer.0, newcomer.1
+    ));
+    std::fs::write(gw.dir.0.join("users.toml"), creds).unwrap();
+    gw.proc.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("reloads") < 2 {
+        assert!(Instant::now() < deadline, "not reloaded: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        gw.phone("register.xml", newcomer.0, newcomer.1, 1, 10),
+        Some(0)
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+
+    // A broken configuration is refused with the key named, and the gateway keeps working.
+    let config = gw.dir.0.join("sipgw.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("realm = \"sipgw.test\"", "max_retry = 1000"),
+    )
+    .unwrap();
+    gw.proc.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log().contains("reload refused") {
+        assert!(Instant::now() < deadline, "no refusal logged: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.log().contains("auth.max_retry = 1000"), "{}", gw.log());
+    assert_eq!(gw.stat("reloads"), 2, "nothing applied");
+    let _softswitch = gw.softswitch("softswitch_register.xml", 1);
+    let (u, p) = user(0);
+    assert_eq!(gw.phone("register.xml", &u, &p, 1, 10), Some(0));
+
+    // SIGTERM stops it cleanly.
+    gw.proc.signal("-TERM");
+    assert_eq!(
+        gw.proc.wait(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert!(gw.log().contains("stopped"));
+}
