@@ -25,6 +25,7 @@ pub mod engine;
 pub mod event;
 pub mod nonce;
 pub mod policy;
+pub mod proxy;
 pub mod sip;
 
 pub use config::Config;

@@ -1,0 +1,1414 @@
+//! Stateless-proxy message rewriting: what the gateway changes in a request or a response
+//! before it forwards it (RFC 3261 §16 and §16.11, RFC 3581 `rport`, RFC 3327 `Path`, RFC 3325
+//! `P-Asserted-Identity`, RFC 5626-style flow tokens for endpoints behind NAT).
+//!
+//! Layer: protocol core, sans-IO. The runtime decides *whether* a datagram may pass (the
+//! [`crate::engine`] verdict); this module decides *where* it goes and *what* it looks like
+//! then. [`Proxy`] is built once per worker from a [`ProxyConfig`] and is immutable
+//! (`Send + Sync + Clone`); its three functions take a checked [`Message`], the datagram's
+//! source, and the caller's output buffer, and return a [`Route`]:
+//!
+//! * [`Proxy::request_upstream`]: a request from an endpoint, to the softswitch;
+//! * [`Proxy::request_downstream`]: a request from the softswitch, to an endpoint;
+//! * [`Proxy::response`]: a response from anyone, to the next Via.
+//!
+//! # Invariants
+//!
+//! * No clock, no socket, no heap: output is written into the caller's `&mut [u8]`; state
+//!   needed later (the flow of an endpoint, the branch of a transaction) is carried in the
+//!   message itself under a keyed MAC/hash, so the proxy is fully stateless.
+//! * Every [`Route::Send`] / [`Route::Reply`] output parses again with [`Message::parse`],
+//!   its body is byte-identical to the input's body and its `Content-Length` headers are
+//!   copied unchanged. Output longer than [`MAX_MESSAGE_LEN`] or with more than
+//!   [`MAX_HEADERS`] headers is [`ProxyDrop::TooLarge`]; output that does not fit the
+//!   caller's buffer is [`ProxyDrop::OutputTooSmall`].
+//! * Headers the proxy does not touch are copied line for line as written (compact names,
+//!   case, folding included); a header it edits keeps its name as written (`v:` stays `v:`).
+//!
+//! # No-panic contract
+//!
+//! Every public function accepts any [`Message`] and any address and returns a [`Route`];
+//! nothing indexes out of bounds (slices are taken with `get`), arithmetic is checked or
+//! saturating. Property tests feed generated and mutated messages.
+//!
+//! # Requests (both directions)
+//!
+//! Required: a request start line (else [`ProxyDrop::NotRequest`]), `Via`, `From`, `To`,
+//! `Call-ID`, `CSeq` (else [`ProxyDrop::MissingHeaders`]), a top Via that parses as
+//! `SIP/2.0/transport sent-by *(;param)` (else [`ProxyDrop::BadVia`]) and a decimal
+//! `Max-Forwards` if there is one (else [`ProxyDrop::BadMaxForwards`]).
+//!
+//! * **Max-Forwards** 0 on arrival: ACK → [`ProxyDrop::Loop`]; any other request →
+//!   [`Route::Reply`] with a `483 Too Many Hops` (its Via, From, To, Call-ID and CSeq lines
+//!   copied as written, our deterministic To-tag added when the To has none, then
+//!   `Content-Length: 0`) sent to the top Via's response address: the source IP, and the
+//!   source port when the Via has `rport`, else the sent-by port, else 5060 (RFC 3261
+//!   §18.2.2, RFC 3581 §4). An ACK whose To-tag is that tag is dropped
+//!   ([`ProxyDrop::OwnAck`]): it ends at the gateway. Otherwise Max-Forwards is decremented
+//!   in place (the first header; further Max-Forwards headers are removed), or
+//!   `Max-Forwards: 70` is inserted when absent.
+//! * **Our Via** `Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<32 hex>` is the first
+//!   header. The branch (RFC 3261 §16.11) is a SipHash-1-3/128 (key: first half of
+//!   [`ProxyConfig::key`]) over: the direction, the source address, the destination
+//!   (the "routing decision" component), then — when the top Via branch starts with the
+//!   magic cookie `z9hG4bK` — that branch and the Via's sent-by; otherwise (RFC 2543 peers)
+//!   the whole top Via, the From-tag, the Call-ID, the CSeq *number* and the Request-URI.
+//!   The method is never hashed, so a retransmission, the CANCEL and the ACK for a non-2xx
+//!   get the branch of their INVITE. **Deviation from the brief:** the To-tag is not hashed
+//!   either: the ACK for a non-2xx carries the response's To-tag, which the INVITE did not
+//!   have, and a stateless proxy cannot know it (an RFC 2543 ACK for a 2xx therefore shares
+//!   its INVITE's branch, which RFC 2543 peers expect anyway).
+//! * **Client Via** (the received top via-parm): `;received=<source IP>` is *always* set
+//!   (an existing `received` is replaced in place, duplicates dropped; IPv6 without
+//!   brackets, IPv4-mapped addresses written as IPv4), and an *empty* `rport` is filled with
+//!   the source port (`rport` with a value is left alone). Other parameters are copied
+//!   verbatim, in order; further via-parms of the same line follow unchanged.
+//! * **Credentials** ([`ProxyConfig::strip_credentials`], both directions): `Authorization`
+//!   and `Proxy-Authorization` headers that parse as Digest credentials whose realm equals
+//!   [`ProxyConfig::realm`] (unescaped) are removed; others (other realms, unparseable) kept.
+//! * **Identity** (upstream only): every `P-Asserted-Identity` and `P-Preferred-Identity`
+//!   from the endpoint is removed, always (RFC 3325 §9.1); with
+//!   [`ProxyConfig::assert_identity`] and an identity, `P-Asserted-Identity:
+//!   <sip:USER@REALM>` is added (bytes other than alphanumerics and `-_.!~*'()&=+$`
+//!   percent-encoded; an empty identity adds nothing). Downstream (the softswitch is
+//!   trusted) they are copied as they are.
+//! * **Flow tokens**: `sgw` + base64url (no padding) of `family (4|6) ‖ IP ‖ port (BE) ‖
+//!   MAC`, MAC = SipHash-1-3/64 keyed by the second half of [`ProxyConfig::key`]: 23
+//!   characters for IPv4, 39 for IPv6, all URI-user safe. See [`Proxy::flow_token`].
+//! * **Path** (upstream REGISTER with [`ProxyConfig::add_path`]): `Path:
+//!   <sip:TOKEN@<advertised>;lr>` with the source as flow. Always added when `add_path` is
+//!   on, even without `Supported: path` from the UA (RFC 3327 §5.1 says a proxy should only
+//!   add it then, but VOS3000/Asterisk/Kamailio accept it and the NAT'd endpoints need it);
+//!   `Supported` is not touched.
+//! * **Record-Route** (INVITE, SUBSCRIBE, REFER, also in-dialog ones, both directions, with
+//!   [`ProxyConfig::record_route`]): `Record-Route: <sip:TOKEN@<advertised>;lr>`; the flow is
+//!   the source upstream, the destination downstream.
+//! * **Routing upstream**: always to [`ProxyConfig::softswitch`]. If the top Route entry's
+//!   URI is ours (host is an IP equal to the advertised IP, port — default 5060 — equal to
+//!   the advertised port; any user part), that entry is removed (loose routing, §16.4):
+//!   the whole line when it was its only entry, else just that entry. The Request-URI and
+//!   further Route entries are untouched.
+//! * **Routing downstream**, first match wins: (1) the top Route entry is ours: removed as
+//!   above; if its URI has a user part it must be a valid flow token (else
+//!   [`ProxyDrop::BadFlowToken`]) and the token's flow is the destination; (2) the next
+//!   Route entry (or the top one if it was not ours): its URI host must be an IP literal
+//!   (port default 5060) else [`ProxyDrop::Unroutable`]; (3) the Request-URI user part is
+//!   a well-formed flow token (`sgw` + 20 or 36 base64url characters decoding to a known
+//!   family): its flow, or [`ProxyDrop::BadFlowToken`] when the MAC fails; (4) the
+//!   Request-URI host (IP literal only, port default 5060, `maddr` ignored, no DNS; a
+//!   hostname or a non-SIP URI is [`ProxyDrop::Unroutable`]). The Request-URI is never
+//!   rewritten.
+//! * A destination equal to the advertised address is [`ProxyDrop::Loop`]; an unspecified
+//!   IP (`0.0.0.0`, `::`) or port 0 is [`ProxyDrop::Unroutable`].
+//!
+//! Header order of a forwarded request:
+//!
+//! ```text
+//! METHOD Request-URI SIP/2.0                       (rebuilt from the parsed parts)
+//! Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<hash>
+//! Record-Route: <sip:TOKEN@<advertised>;lr>        (dialog-creating, record_route)
+//! Path: <sip:TOKEN@<advertised>;lr>                (upstream REGISTER, add_path)
+//! P-Asserted-Identity: <sip:USER@REALM>            (upstream, identity, assert_identity)
+//! Max-Forwards: 70                                 (only when the request had none)
+//! <the request's headers, in order, edited as above>
+//! <empty line> <body, byte for byte>
+//! ```
+//!
+//! Our Record-Route/Path therefore come before every existing Record-Route/Path, as RFC
+//! 3261 §16.6 and RFC 3327 §5.1 require (the order between different header names carries
+//! no meaning).
+//!
+//! # Responses
+//!
+//! The top Via must be ours: its branch starts with [`BRANCH_PREFIX`] and its sent-by is an
+//! IP literal and port (default 5060) equal to the advertised address, else
+//! [`ProxyDrop::NotOurVia`]. That via-parm is removed (only it, when its header line holds
+//! several; else the line). The destination is the next via-parm's `received` IP (else its
+//! sent-by host, which must then be an IP literal: [`ProxyDrop::Unroutable`]) and its
+//! `rport` value (else its sent-by port, else 5060); no next Via is
+//! [`ProxyDrop::NoNextVia`]. Everything else (Record-Route included) is copied unchanged.
+
+#![forbid(unsafe_code)]
+
+use core::fmt::{self, Write as _};
+use std::hash::Hasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use memchr::memchr;
+use siphasher::sip::SipHasher13;
+use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
+use subtle::ConstantTimeEq;
+
+use crate::credentials::canonical;
+use crate::digest::Credentials;
+use crate::sip::{
+    self, HeaderName, Message, Method, StartLine, MAX_HEADERS, MAX_MESSAGE_LEN, SIP_VERSION,
+};
+
+/// Start of the branch of every Via the gateway inserts: the RFC 3261 magic cookie and a
+/// fixed marker, by which [`Proxy::response`] recognises its own Via cheaply.
+pub const BRANCH_PREFIX: &str = "z9hG4bK-sgw-";
+
+/// Start of every flow token (the user part of our Path / Record-Route URIs).
+pub const FLOW_TOKEN_PREFIX: &str = "sgw";
+
+/// Longest flow token in bytes (IPv6 flow): prefix plus 36 base64url characters.
+pub const MAX_FLOW_TOKEN_LEN: usize = FLOW_TOKEN_PREFIX.len() + 36;
+
+/// `Max-Forwards` inserted into a request that has none (RFC 3261 §8.1.1.6).
+pub const DEFAULT_MAX_FORWARDS: u32 = 70;
+
+/// Port assumed when a SIP URI or a Via sent-by has none.
+pub const DEFAULT_SIP_PORT: u16 = 5060;
+
+/// The RFC 3261 magic cookie of a branch.
+const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+
+/// What the proxy is and what it does to messages.
+#[derive(Clone)]
+pub struct ProxyConfig {
+    /// Address the gateway's socket is bound to / advertised in Via, Path and Record-Route
+    /// (IP literal and port; an IPv6 scope id is not written).
+    pub advertised: SocketAddr,
+    /// The softswitch: where requests from endpoints go; the only address whose requests
+    /// bypass authentication.
+    pub softswitch: SocketAddr,
+    /// Remove Authorization / Proxy-Authorization headers whose realm is [`Self::realm`]
+    /// before forwarding (default `true`). Credentials for other realms are kept.
+    pub strip_credentials: bool,
+    /// Add `P-Asserted-Identity: <sip:USER@REALM>` to authenticated upstream requests
+    /// (default `true`). P-Asserted-Identity / P-Preferred-Identity sent by endpoints are
+    /// removed whatever this says.
+    pub assert_identity: bool,
+    /// Add Path to upstream REGISTERs (default `true`).
+    pub add_path: bool,
+    /// Add Record-Route to INVITE, SUBSCRIBE and REFER in both directions (default `true`).
+    pub record_route: bool,
+    /// The gateway realm: the host of the asserted identity, and how our credentials are
+    /// recognised.
+    pub realm: Box<str>,
+    /// Secret key (random per process): the first half keys the Via branch hash and our
+    /// To-tag, the second half the flow-token MAC.
+    pub key: [u8; 32],
+}
+
+impl ProxyConfig {
+    /// A configuration with every option at its default (`true`).
+    pub fn new(
+        advertised: SocketAddr,
+        softswitch: SocketAddr,
+        realm: &str,
+        key: [u8; 32],
+    ) -> ProxyConfig {
+        ProxyConfig {
+            advertised,
+            softswitch,
+            strip_credentials: true,
+            assert_identity: true,
+            add_path: true,
+            record_route: true,
+            realm: realm.into(),
+            key,
+        }
+    }
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("advertised", &self.advertised)
+            .field("softswitch", &self.softswitch)
+            .field("strip_credentials", &self.strip_credentials)
+            .field("assert_identity", &self.assert_identity)
+            .field("add_path", &self.add_path)
+            .field("record_route", &self.record_route)
+            .field("realm", &self.realm)
+            .field("key", &"..")
+            .finish()
+    }
+}
+
+/// What to do with a message after [`Proxy`] has rewritten it.
+#[must_use = "a route says where the output goes"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Send the first `len` bytes of the output buffer to `to`.
+    Send {
+        /// Next hop.
+        to: SocketAddr,
+        /// Bytes written.
+        len: usize,
+    },
+    /// Send the first `len` bytes of the output buffer (a locally generated response, e.g.
+    /// `483 Too Many Hops`) back to `to`.
+    Reply {
+        /// The response address of the request's top Via.
+        to: SocketAddr,
+        /// Bytes written.
+        len: usize,
+        /// Status code of the response.
+        status: u16,
+    },
+    /// Drop the message.
+    Drop(ProxyDrop),
+}
+
+/// Why the proxy drops a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyDrop {
+    /// A response given to a request function.
+    NotRequest,
+    /// A request given to [`Proxy::response`].
+    NotResponse,
+    /// A request lacking Via, From, To, Call-ID or CSeq.
+    MissingHeaders,
+    /// The top Via is missing or does not parse (`SIP/2.0/transport sent-by;params`), or
+    /// the next Via of a response carries a malformed `received` / `rport`.
+    BadVia,
+    /// A response whose top Via is not the gateway's (marker and sent-by).
+    NotOurVia,
+    /// A response with our Via and no Via after it.
+    NoNextVia,
+    /// `Max-Forwards` is not a decimal number.
+    BadMaxForwards,
+    /// An ACK arrived with `Max-Forwards: 0`, or the destination is the gateway itself.
+    Loop,
+    /// The ACK for a `483` the gateway generated: it ends here.
+    OwnAck,
+    /// No destination: a hostname (no DNS here), a non-SIP URI, port 0 or an unspecified IP.
+    Unroutable,
+    /// A flow token of ours (Route, Request-URI) fails the MAC check or is malformed.
+    BadFlowToken,
+    /// The output does not fit the caller's buffer.
+    OutputTooSmall,
+    /// The output would exceed [`MAX_MESSAGE_LEN`] bytes or [`MAX_HEADERS`] headers.
+    TooLarge,
+}
+
+/// A flow token: `sgw` followed by base64url characters (see [`Proxy::flow_token`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FlowToken {
+    buf: [u8; MAX_FLOW_TOKEN_LEN],
+    len: u8,
+}
+
+impl FlowToken {
+    /// The token's bytes (ASCII, URI-user safe).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The token as text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for FlowToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a user part is not a flow token we accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenError {
+    /// Not shaped like one of our tokens at all.
+    Malformed,
+    /// Shaped like one, but the MAC does not match.
+    Forged,
+}
+
+/// The advertised `host:port` as written in our URIs and Via (IPv6 in brackets).
+#[derive(Clone, Copy)]
+struct HostPort {
+    buf: [u8; 64],
+    len: u8,
+}
+
+impl HostPort {
+    fn new(addr: SocketAddr) -> HostPort {
+        let mut buf = [0u8; 64];
+        let mut w = Out::new(&mut buf);
+        write_hostport(&mut w, addr);
+        let len = w.len as u8;
+        HostPort { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
+
+/// Request direction: part of the branch hash, and what the identity rules apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Upstream,
+    Downstream,
+}
+
+/// The stateless proxy of one worker: immutable after [`Proxy::new`].
+#[derive(Clone)]
+pub struct Proxy {
+    cfg: ProxyConfig,
+    advertised: SocketAddr,
+    adv_text: HostPort,
+    branch_key: [u8; 16],
+    tag_key: [u8; 16],
+    flow_key: [u8; 16],
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// Everything decided about a request before it is written out.
+struct Plan<'a> {
+    dir: Dir,
+    peer: SocketAddr,
+    branch: [u8; 32],
+    /// New Max-Forwards value; `None`: insert the default.
+    max_forwards: Option<u32>,
+    pop_route: bool,
+    record_route: Option<SocketAddr>,
+    path: Option<SocketAddr>,
+    identity: Option<&'a [u8]>,
+}
+
+impl Proxy {
+    /// Builds the proxy (precomputes the advertised `host:port` and the keys).
+    pub fn new(cfg: ProxyConfig) -> Proxy {
+        let mut branch_key = [0u8; 16];
+        let mut flow_key = [0u8; 16];
+        branch_key.copy_from_slice(cfg.key.get(..16).unwrap_or(&[0; 16]));
+        flow_key.copy_from_slice(cfg.key.get(16..).unwrap_or(&[0; 16]));
+        let mut tag_key = branch_key;
+        tag_key[0] ^= 0x5a;
+        tag_key[15] ^= 0xa5;
+        let advertised = SocketAddr::new(canonical(cfg.advertised.ip()), cfg.advertised.port());
+        Proxy {
+            adv_text: HostPort::new(advertised),
+            advertised,
+            cfg,
+            branch_key,
+            tag_key,
+            flow_key,
+        }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.cfg
+    }
+
+    /// Whether a datagram from `peer` comes from the softswitch (requests from it bypass
+    /// authentication). IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+    pub fn is_softswitch(&self, peer: SocketAddr) -> bool {
+        same_addr(peer, self.cfg.softswitch)
+    }
+
+    /// A request from an endpoint (authenticated, or passed: ACK, CANCEL, no-auth methods),
+    /// rewritten into `out` for the softswitch. `identity`: `Some(username)` when
+    /// authenticated (for P-Asserted-Identity), `None` when passed unauthenticated.
+    pub fn request_upstream(
+        &self,
+        msg: &Message<'_>,
+        peer: SocketAddr,
+        identity: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Route {
+        self.request(msg, peer, Dir::Upstream, identity, out)
+            .unwrap_or_else(Route::Drop)
+    }
+
+    /// A request from the softswitch, rewritten into `out` for an endpoint (or the next
+    /// Route).
+    pub fn request_downstream(&self, msg: &Message<'_>, peer: SocketAddr, out: &mut [u8]) -> Route {
+        self.request(msg, peer, Dir::Downstream, None, out)
+            .unwrap_or_else(Route::Drop)
+    }
+
+    /// A response from anyone: its top Via must be ours; it is removed and the response is
+    /// rewritten into `out` for the next Via's address. `peer` is not used (routing is by
+    /// Via only); it is part of the signature for symmetry and future checks.
+    pub fn response(&self, msg: &Message<'_>, peer: SocketAddr, out: &mut [u8]) -> Route {
+        let _ = peer;
+        self.response_inner(msg, out).unwrap_or_else(Route::Drop)
+    }
+
+    /// The flow token for `flow` (IPv4-mapped addresses are tokenised as IPv4): `sgw` and the
+    /// base64url encoding (no padding) of `family ‖ IP ‖ port ‖ MAC`.
+    pub fn flow_token(&self, flow: SocketAddr) -> FlowToken {
+        let ip = canonical(flow.ip());
+        let mut payload = [0u8; 27];
+        let n = match ip {
+            IpAddr::V4(a) => {
+                payload[0] = 4;
+                payload[1..5].copy_from_slice(&a.octets());
+                payload[5..7].copy_from_slice(&flow.port().to_be_bytes());
+                7
+            }
+            IpAddr::V6(a) => {
+                payload[0] = 6;
+                payload[1..17].copy_from_slice(&a.octets());
+                payload[17..19].copy_from_slice(&flow.port().to_be_bytes());
+                19
+            }
+        };
+        let mac = self.flow_mac(&payload[..n]);
+        payload[n..n + 8].copy_from_slice(&mac);
+        let mut buf = [0u8; MAX_FLOW_TOKEN_LEN];
+        buf[..FLOW_TOKEN_PREFIX.len()].copy_from_slice(FLOW_TOKEN_PREFIX.as_bytes());
+        let len = FLOW_TOKEN_PREFIX.len()
+            + base64url_encode(&payload[..n + 8], &mut buf[FLOW_TOKEN_PREFIX.len()..]);
+        FlowToken {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    /// The flow a token of ours stands for; `None` when it is not one (malformed, or the MAC
+    /// does not match).
+    pub fn decode_flow_token(&self, token: &[u8]) -> Option<SocketAddr> {
+        self.decode_token(token).ok()
+    }
+
+    fn flow_mac(&self, data: &[u8]) -> [u8; 8] {
+        let mut h = SipHasher13::new_with_key(&self.flow_key);
+        h.write(b"sipgw-flow");
+        h.write(data);
+        h.finish().to_be_bytes()
+    }
+
+    fn decode_token(&self, token: &[u8]) -> Result<SocketAddr, TokenError> {
+        let b64 = token
+            .strip_prefix(FLOW_TOKEN_PREFIX.as_bytes())
+            .ok_or(TokenError::Malformed)?;
+        let mut payload = [0u8; 27];
+        let n = match b64.len() {
+            20 => 15,
+            36 => 27,
+            _ => return Err(TokenError::Malformed),
+        };
+        if !base64url_decode(b64, &mut payload[..n]) {
+            return Err(TokenError::Malformed);
+        }
+        let (addr, body) = match (payload[0], n) {
+            (4, 15) => {
+                let o: [u8; 4] = payload[1..5]
+                    .try_into()
+                    .map_err(|_| TokenError::Malformed)?;
+                let ip = IpAddr::V4(Ipv4Addr::from(o));
+                (
+                    SocketAddr::new(ip, u16::from_be_bytes([payload[5], payload[6]])),
+                    7,
+                )
+            }
+            (6, 27) => {
+                let o: [u8; 16] = payload[1..17]
+                    .try_into()
+                    .map_err(|_| TokenError::Malformed)?;
+                let ip = IpAddr::V6(Ipv6Addr::from(o));
+                (
+                    SocketAddr::new(ip, u16::from_be_bytes([payload[17], payload[18]])),
+                    19,
+                )
+            }
+            _ => return Err(TokenError::Malformed),
+        };
+        let want = self.flow_mac(&payload[..body]);
+        if bool::from(want.ct_eq(&payload[body..body + 8])) {
+            Ok(addr)
+        } else {
+            Err(TokenError::Forged)
+        }
+    }
+
+    /// Whether a SIP URI points at the gateway (host IP and port equal the advertised ones).
+    fn is_ours(&self, uri: &SipUri<'_>) -> bool {
+        parse_ip(uri.host).is_some_and(|ip| {
+            canonical(ip) == self.advertised.ip()
+                && uri.port.unwrap_or(DEFAULT_SIP_PORT) == self.advertised.port()
+        })
+    }
+
+    fn request<'m>(
+        &self,
+        msg: &Message<'m>,
+        peer: SocketAddr,
+        dir: Dir,
+        identity: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Result<Route, ProxyDrop> {
+        let StartLine::Request { method, uri, .. } = msg.start_line() else {
+            return Err(ProxyDrop::NotRequest);
+        };
+        let required = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ];
+        if required.iter().any(|&h| msg.header(h).is_none()) {
+            return Err(ProxyDrop::MissingHeaders);
+        }
+        let top = msg.via_values().next().ok_or(ProxyDrop::BadVia)?;
+        let via = parse_via(top).ok_or(ProxyDrop::BadVia)?;
+        if method == Method::Ack && self.is_own_ack(msg) {
+            return Err(ProxyDrop::OwnAck);
+        }
+        let max_forwards = match msg.header(HeaderName::MaxForwards) {
+            None => None,
+            Some(v) => Some(parse_decimal(trim(v)).ok_or(ProxyDrop::BadMaxForwards)?),
+        };
+        if max_forwards == Some(0) {
+            if method == Method::Ack {
+                return Err(ProxyDrop::Loop);
+            }
+            return self.too_many_hops(msg, top, &via, peer, out);
+        }
+
+        let (dest, pop_route) = match dir {
+            Dir::Upstream => {
+                let pop = msg
+                    .headers_named(HeaderName::Route)
+                    .flat_map(sip::split_list)
+                    .next()
+                    .and_then(sip::name_addr_uri)
+                    .and_then(parse_sip_uri)
+                    .is_some_and(|u| self.is_ours(&u));
+                (self.cfg.softswitch, pop)
+            }
+            Dir::Downstream => self.route_downstream(msg, uri)?,
+        };
+        let dest = SocketAddr::new(canonical(dest.ip()), dest.port());
+        if dest.ip().is_unspecified() || dest.port() == 0 {
+            return Err(ProxyDrop::Unroutable);
+        }
+        if dest == self.advertised {
+            return Err(ProxyDrop::Loop);
+        }
+
+        let dialog = matches!(method, Method::Invite | Method::Subscribe | Method::Refer);
+        let upstream = dir == Dir::Upstream;
+        let plan = Plan {
+            dir,
+            peer,
+            branch: self.branch(msg, top, &via, uri, dir, peer, dest),
+            max_forwards: max_forwards.map(|n| n - 1),
+            pop_route,
+            record_route: (self.cfg.record_route && dialog).then_some(if upstream {
+                peer
+            } else {
+                dest
+            }),
+            path: (upstream && self.cfg.add_path && method == Method::Register).then_some(peer),
+            identity: identity.filter(|i| upstream && self.cfg.assert_identity && !i.is_empty()),
+        };
+        let len = self.write_request(msg, &plan, out)?;
+        Ok(Route::Send { to: dest, len })
+    }
+
+    /// Downstream destination, and whether the top Route entry (ours) is removed.
+    fn route_downstream(
+        &self,
+        msg: &Message<'_>,
+        uri: &[u8],
+    ) -> Result<(SocketAddr, bool), ProxyDrop> {
+        let mut routes = msg
+            .headers_named(HeaderName::Route)
+            .flat_map(sip::split_list);
+        let first = routes.next();
+        let mut next = first;
+        let mut pop = false;
+        if let Some(u) = first
+            .and_then(sip::name_addr_uri)
+            .and_then(parse_sip_uri)
+            .filter(|u| self.is_ours(u))
+        {
+            if let Some(user) = u.user {
+                return match self.decode_token(user) {
+                    Ok(flow) => Ok((flow, true)),
+                    Err(_) => Err(ProxyDrop::BadFlowToken),
+                };
+            }
+            next = routes.next();
+            pop = true;
+        }
+        if let Some(route) = next {
+            let u = sip::name_addr_uri(route)
+                .and_then(parse_sip_uri)
+                .ok_or(ProxyDrop::Unroutable)?;
+            return Ok((uri_addr(&u).ok_or(ProxyDrop::Unroutable)?, pop));
+        }
+        let u = parse_sip_uri(uri).ok_or(ProxyDrop::Unroutable)?;
+        if let Some(user) = u.user {
+            match self.decode_token(user) {
+                Ok(flow) => return Ok((flow, pop)),
+                Err(TokenError::Forged) => return Err(ProxyDrop::BadFlowToken),
+                Err(TokenError::Malformed) => {}
+            }
+        }
+        Ok((uri_addr(&u).ok_or(ProxyDrop::Unroutable)?, pop))
+    }
+
+    /// The hash part of our branch (32 hex digits), RFC 3261 §16.11.
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &self,
+        msg: &Message<'_>,
+        top: &[u8],
+        via: &Via<'_>,
+        uri: &[u8],
+        dir: Dir,
+        peer: SocketAddr,
+        dest: SocketAddr,
+    ) -> [u8; 32] {
+        let mut h = SipHasher13x128::new_with_key(&self.branch_key);
+        let field = |h: &mut SipHasher13x128, b: &[u8]| {
+            h.write_usize(b.len());
+            h.write(b);
+        };
+        h.write_u8(dir as u8);
+        hash_addr(&mut h, peer);
+        hash_addr(&mut h, dest);
+        match sip::header_param(top, b"branch").filter(|b| b.starts_with(MAGIC_COOKIE)) {
+            Some(b) => {
+                h.write_u8(1);
+                field(&mut h, b);
+                field(&mut h, via.host);
+                h.write_u32(via.port.map_or(0, u32::from));
+            }
+            None => {
+                h.write_u8(2);
+                field(&mut h, top);
+                let from_tag = msg
+                    .header(HeaderName::From)
+                    .and_then(|f| sip::header_param(f, b"tag"))
+                    .unwrap_or_default();
+                field(&mut h, from_tag);
+                field(
+                    &mut h,
+                    trim(msg.header(HeaderName::CallId).unwrap_or_default()),
+                );
+                let n = msg
+                    .header(HeaderName::CSeq)
+                    .and_then(sip::cseq)
+                    .map_or(u64::MAX, |(n, _)| u64::from(n));
+                h.write_u64(n);
+                field(&mut h, uri);
+            }
+        }
+        let digest = h.finish128().as_bytes();
+        let mut hex = [0u8; 32];
+        for (i, b) in digest.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        hex
+    }
+
+    /// Our deterministic To-tag for a locally generated response: keyed hash of the request's
+    /// Call-ID and From-tag (so the ACK for it is recognised without state).
+    fn to_tag(&self, msg: &Message<'_>) -> [u8; 16] {
+        let mut h = SipHasher13::new_with_key(&self.tag_key);
+        h.write(b"sipgw-proxy-tag");
+        let call_id = trim(msg.header(HeaderName::CallId).unwrap_or_default());
+        h.write_usize(call_id.len());
+        h.write(call_id);
+        let from_tag = msg
+            .header(HeaderName::From)
+            .and_then(|f| sip::header_param(f, b"tag"))
+            .unwrap_or_default();
+        h.write(from_tag);
+        let v = h.finish().to_be_bytes();
+        let mut out = [0u8; 16];
+        for (i, b) in v.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        out
+    }
+
+    fn is_own_ack(&self, msg: &Message<'_>) -> bool {
+        msg.header(HeaderName::To)
+            .and_then(|t| sip::header_param(t, b"tag"))
+            .is_some_and(|tag| tag == self.to_tag(msg))
+    }
+
+    /// `483 Too Many Hops` for a request that arrived with `Max-Forwards: 0`.
+    fn too_many_hops(
+        &self,
+        msg: &Message<'_>,
+        top: &[u8],
+        via: &Via<'_>,
+        peer: SocketAddr,
+        out: &mut [u8],
+    ) -> Result<Route, ProxyDrop> {
+        let port = if sip::header_param(top, b"rport").is_some() {
+            peer.port()
+        } else {
+            via.port.unwrap_or(DEFAULT_SIP_PORT)
+        };
+        let to = SocketAddr::new(canonical(peer.ip()), port);
+        let to_has_tag = msg
+            .header(HeaderName::To)
+            .is_some_and(|t| sip::header_param(t, b"tag").is_some());
+        let mut w = Out::new(out);
+        w.put(b"SIP/2.0 483 Too Many Hops\r\n");
+        let dialog = |n| {
+            matches!(
+                n,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+            )
+        };
+        for (name, line) in msg.lines_where(dialog) {
+            w.headers += 1;
+            w.put(line);
+            if name == HeaderName::To && !to_has_tag {
+                w.put(b";tag=");
+                w.put(&self.to_tag(msg));
+            }
+            w.put(b"\r\n");
+        }
+        w.headers += 1;
+        w.put(b"Content-Length: 0\r\n\r\n");
+        let len = w.finish()?;
+        Ok(Route::Reply {
+            to,
+            len,
+            status: 483,
+        })
+    }
+
+    fn write_request(
+        &self,
+        msg: &Message<'_>,
+        plan: &Plan<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, ProxyDrop> {
+        let mut w = Out::new(out);
+        // Start line, rebuilt from its checked parts.
+        w.put(msg.method_bytes().unwrap_or_default());
+        w.put(b" ");
+        w.put(msg.request_uri().unwrap_or_default());
+        w.put(b" ");
+        w.put(SIP_VERSION);
+        w.put(b"\r\n");
+        // Our Via.
+        w.headers += 1;
+        w.put(b"Via: SIP/2.0/UDP ");
+        w.put(self.adv_text.as_bytes());
+        w.put(b";branch=");
+        w.put(BRANCH_PREFIX.as_bytes());
+        w.put(&plan.branch);
+        w.put(b"\r\n");
+        if let Some(flow) = plan.record_route {
+            self.write_flow_uri(&mut w, b"Record-Route", flow);
+        }
+        if let Some(flow) = plan.path {
+            self.write_flow_uri(&mut w, b"Path", flow);
+        }
+        if let Some(user) = plan.identity {
+            w.headers += 1;
+            w.put(b"P-Asserted-Identity: <sip:");
+            put_escaped(&mut w, user);
+            w.put(b"@");
+            put_escaped(&mut w, self.cfg.realm.as_bytes());
+            w.put(b">\r\n");
+        }
+        if plan.max_forwards.is_none() {
+            w.headers += 1;
+            let _ = write!(w, "Max-Forwards: {DEFAULT_MAX_FORWARDS}\r\n");
+        }
+
+        let upstream = plan.dir == Dir::Upstream;
+        let mut via_done = false;
+        let mut route_done = !plan.pop_route;
+        let mut mf_done = false;
+        for (h, (_, line)) in msg.headers().zip(msg.lines_where(|_| true)) {
+            match h.name {
+                HeaderName::Via if !via_done => {
+                    let Some(first) = sip::split_list(h.value).next() else {
+                        w.line(line);
+                        continue;
+                    };
+                    via_done = true;
+                    w.begin(h.raw_name);
+                    match parse_via(first) {
+                        Some(via) => write_client_via(&mut w, &via, plan.peer),
+                        None => w.put(first),
+                    }
+                    if let Some(rest) = after_first(h.value) {
+                        w.put(b", ");
+                        w.put(rest);
+                    }
+                    w.put(b"\r\n");
+                }
+                HeaderName::MaxForwards => {
+                    if !mf_done {
+                        mf_done = true;
+                        w.begin(h.raw_name);
+                        let n = plan.max_forwards.unwrap_or(DEFAULT_MAX_FORWARDS);
+                        let _ = write!(w, "{n}\r\n");
+                    }
+                }
+                HeaderName::Route if !route_done => {
+                    if sip::split_list(h.value).next().is_none() {
+                        w.line(line);
+                        continue;
+                    }
+                    route_done = true;
+                    if let Some(rest) = after_first(h.value) {
+                        w.begin(h.raw_name);
+                        w.put(rest);
+                        w.put(b"\r\n");
+                    }
+                }
+                HeaderName::Authorization | HeaderName::ProxyAuthorization
+                    if self.cfg.strip_credentials && self.is_our_credential(h.value) => {}
+                HeaderName::Other
+                    if upstream
+                        && (h.raw_name.eq_ignore_ascii_case(b"P-Asserted-Identity")
+                            || h.raw_name.eq_ignore_ascii_case(b"P-Preferred-Identity")) => {}
+                _ => w.line(line),
+            }
+        }
+        w.put(b"\r\n");
+        w.put(msg.body());
+        w.finish()
+    }
+
+    fn write_flow_uri(&self, w: &mut Out<'_>, name: &[u8], flow: SocketAddr) {
+        w.begin(name);
+        w.put(b"<sip:");
+        w.put(self.flow_token(flow).as_bytes());
+        w.put(b"@");
+        w.put(self.adv_text.as_bytes());
+        w.put(b";lr>\r\n");
+    }
+
+    fn is_our_credential(&self, value: &[u8]) -> bool {
+        Credentials::parse(value).is_ok_and(|c| c.realm.eq_unescaped(self.cfg.realm.as_bytes()))
+    }
+
+    /// Whether a via-parm is one the gateway inserted.
+    fn is_our_via(&self, value: &[u8]) -> bool {
+        let marked = sip::header_param(value, b"branch")
+            .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()));
+        marked
+            && parse_via(value).is_some_and(|v| {
+                parse_ip(v.host).is_some_and(|ip| canonical(ip) == self.advertised.ip())
+                    && v.port.unwrap_or(DEFAULT_SIP_PORT) == self.advertised.port()
+            })
+    }
+
+    fn response_inner(&self, msg: &Message<'_>, out: &mut [u8]) -> Result<Route, ProxyDrop> {
+        let StartLine::Response { code, reason } = msg.start_line() else {
+            return Err(ProxyDrop::NotResponse);
+        };
+        let mut vias = msg.via_values();
+        let top = vias.next().ok_or(ProxyDrop::NotOurVia)?;
+        if !self.is_our_via(top) {
+            return Err(ProxyDrop::NotOurVia);
+        }
+        let next = vias.next().ok_or(ProxyDrop::NoNextVia)?;
+        let to = via_destination(next)?;
+        let to = SocketAddr::new(canonical(to.ip()), to.port());
+        if to.ip().is_unspecified() {
+            return Err(ProxyDrop::Unroutable);
+        }
+        if to == self.advertised {
+            return Err(ProxyDrop::Loop);
+        }
+
+        let mut w = Out::new(out);
+        w.put(SIP_VERSION);
+        let _ = write!(w, " {code}");
+        if !reason.is_empty() {
+            w.put(b" ");
+            w.put(reason);
+        }
+        w.put(b"\r\n");
+        let mut via_done = false;
+        for (h, (_, line)) in msg.headers().zip(msg.lines_where(|_| true)) {
+            if h.name == HeaderName::Via && !via_done {
+                if sip::split_list(h.value).next().is_none() {
+                    w.line(line);
+                    continue;
+                }
+                via_done = true;
+                if let Some(rest) = after_first(h.value) {
+                    w.begin(h.raw_name);
+                    w.put(rest);
+                    w.put(b"\r\n");
+                }
+                continue;
+            }
+            w.line(line);
+        }
+        w.put(b"\r\n");
+        w.put(msg.body());
+        let len = w.finish()?;
+        Ok(Route::Send { to, len })
+    }
+}
+
+/// Where a response goes by this via-parm: `received` (else the sent-by IP literal) and
+/// `rport` (else the sent-by port, else 5060).
+fn via_destination(value: &[u8]) -> Result<SocketAddr, ProxyDrop> {
+    let via = parse_via(value).ok_or(ProxyDrop::BadVia)?;
+    let ip = match sip::header_param(value, b"received") {
+        Some(r) => parse_ip(r).ok_or(ProxyDrop::BadVia)?,
+        None => parse_ip(via.host).ok_or(ProxyDrop::Unroutable)?,
+    };
+    let port = match sip::header_param(value, b"rport") {
+        Some(p) if !p.is_empty() => parse_port(p).ok_or(ProxyDrop::BadVia)?,
+        _ => via.port.unwrap_or(DEFAULT_SIP_PORT),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The received top via-parm with `received` set and an empty `rport` filled.
+fn write_client_via(w: &mut Out<'_>, via: &Via<'_>, peer: SocketAddr) {
+    let ip = canonical(peer.ip());
+    w.put(via.head);
+    let mut received = false;
+    for seg in Params::new(via.params) {
+        let (name, value) = split_param(seg);
+        if name.eq_ignore_ascii_case(b"received") {
+            if !received {
+                received = true;
+                let _ = write!(w, ";received={ip}");
+            }
+        } else if name.eq_ignore_ascii_case(b"rport") && value.is_none_or(<[u8]>::is_empty) {
+            let _ = write!(w, ";rport={}", peer.port());
+        } else {
+            w.put(b";");
+            w.put(seg);
+        }
+    }
+    if !received {
+        let _ = write!(w, ";received={ip}");
+    }
+}
+
+fn hash_addr(h: &mut SipHasher13x128, a: SocketAddr) {
+    match canonical(a.ip()) {
+        IpAddr::V4(v) => {
+            h.write_u8(4);
+            h.write(&v.octets());
+        }
+        IpAddr::V6(v) => {
+            h.write_u8(6);
+            h.write(&v.octets());
+        }
+    }
+    h.write_u16(a.port());
+}
+
+fn same_addr(a: SocketAddr, b: SocketAddr) -> bool {
+    canonical(a.ip()) == canonical(b.ip()) && a.port() == b.port()
+}
+
+fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(a) => {
+            let _ = write!(w, "{a}:{}", addr.port());
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(w, "[{a}]:{}", addr.port());
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `s` percent-encoding every byte but alphanumerics and `-_.!~*'()&=+$`.
+fn put_escaped(w: &mut Out<'_>, s: &[u8]) {
+    for &b in s {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$".contains(&b) {
+            w.put(&[b]);
+        } else {
+            w.put(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+/// The rest of a comma-separated header value after its first element, starting at the
+/// second element as written; `None` when it has only one.
+fn after_first(value: &[u8]) -> Option<&[u8]> {
+    let mut items = sip::split_list(value);
+    items.next()?;
+    let second = items.next()?;
+    let start = (second.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
+    value.get(start..)
+}
+
+/// A parsed via-parm: `SIP/2.0/transport sent-by` then parameters.
+#[derive(Debug, Clone, Copy)]
+struct Via<'a> {
+    /// From the start to the end of sent-by, as written.
+    head: &'a [u8],
+    /// sent-by host as written (IPv6 with brackets).
+    host: &'a [u8],
+    /// sent-by port, if written.
+    port: Option<u16>,
+    /// Everything after sent-by: empty or starting with `;`.
+    params: &'a [u8],
+}
+
+fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_lws(b)).map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or(&[])
+}
+
+fn skip_lws(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|&b| is_lws(b)) {
+        i += 1;
+    }
+    i
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Parses a via-parm (trimmed by the caller or not).
+fn parse_via(v: &[u8]) -> Option<Via<'_>> {
+    let v = trim(v);
+    let s1 = memchr(b'/', v)?;
+    let s2 = s1 + 1 + memchr(b'/', v.get(s1 + 1..)?)?;
+    let mut i = skip_lws(v, s2 + 1);
+    let t0 = i;
+    while v.get(i).is_some_and(|&b| is_token_byte(b)) {
+        i += 1;
+    }
+    if i == t0 {
+        return None;
+    }
+    let after_transport = i;
+    i = skip_lws(v, i);
+    if i == after_transport {
+        return None;
+    }
+    let h0 = i;
+    if v.get(i) == Some(&b'[') {
+        i += memchr(b']', v.get(i..)?)? + 1;
+    } else {
+        while v
+            .get(i)
+            .is_some_and(|&b| !matches!(b, b':' | b';' | b',' | b'"' | b'<' | b'>') && !is_lws(b))
+        {
+            i += 1;
+        }
+    }
+    let host = v.get(h0..i)?;
+    if host.is_empty() {
+        return None;
+    }
+    let mut port = None;
+    if v.get(i) == Some(&b':') {
+        i += 1;
+        let p0 = i;
+        while v.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        port = Some(parse_port(v.get(p0..i)?)?);
+    }
+    let head = v.get(..i)?;
+    let params = v.get(skip_lws(v, i)..)?;
+    if !params.is_empty() && params.first() != Some(&b';') {
+        return None;
+    }
+    Some(Via {
+        head,
+        host,
+        port,
+        params,
+    })
+}
+
+/// The `;`-separated parameters of a via-parm (`params` empty or starting with `;`), each as
+/// written between the separators; `;` inside quoted strings does not separate.
+struct Params<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Params<'a> {
+    fn new(params: &'a [u8]) -> Params<'a> {
+        Params {
+            rest: params.strip_prefix(b";"),
+        }
+    }
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.rest?;
+        let mut quoted = false;
+        let mut i = 0;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => {
+                    self.rest = s.get(i + 1..);
+                    return s.get(..i);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(s)
+    }
+}
+
+/// `name[=value]` → (trimmed name, trimmed value if there is a `=`).
+fn split_param(seg: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match memchr(b'=', seg) {
+        Some(eq) => (
+            trim(seg.get(..eq).unwrap_or(&[])),
+            Some(trim(seg.get(eq + 1..).unwrap_or(&[]))),
+        ),
+        None => (trim(seg), None),
+    }
+}
+
+/// The parts of a `sip:` / `sips:` URI the proxy routes by.
+#[derive(Debug, Clone, Copy)]
+struct SipUri<'a> {
+    /// user part (without `:password`), if any.
+    user: Option<&'a [u8]>,
+    /// host as written (IPv6 with brackets).
+    host: &'a [u8],
+    /// port, if written.
+    port: Option<u16>,
+}
+
+fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
+    let uri = trim(uri);
+    let rest = if uri
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"sip:"))
+    {
+        uri.get(4..)?
+    } else if uri
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"sips:"))
+    {
+        uri.get(5..)?
+    } else {
+        return None;
+    };
+    let (user, hostport) = match memchr(b'@', rest) {
+        Some(at) => {
+            let userinfo = rest.get(..at)?;
+            let end = memchr(b':', userinfo).unwrap_or(userinfo.len());
+            (Some(userinfo.get(..end)?), rest.get(at + 1..)?)
+        }
+        None => (None, rest),
+    };
+    let mut i = 0;
+    if hostport.first() == Some(&b'[') {
+        i = memchr(b']', hostport)? + 1;
+    } else {
+        while hostport
+            .get(i)
+            .is_some_and(|&b| !matches!(b, b':' | b';' | b'?' | b'>') && !is_lws(b))
+        {
+            i += 1;
+        }
+    }
+    let host = hostport.get(..i)?;
+    if host.is_empty() {
+        return None;
+    }
+    let mut port = None;
+    if hostport.get(i) == Some(&b':') {
+        let p = hostport.get(i + 1..)?;
+        let end = p
+            .iter()
+            .position(|&b| matches!(b, b';' | b'?' | b'>') || is_lws(b))
+            .unwrap_or(p.len());
+        port = Some(parse_port(p.get(..end)?)?);
+    }
+    Some(SipUri {
+        user: user.filter(|u| !u.is_empty()),
+        host,
+        port,
+    })
+}
+
+/// A URI's address: its host must be an IP literal; port default 5060.
+fn uri_addr(u: &SipUri<'_>) -> Option<SocketAddr> {
+    Some(SocketAddr::new(
+        parse_ip(u.host)?,
+        u.port.unwrap_or(DEFAULT_SIP_PORT),
+    ))
+}
+
+/// An IP literal: dotted IPv4, or IPv6 with or without brackets.
+fn parse_ip(host: &[u8]) -> Option<IpAddr> {
+    let host = host
+        .strip_prefix(b"[")
+        .and_then(|h| h.strip_suffix(b"]"))
+        .unwrap_or(host);
+    if host.len() > 45 {
+        return None;
+    }
+    core::str::from_utf8(host).ok()?.parse().ok()
+}
+
+/// Decimal `1..=65535`.
+fn parse_port(s: &[u8]) -> Option<u16> {
+    let n = parse_decimal(s)?;
+    u16::try_from(n).ok().filter(|&p| p != 0)
+}
+
+/// Plain decimal digits fitting in `u32`.
+fn parse_decimal(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    s.iter().try_fold(0u32, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// base64url without padding of `src` (a multiple of 3 bytes) into `dst`; returns the length.
+fn base64url_encode(src: &[u8], dst: &mut [u8]) -> usize {
+    let mut n = 0;
+    for chunk in src.chunks_exact(3) {
+        let v = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+        for k in 0..4 {
+            if let Some(d) = dst.get_mut(n) {
+                *d = B64[((v >> (18 - 6 * k)) & 63) as usize];
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+fn b64_value(c: u8) -> Option<u32> {
+    let v = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => return None,
+    };
+    Some(u32::from(v))
+}
+
+/// Decodes base64url (4 characters per 3 bytes, no padding) filling `dst` exactly.
+fn base64url_decode(src: &[u8], dst: &mut [u8]) -> bool {
+    if src.len() % 4 != 0 || src.len() / 4 * 3 != dst.len() {
+        return false;
+    }
+    for (chunk, out) in src.chunks_exact(4).zip(dst.chunks_exact_mut(3)) {
+        let mut v = 0u32;
+        for &c in chunk {
+            match b64_value(c) {
+                Some(x) => v = (v << 6) | x,
+                None => return false,
+            }
+        }
+        out.copy_from_slice(&v.to_be_bytes()[1..]);
+    }
+    true
+}
+
+/// Writes into the caller's buffer; remembers overflow (buffer too small) and excess
+/// (longer than [`MAX_MESSAGE_LEN`]) instead of panicking, and counts header lines.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    overflow: bool,
+    too_large: bool,
+    headers: usize,
+}
+
+impl<'a> Out<'a> {
+    fn new(buf: &'a mut [u8]) -> Self {
+        Out {
+            buf,
+            len: 0,
+            overflow: false,
+            too_large: false,
+            headers: 0,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.overflow || self.too_large {
+            return;
+        }
+        let end = self.len.saturating_add(bytes.len());
+        if end > MAX_MESSAGE_LEN {
+            self.too_large = true;
+            return;
+        }
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Starts a header line: `name: `.
+    fn begin(&mut self, name: &[u8]) {
+        self.headers += 1;
+        self.put(name);
+        self.put(b": ");
+    }
+
+    /// A whole header line as written, and its line end.
+    fn line(&mut self, line: &[u8]) {
+        self.headers += 1;
+        self.put(line);
+        self.put(b"\r\n");
+    }
+
+    fn finish(self) -> Result<usize, ProxyDrop> {
+        if self.too_large || self.headers > MAX_HEADERS {
+            Err(ProxyDrop::TooLarge)
+        } else if self.overflow {
+            Err(ProxyDrop::OutputTooSmall)
+        } else {
+            Ok(self.len)
+        }
+    }
+}
+
+impl fmt::Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes());
+        Ok(())
+    }
+}
