@@ -1412,3 +1412,1264 @@ impl fmt::Write for Out<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGISTER_AUTH: &[u8] = include_bytes!("../tests/vectors/sipp-register-auth.sip");
+    const REGISTER_NOAUTH: &[u8] = include_bytes!("../tests/vectors/sipp-register-noauth.sip");
+    const INVITE_AUTH: &[u8] = include_bytes!("../tests/vectors/sipp-invite-proxy-auth.sip");
+    const INVITE_NOAUTH: &[u8] = include_bytes!("../tests/vectors/sipp-invite-noauth.sip");
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn gw() -> SocketAddr {
+        addr("203.0.113.1:5060")
+    }
+
+    fn softswitch() -> SocketAddr {
+        addr("10.0.0.5:5060")
+    }
+
+    /// The endpoint as seen from the gateway (behind NAT).
+    fn peer() -> SocketAddr {
+        addr("198.51.100.7:40000")
+    }
+
+    fn config() -> ProxyConfig {
+        ProxyConfig::new(gw(), softswitch(), "sipgw", [7; 32])
+    }
+
+    fn proxy() -> Proxy {
+        Proxy::new(config())
+    }
+
+    fn proxy_with(f: impl FnOnce(&mut ProxyConfig)) -> Proxy {
+        let mut c = config();
+        f(&mut c);
+        Proxy::new(c)
+    }
+
+    /// `\n` → `\r\n`.
+    fn crlf(s: &str) -> Vec<u8> {
+        s.replace('\n', "\r\n").into_bytes()
+    }
+
+    fn run(route: Route, out: &[u8]) -> (SocketAddr, String) {
+        match route {
+            Route::Send { to, len } => (to, String::from_utf8(out[..len].to_vec()).unwrap()),
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    fn up(p: &Proxy, buf: &[u8], from: SocketAddr, id: Option<&[u8]>) -> (SocketAddr, String) {
+        let msg = Message::parse(buf).unwrap();
+        let mut out = vec![0u8; 4096];
+        let r = p.request_upstream(&msg, from, id, &mut out);
+        let (to, text) = run(r, &out);
+        check_output(buf, text.as_bytes());
+        (to, text)
+    }
+
+    fn down(p: &Proxy, buf: &[u8]) -> (SocketAddr, String) {
+        let msg = Message::parse(buf).unwrap();
+        let mut out = vec![0u8; 4096];
+        let r = p.request_downstream(&msg, softswitch(), &mut out);
+        let (to, text) = run(r, &out);
+        check_output(buf, text.as_bytes());
+        (to, text)
+    }
+
+    fn up_route(p: &Proxy, buf: &[u8], from: SocketAddr) -> Route {
+        let msg = Message::parse(buf).unwrap();
+        p.request_upstream(&msg, from, None, &mut [0u8; 4096])
+    }
+
+    fn down_route(p: &Proxy, buf: &[u8]) -> Route {
+        let msg = Message::parse(buf).unwrap();
+        p.request_downstream(&msg, softswitch(), &mut [0u8; 4096])
+    }
+
+    fn resp(p: &Proxy, buf: &[u8]) -> Route {
+        let msg = Message::parse(buf).unwrap();
+        p.response(&msg, softswitch(), &mut [0u8; 4096])
+    }
+
+    /// Output parses, body and Content-Length are the input's.
+    fn check_output(input: &[u8], output: &[u8]) {
+        let i = Message::parse(input).unwrap();
+        let o = Message::parse(output).unwrap_or_else(|e| {
+            panic!("{e:?}: {}", String::from_utf8_lossy(output));
+        });
+        assert_eq!(o.body(), i.body());
+        assert_eq!(o.content_length(), i.content_length());
+        assert_eq!(
+            o.headers_named(HeaderName::ContentLength)
+                .collect::<Vec<_>>(),
+            i.headers_named(HeaderName::ContentLength)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.split("\r\n").collect()
+    }
+
+    /// Values of the headers called `name` (case-insensitive, long form only).
+    fn values<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        lines(text)
+            .into_iter()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+            })
+            .collect()
+    }
+
+    /// Our branch in a forwarded request (the top Via).
+    fn branch_of(text: &str) -> String {
+        let top = values(text, "Via")[0];
+        let b = top.split(";branch=").nth(1).unwrap();
+        assert!(b.starts_with(BRANCH_PREFIX), "{b}");
+        assert_eq!(b.len(), BRANCH_PREFIX.len() + 32);
+        b.to_string()
+    }
+
+    /// The flow token in a `<sip:TOKEN@203.0.113.1:5060;lr>` value.
+    fn token_of(value: &str) -> &str {
+        let rest = value.strip_prefix("<sip:").unwrap();
+        let (token, host) = rest.split_once('@').unwrap();
+        assert_eq!(host, "203.0.113.1:5060;lr>");
+        token
+    }
+
+    fn tampered(token: &str) -> String {
+        let mut t = token.as_bytes().to_vec();
+        let i = t.len() - 3;
+        t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(t).unwrap()
+    }
+
+    #[test]
+    fn proxy_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Proxy>();
+        check::<ProxyConfig>();
+        assert!(!format!("{:?}", proxy()).contains("[7, 7"));
+    }
+
+    #[test]
+    fn register_upstream_exact_output() {
+        let p = proxy();
+        let (to, text) = up(&p, REGISTER_AUTH, peer(), Some(b"alice"));
+        assert_eq!(to, softswitch());
+        let branch = branch_of(&text);
+        let path = values(&text, "Path")[0];
+        let token = token_of(path);
+        assert_eq!(p.decode_flow_token(token.as_bytes()), Some(peer()));
+        let want = format!(
+            "REGISTER sip:127.0.0.1:15060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 203.0.113.1:5060;branch={branch}\r\n\
+Path: <sip:{token}@203.0.113.1:5060;lr>\r\n\
+P-Asserted-Identity: <sip:alice@sipgw>\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:15061;branch=z9hG4bK-4497-1-2;received=198.51.100.7\r\n\
+Max-Forwards: 69\r\n\
+From: <sip:alice@127.0.0.1>;tag=4497SIPpTag001\r\n\
+To: <sip:alice@127.0.0.1>\r\n\
+Call-ID: 1-4497@127.0.0.1\r\n\
+CSeq: 2 REGISTER\r\n\
+Contact: <sip:alice@127.0.0.1:15061>\r\n\
+Expires: 3600\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+        assert_eq!(text, want);
+        // No Record-Route on REGISTER.
+        assert!(values(&text, "Record-Route").is_empty());
+    }
+
+    #[test]
+    fn client_via_received_and_rport() {
+        let p = proxy();
+        let base = "REGISTER sip:sipgw SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;rport;branch=z9hG4bKabc\n\
+From: <sip:alice@sipgw>;tag=1\nTo: <sip:alice@sipgw>\nCall-ID: c1\nCSeq: 1 REGISTER\n\
+Content-Length: 0\n\n";
+        let (_, text) = up(&p, &crlf(base), peer(), None);
+        assert_eq!(
+            values(&text, "Via")[1],
+            "SIP/2.0/UDP 192.168.1.20:5062;rport=40000;branch=z9hG4bKabc;received=198.51.100.7"
+        );
+        // An existing received is replaced in place (and a duplicate dropped); an rport with
+        // a value is kept as it is.
+        let m = base.replace(
+            ";rport;branch=z9hG4bKabc",
+            ";received=10.9.9.9;rport=1234;branch=z9hG4bKabc;RECEIVED=1.1.1.1;x=\"a;b\"",
+        );
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        assert_eq!(
+            values(&text, "Via")[1],
+            "SIP/2.0/UDP 192.168.1.20:5062;received=198.51.100.7;rport=1234;branch=z9hG4bKabc;x=\"a;b\""
+        );
+        // `rport=` with an empty value is filled too; IPv6 sent-by; a second via-parm on
+        // the same line is kept unchanged.
+        let m = base.replace(
+            "192.168.1.20:5062;rport;branch=z9hG4bKabc",
+            "[2001:db8::5]:5062;rport=;branch=z9hG4bKabc , SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKold",
+        );
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        assert_eq!(
+            values(&text, "Via")[1],
+            "SIP/2.0/UDP [2001:db8::5]:5062;rport=40000;branch=z9hG4bKabc;received=198.51.100.7, \
+             SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKold"
+        );
+        // IPv6 peer (and an IPv4-mapped one, written as IPv4).
+        let (_, text) = up(&p, &crlf(base), addr("[2001:db8::9]:7000"), None);
+        assert!(
+            values(&text, "Via")[1].ends_with(";rport=7000;branch=z9hG4bKabc;received=2001:db8::9")
+        );
+        let (_, text) = up(&p, &crlf(base), addr("[::ffff:198.51.100.7]:7000"), None);
+        assert!(values(&text, "Via")[1].ends_with(";received=198.51.100.7"));
+    }
+
+    #[test]
+    fn max_forwards_decremented_or_inserted() {
+        let p = proxy();
+        let (_, text) = up(&p, REGISTER_NOAUTH, peer(), None);
+        assert_eq!(values(&text, "Max-Forwards"), ["69"]);
+        let without = String::from_utf8(REGISTER_NOAUTH.to_vec())
+            .unwrap()
+            .replace("Max-Forwards: 70\r\n", "");
+        assert!(!without.contains("Max-Forwards"));
+        let (_, text) = up(&p, without.as_bytes(), peer(), None);
+        assert_eq!(values(&text, "Max-Forwards"), ["70"]);
+        // Several: the first is decremented, the rest removed.
+        let two = String::from_utf8(REGISTER_NOAUTH.to_vec())
+            .unwrap()
+            .replace(
+                "Max-Forwards: 70\r\n",
+                "max-forwards:  5 \r\nMax-Forwards: 9\r\n",
+            );
+        let (_, text) = up(&p, two.as_bytes(), peer(), None);
+        assert!(text.contains("\r\nmax-forwards: 4\r\n"));
+        assert_eq!(values(&text, "Max-Forwards"), ["4"]);
+        let bad = two.replace("5 ", "x");
+        assert_eq!(
+            up_route(&p, bad.as_bytes(), peer()),
+            Route::Drop(ProxyDrop::BadMaxForwards)
+        );
+    }
+
+    const TWO_REALMS: &str = "INVITE sip:bob@10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;rport;branch=z9hG4bKinv1\n\
+Max-Forwards: 70\n\
+From: <sip:alice@sipgw>;tag=a1\nTo: <sip:bob@sipgw>\nCall-ID: call-1\nCSeq: 7 INVITE\n\
+Proxy-Authorization: Digest username=\"alice\", realm=\"sipgw\", nonce=\"n\", uri=\"sip:bob@10.0.0.5\", response=\"0123456789abcdef0123456789abcdef\"\n\
+Authorization: Digest username=\"alice\", realm=\"other.example\", nonce=\"n\", uri=\"sip:bob@10.0.0.5\", response=\"0123456789abcdef0123456789abcdef\"\n\
+Authorization: Digest username=\"alice\", realm=\"sip\\gw\", nonce=\"n\", uri=\"sip:bob@10.0.0.5\", response=\"0123456789abcdef0123456789abcdef\"\n\
+P-Asserted-Identity: <sip:boss@sipgw>\n\
+p-preferred-identity: <sip:ceo@sipgw>\n\
+Content-Type: application/sdp\n\
+Content-Length: 5\n\nv=0\n";
+
+    #[test]
+    fn credentials_of_our_realm_stripped() {
+        let (_, text) = up(&proxy(), &crlf(TWO_REALMS), peer(), Some(b"alice"));
+        assert!(values(&text, "Proxy-Authorization").is_empty());
+        let auth = values(&text, "Authorization");
+        assert_eq!(auth.len(), 1, "{text}");
+        assert!(auth[0].contains("realm=\"other.example\""));
+        // Kept when strip_credentials is off.
+        let p = proxy_with(|c| c.strip_credentials = false);
+        let (_, text) = up(&p, &crlf(TWO_REALMS), peer(), Some(b"alice"));
+        assert_eq!(values(&text, "Proxy-Authorization").len(), 1);
+        assert_eq!(values(&text, "Authorization").len(), 2);
+        // The sipp vectors lose theirs.
+        let (_, text) = up(&proxy(), INVITE_AUTH, peer(), Some(b"alice"));
+        assert!(!text.contains("Authorization"));
+    }
+
+    #[test]
+    fn identity_asserted_and_client_identity_removed() {
+        let p = proxy();
+        let (_, text) = up(&p, &crlf(TWO_REALMS), peer(), Some(b"alice"));
+        assert_eq!(values(&text, "P-Asserted-Identity"), ["<sip:alice@sipgw>"]);
+        assert!(values(&text, "P-Preferred-Identity").is_empty());
+        // Unauthenticated: nothing asserted, the client's still removed.
+        let (_, text) = up(&p, &crlf(TWO_REALMS), peer(), None);
+        assert!(values(&text, "P-Asserted-Identity").is_empty());
+        assert!(values(&text, "P-Preferred-Identity").is_empty());
+        // assert_identity off: nothing added, the client's still removed.
+        let off = proxy_with(|c| c.assert_identity = false);
+        let (_, text) = up(&off, &crlf(TWO_REALMS), peer(), Some(b"alice"));
+        assert!(values(&text, "P-Asserted-Identity").is_empty());
+        assert!(values(&text, "P-Preferred-Identity").is_empty());
+        // Odd bytes in a username are percent-encoded; an empty one asserts nothing.
+        let (_, text) = up(&p, &crlf(TWO_REALMS), peer(), Some(b"a b>\r\n@c"));
+        assert_eq!(
+            values(&text, "P-Asserted-Identity"),
+            ["<sip:a%20b%3e%0d%0a%40c@sipgw>"]
+        );
+        let (_, text) = up(&p, &crlf(TWO_REALMS), peer(), Some(b""));
+        assert!(values(&text, "P-Asserted-Identity").is_empty());
+        // Downstream (trusted): kept, nothing added.
+        let m = TWO_REALMS.replace("sip:bob@10.0.0.5", "sip:bob@192.0.2.50");
+        let (_, text) = down(&p, &crlf(&m));
+        assert_eq!(values(&text, "P-Asserted-Identity"), ["<sip:boss@sipgw>"]);
+        assert_eq!(values(&text, "P-Preferred-Identity"), ["<sip:ceo@sipgw>"]);
+    }
+
+    #[test]
+    fn invite_upstream_record_route_and_body() {
+        let p = proxy();
+        let (to, text) = up(&p, &crlf(TWO_REALMS), peer(), Some(b"alice"));
+        assert_eq!(to, softswitch());
+        let rr = values(&text, "Record-Route");
+        assert_eq!(rr.len(), 1);
+        assert_eq!(
+            p.decode_flow_token(token_of(rr[0]).as_bytes()),
+            Some(peer())
+        );
+        assert!(values(&text, "Path").is_empty());
+        assert!(text.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"));
+        // Our Record-Route comes before existing ones.
+        let m = TWO_REALMS.replace(
+            "Max-Forwards: 70\n",
+            "Max-Forwards: 70\nRecord-Route: <sip:192.0.2.99;lr>\n",
+        );
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        let rr = values(&text, "Record-Route");
+        assert_eq!(rr.len(), 2);
+        assert!(rr[0].starts_with("<sip:sgw"));
+        assert_eq!(rr[1], "<sip:192.0.2.99;lr>");
+        // SUBSCRIBE and REFER are record-routed; MESSAGE is not; record_route off: none.
+        for (method, rr) in [("SUBSCRIBE", 1), ("REFER", 1), ("MESSAGE", 0), ("BYE", 0)] {
+            let m = TWO_REALMS.replace("INVITE", method);
+            let (_, text) = up(&p, &crlf(&m), peer(), None);
+            assert_eq!(values(&text, "Record-Route").len(), rr, "{method}");
+        }
+        let off = proxy_with(|c| c.record_route = false);
+        let (_, text) = up(&off, INVITE_NOAUTH, peer(), None);
+        assert!(values(&text, "Record-Route").is_empty());
+        let nopath = proxy_with(|c| c.add_path = false);
+        let (_, text) = up(&nopath, REGISTER_NOAUTH, peer(), None);
+        assert!(values(&text, "Path").is_empty());
+    }
+
+    #[test]
+    fn upstream_pops_our_route_only() {
+        let p = proxy();
+        let token = p.flow_token(peer());
+        let base = format!(
+            "BYE sip:bob@10.0.0.5:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKbye1\n\
+Route: <sip:{}@203.0.113.1;lr>, <sip:10.0.0.5;lr>\n\
+Max-Forwards: 70\nFrom: <sip:alice@sipgw>;tag=a1\nTo: <sip:bob@sipgw>;tag=b1\n\
+Call-ID: call-1\nCSeq: 8 BYE\nContent-Length: 0\n\n",
+            token.as_str()
+        );
+        let (to, text) = up(&p, &crlf(&base), peer(), None);
+        assert_eq!(to, softswitch());
+        assert_eq!(values(&text, "Route"), ["<sip:10.0.0.5;lr>"]);
+        assert!(text.starts_with("BYE sip:bob@10.0.0.5:5060 SIP/2.0\r\n"));
+        // Only entry, without a token: the line goes.
+        let m = base.replace(
+            &format!("<sip:{}@203.0.113.1;lr>, <sip:10.0.0.5;lr>", token.as_str()),
+            "<sip:203.0.113.1:5060;lr>",
+        );
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        assert!(values(&text, "Route").is_empty());
+        // Not ours (other port): untouched.
+        let m = base.replace("203.0.113.1;lr", "203.0.113.1:5070;lr");
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        assert_eq!(values(&text, "Route").len(), 1);
+        assert!(values(&text, "Route")[0].contains("5070"));
+        // Two Route lines: the first (ours) goes, the second stays.
+        let m = base.replace(", <sip:10.0.0.5;lr>", "\nRoute: <sip:10.0.0.5;lr>");
+        let (_, text) = up(&p, &crlf(&m), peer(), None);
+        assert_eq!(values(&text, "Route"), ["<sip:10.0.0.5;lr>"]);
+    }
+
+    fn with(base: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let s = String::from_utf8(base.to_vec()).unwrap();
+        assert!(s.contains(from), "{from}");
+        s.replace(from, to).into_bytes()
+    }
+
+    #[test]
+    fn branch_is_deterministic_and_shared_by_ack_and_cancel() {
+        let p = proxy();
+        let (_, invite) = up(&p, INVITE_AUTH, peer(), Some(b"alice"));
+        let (_, again) = up(&p, INVITE_AUTH, peer(), Some(b"alice"));
+        assert_eq!(branch_of(&invite), branch_of(&again));
+        let cancel = with(INVITE_NOAUTH, "INVITE sip:", "CANCEL sip:");
+        let cancel = with(&cancel, "CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+        let (_, c) = up(&p, &cancel, peer(), None);
+        let (_, i) = up(&p, INVITE_NOAUTH, peer(), None);
+        assert_eq!(branch_of(&c), branch_of(&i));
+        let ack = with(INVITE_NOAUTH, "INVITE sip:", "ACK sip:");
+        let ack = with(&ack, "CSeq: 1 INVITE", "CSeq: 1 ACK");
+        let ack = with(
+            &ack,
+            "To: <sip:bob@127.0.0.1>",
+            "To: <sip:bob@127.0.0.1>;tag=resp9",
+        );
+        let (_, a) = up(&p, &ack, peer(), None);
+        assert_eq!(branch_of(&a), branch_of(&i));
+        // Another transaction, another branch (and the authenticated INVITE is one).
+        assert_ne!(branch_of(&invite), branch_of(&i));
+        // Same branch from another client: another branch.
+        let (_, other) = up(&p, INVITE_NOAUTH, addr("198.51.100.8:40000"), None);
+        assert_ne!(branch_of(&other), branch_of(&i));
+        // Another key: another branch.
+        let (_, k) = up(
+            &proxy_with(|c| c.key = [8; 32]),
+            INVITE_NOAUTH,
+            peer(),
+            None,
+        );
+        assert_ne!(branch_of(&k), branch_of(&i));
+    }
+
+    #[test]
+    fn branch_without_magic_cookie() {
+        let p = proxy();
+        let invite = with(INVITE_NOAUTH, "branch=z9hG4bK-4520-1-0", "branch=old77");
+        let invite = with(&invite, "CSeq: 1 INVITE", "CSeq: 1 INVITE");
+        let (_, i) = up(&p, &invite, peer(), None);
+        let (_, i2) = up(&p, &invite, peer(), None);
+        assert_eq!(branch_of(&i), branch_of(&i2));
+        let cancel = with(&invite, "INVITE sip:", "CANCEL sip:");
+        let (_, c) = up(
+            &p,
+            &with(&cancel, "CSeq: 1 INVITE", "CSeq: 1 CANCEL"),
+            peer(),
+            None,
+        );
+        assert_eq!(branch_of(&c), branch_of(&i));
+        let ack = with(&invite, "INVITE sip:", "ACK sip:");
+        let ack = with(&ack, "CSeq: 1 INVITE", "CSeq: 1 ACK");
+        let ack = with(
+            &ack,
+            "To: <sip:bob@127.0.0.1>",
+            "To: <sip:bob@127.0.0.1>;tag=r",
+        );
+        let (_, a) = up(&p, &ack, peer(), None);
+        assert_eq!(branch_of(&a), branch_of(&i));
+        // The next request (CSeq 2), or another Call-ID: another branch.
+        let (_, n) = up(
+            &p,
+            &with(&invite, "CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+            peer(),
+            None,
+        );
+        assert_ne!(branch_of(&n), branch_of(&i));
+        let (_, n) = up(
+            &p,
+            &with(&invite, "Call-ID: 1-", "Call-ID: 2-"),
+            peer(),
+            None,
+        );
+        assert_ne!(branch_of(&n), branch_of(&i));
+    }
+
+    #[test]
+    fn max_forwards_zero_replies_483() {
+        let p = proxy();
+        let base = "OPTIONS sip:10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;rport;branch=z9hG4bKopt\n\
+Via: SIP/2.0/UDP 192.168.1.1;branch=z9hG4bKx\n\
+Max-Forwards: 0\nFrom: <sip:alice@sipgw>;tag=a1\nTo: <sip:10.0.0.5>\nCall-ID: mf0\n\
+CSeq: 3 OPTIONS\nContact: <sip:alice@192.168.1.20:5062>\nContent-Length: 0\n\n";
+        let msg_bytes = crlf(base);
+        let msg = Message::parse(&msg_bytes).unwrap();
+        let mut out = [0u8; 1024];
+        let Route::Reply { to, len, status } = p.request_upstream(&msg, peer(), None, &mut out)
+        else {
+            panic!()
+        };
+        assert_eq!((to, status), (peer(), 483));
+        let text = std::str::from_utf8(&out[..len]).unwrap();
+        let reply = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(reply.status_code(), Some(483));
+        let tag = {
+            let t = reply.header(HeaderName::To).unwrap();
+            let tag = sip::header_param(t, b"tag").unwrap();
+            String::from_utf8(tag.to_vec()).unwrap()
+        };
+        assert_eq!(
+            text,
+            format!(
+                "SIP/2.0 483 Too Many Hops\r\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;rport;branch=z9hG4bKopt\r\n\
+Via: SIP/2.0/UDP 192.168.1.1;branch=z9hG4bKx\r\n\
+From: <sip:alice@sipgw>;tag=a1\r\nTo: <sip:10.0.0.5>;tag={tag}\r\n\
+Call-ID: mf0\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+        );
+        // Without rport: the sent-by port (or 5060) at the source IP.
+        let norport = base.replace(";rport;", ";");
+        let m = crlf(&norport);
+        let msg = Message::parse(&m).unwrap();
+        let r = p.request_downstream(&msg, peer(), &mut out);
+        assert!(
+            matches!(r, Route::Reply { to, status: 483, .. } if to == addr("198.51.100.7:5062"))
+        );
+        let m = crlf(&norport.replace(":5062;", ";"));
+        let msg = Message::parse(&m).unwrap();
+        let r = p.request_upstream(&msg, peer(), None, &mut out);
+        assert!(matches!(r, Route::Reply { to, .. } if to == addr("198.51.100.7:5060")));
+        // Too small a buffer.
+        let msg = Message::parse(&msg_bytes).unwrap();
+        assert_eq!(
+            p.request_upstream(&msg, peer(), None, &mut out[..len - 1]),
+            Route::Drop(ProxyDrop::OutputTooSmall)
+        );
+        // ACK with Max-Forwards 0: dropped.
+        let ack = crlf(&base.replace("OPTIONS", "ACK"));
+        assert_eq!(up_route(&p, &ack, peer()), Route::Drop(ProxyDrop::Loop));
+        // The ACK for our 483 (our To-tag) ends here, whatever its Max-Forwards.
+        let own = base
+            .replace("OPTIONS", "ACK")
+            .replace("Max-Forwards: 0", "Max-Forwards: 70")
+            .replace(
+                "To: <sip:10.0.0.5>",
+                &format!("To: <sip:10.0.0.5>;tag={tag}"),
+            );
+        assert_eq!(
+            up_route(&p, &crlf(&own), peer()),
+            Route::Drop(ProxyDrop::OwnAck)
+        );
+        // Max-Forwards 1 is forwarded with 0.
+        let (_, text) = up(
+            &p,
+            &crlf(&base.replace("Max-Forwards: 0", "Max-Forwards: 1")),
+            peer(),
+            None,
+        );
+        assert_eq!(values(&text, "Max-Forwards"), ["0"]);
+    }
+
+    /// A response to a forwarded request: the Via lines of `forwarded`, as the softswitch
+    /// would send them back.
+    fn response_to(forwarded: &str, status: &str) -> Vec<u8> {
+        let msg = Message::parse(forwarded.as_bytes()).unwrap();
+        let mut r = format!("SIP/2.0 {status}\r\n").into_bytes();
+        let keep = |n| {
+            matches!(
+                n,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+                    | HeaderName::RecordRoute
+            )
+        };
+        for (_, line) in msg.lines_where(keep) {
+            r.extend_from_slice(line);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        r
+    }
+
+    #[test]
+    fn response_routes_back_through_the_vias() {
+        let p = proxy();
+        // sipp: no rport → received IP, sent-by port.
+        let (_, fwd) = up(&p, REGISTER_AUTH, peer(), Some(b"alice"));
+        let ok = response_to(&fwd, "200 OK");
+        let msg = Message::parse(&ok).unwrap();
+        let mut out = [0u8; 2048];
+        let (to, text) = run(p.response(&msg, softswitch(), &mut out), &out);
+        assert_eq!(to, addr("198.51.100.7:15061"));
+        check_output(&ok, text.as_bytes());
+        assert_eq!(
+            values(&text, "Via"),
+            ["SIP/2.0/UDP 127.0.0.1:15061;branch=z9hG4bK-4497-1-2;received=198.51.100.7"]
+        );
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"));
+        // With rport → the source port.
+        let m = with(REGISTER_AUTH, "15061;branch", "15061;rport;branch");
+        let (_, fwd) = up(&p, &m, peer(), None);
+        let ok = response_to(&fwd, "180 Ringing");
+        assert!(matches!(resp(&p, &ok), Route::Send { to, .. } if to == peer()));
+        // Record-Route in responses is untouched.
+        let (_, fwd) = up(&p, INVITE_NOAUTH, peer(), None);
+        let ok = response_to(&fwd, "200 OK");
+        let msg = Message::parse(&ok).unwrap();
+        let (_, text) = run(p.response(&msg, softswitch(), &mut out), &out);
+        assert_eq!(values(&text, "Record-Route"), values(&fwd, "Record-Route"));
+        // Downstream request, its response goes back to the softswitch.
+        let inv = with(
+            INVITE_NOAUTH,
+            "sip:bob@127.0.0.1:15062",
+            "sip:bob@192.0.2.50:5080",
+        );
+        let (_, fwd) = down(&p, &inv);
+        let ok = response_to(&fwd, "200 OK");
+        assert!(matches!(resp(&p, &ok), Route::Send { to, .. } if to == addr("10.0.0.5:15063")));
+    }
+
+    #[test]
+    fn response_with_foreign_or_missing_vias() {
+        let p = proxy();
+        let base = "SIP/2.0 200 OK\n\
+Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-0123\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;received=198.51.100.7;rport=40001;branch=z9hG4bKa\n\
+From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-Length: 0\n\n";
+        assert!(
+            matches!(resp(&p, &crlf(base)), Route::Send { to, .. } if to == addr("198.51.100.7:40001"))
+        );
+        // Default port when the advertised one is 5060.
+        let m = base.replace("203.0.113.1:5060;", "203.0.113.1;");
+        assert!(matches!(resp(&p, &crlf(&m)), Route::Send { .. }));
+        for (from, to) in [
+            ("z9hG4bK-sgw-0123", "z9hG4bK-0123"),
+            ("203.0.113.1:5060;", "203.0.113.1:5070;"),
+            ("203.0.113.1:5060;", "203.0.113.2:5060;"),
+            ("203.0.113.1:5060;", "gw.example.com:5060;"),
+        ] {
+            let m = base.replace(from, to);
+            assert_eq!(
+                resp(&p, &crlf(&m)),
+                Route::Drop(ProxyDrop::NotOurVia),
+                "{to}"
+            );
+        }
+        let only = base.replace(
+            "Via: SIP/2.0/UDP 192.168.1.20:5062;received=198.51.100.7;rport=40001;branch=z9hG4bKa\n",
+            "",
+        );
+        assert_eq!(resp(&p, &crlf(&only)), Route::Drop(ProxyDrop::NoNextVia));
+        let novia = only.replace(
+            "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-0123\n",
+            "",
+        );
+        assert_eq!(resp(&p, &crlf(&novia)), Route::Drop(ProxyDrop::NotOurVia));
+        // Next Via with a hostname and no received: unroutable; malformed received: bad Via.
+        let m = base.replace(
+            "192.168.1.20:5062;received=198.51.100.7;",
+            "ua.example.com;",
+        );
+        assert_eq!(resp(&p, &crlf(&m)), Route::Drop(ProxyDrop::Unroutable));
+        let m = base.replace("received=198.51.100.7", "received=nowhere");
+        assert_eq!(resp(&p, &crlf(&m)), Route::Drop(ProxyDrop::BadVia));
+        // Requests are not responses and vice versa.
+        assert_eq!(resp(&p, INVITE_NOAUTH), Route::Drop(ProxyDrop::NotResponse));
+        assert_eq!(
+            up_route(&p, &crlf(base), peer()),
+            Route::Drop(ProxyDrop::NotRequest)
+        );
+        assert_eq!(
+            down_route(&p, &crlf(base)),
+            Route::Drop(ProxyDrop::NotRequest)
+        );
+    }
+
+    #[test]
+    fn response_with_several_vias_in_one_line() {
+        let p = proxy();
+        let base = "SIP/2.0 486 Busy Here\n\
+v: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-ab , SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc\n\
+Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKd\n\
+f: <sip:a@b>;tag=1\nt: <sip:a@b>;tag=2\ni: x\nCSeq: 1 INVITE\nl: 0\n\n";
+        let m = crlf(base);
+        let msg = Message::parse(&m).unwrap();
+        let mut out = [0u8; 1024];
+        let (to, text) = run(p.response(&msg, peer(), &mut out), &out);
+        assert_eq!(to, addr("192.0.2.4:7000"));
+        check_output(&m, text.as_bytes());
+        assert_eq!(
+            text.as_bytes(),
+            crlf(
+                "SIP/2.0 486 Busy Here\n\
+v: SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc\n\
+Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKd\n\
+f: <sip:a@b>;tag=1\nt: <sip:a@b>;tag=2\ni: x\nCSeq: 1 INVITE\nl: 0\n\n"
+            )
+        );
+        // Our Via alone on its line, the next one on the next line: the line goes.
+        let m = crlf(&base.replace(" , SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc", ""));
+        let msg = Message::parse(&m).unwrap();
+        let (to, text) = run(p.response(&msg, peer(), &mut out), &out);
+        assert_eq!(to, addr("192.0.2.2:5060"));
+        assert!(text.starts_with("SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP 192.0.2.2;"));
+    }
+
+    const DOWN_INVITE: &str = "INVITE sip:alice@192.168.1.20:5062 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKss1\n\
+Route: ROUTE\n\
+Max-Forwards: 69\n\
+From: <sip:bob@sipgw>;tag=b1\nTo: <sip:alice@sipgw>\nCall-ID: dn-1\nCSeq: 1 INVITE\n\
+Contact: <sip:bob@10.0.0.5>\n\
+Content-Type: application/sdp\nContent-Length: 10\n\nv=0\r\no=x\r\n";
+
+    fn down_invite(route: &str) -> Vec<u8> {
+        let m = DOWN_INVITE.replace("Route: ROUTE\n", route);
+        // The body keeps its own CRLFs.
+        let (head, body) = m.split_once("\n\n").unwrap();
+        let mut b = crlf(&format!("{head}\n\n"));
+        b.extend_from_slice(body.as_bytes());
+        b
+    }
+
+    #[test]
+    fn downstream_follows_the_flow_token() {
+        let p = proxy();
+        let flow = addr("198.51.100.7:40000");
+        let t = p.flow_token(flow);
+        let m = down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1:5060;lr>\n",
+            t.as_str()
+        ));
+        let (to, text) = down(&p, &m);
+        assert_eq!(to, flow);
+        assert!(values(&text, "Route").is_empty());
+        assert!(text.starts_with("INVITE sip:alice@192.168.1.20:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-"));
+        assert_eq!(
+            values(&text, "Via")[1],
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKss1;received=10.0.0.5"
+        );
+        assert_eq!(values(&text, "Max-Forwards"), ["68"]);
+        // Record-Route toward the endpoint's flow.
+        let rr = values(&text, "Record-Route");
+        assert_eq!(p.decode_flow_token(token_of(rr[0]).as_bytes()), Some(flow));
+        assert!(text.ends_with("Content-Length: 10\r\n\r\nv=0\r\no=x\r\n"));
+        // Several entries in the line: only ours goes.
+        let m = down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1:5060;lr>,<sip:192.0.2.77;lr>\n",
+            t.as_str()
+        ));
+        let (to, text) = down(&p, &m);
+        assert_eq!(to, flow);
+        assert_eq!(values(&text, "Route"), ["<sip:192.0.2.77;lr>"]);
+        // Tampered or foreign-key token: dropped.
+        let m = down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1:5060;lr>\n",
+            tampered(t.as_str())
+        ));
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::BadFlowToken));
+        let other = proxy_with(|c| c.key = [9; 32]);
+        let m = down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1:5060;lr>\n",
+            t.as_str()
+        ));
+        assert_eq!(down_route(&other, &m), Route::Drop(ProxyDrop::BadFlowToken));
+        let m = down_invite("Route: <sip:garbage@203.0.113.1:5060;lr>\n");
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::BadFlowToken));
+        // IPv6 flow.
+        let v6 = addr("[2001:db8::7]:5070");
+        let m = down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1;lr>\n",
+            p.flow_token(v6).as_str()
+        ));
+        assert_eq!(down(&p, &m).0, v6);
+    }
+
+    #[test]
+    fn downstream_routes_by_next_route_or_request_uri() {
+        let p = proxy();
+        // No Route: the Request-URI.
+        let m = down_invite("");
+        assert_eq!(down(&p, &m).0, addr("192.168.1.20:5062"));
+        // Our Route without token, then another Route: that one (kept).
+        let m = down_invite("Route: <sip:203.0.113.1;lr>\nRoute: <sip:192.0.2.77:5090;lr>\n");
+        let (to, text) = down(&p, &m);
+        assert_eq!(to, addr("192.0.2.77:5090"));
+        assert_eq!(values(&text, "Route"), ["<sip:192.0.2.77:5090;lr>"]);
+        // A Route that is not ours: followed and kept.
+        let m = down_invite("Route: <sip:192.0.2.78;lr>\n");
+        let (to, text) = down(&p, &m);
+        assert_eq!(to, addr("192.0.2.78:5060"));
+        assert_eq!(values(&text, "Route"), ["<sip:192.0.2.78;lr>"]);
+        let m = down_invite("Route: <sip:proxy.example.com;lr>\n");
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::Unroutable));
+        // Request-URI forms.
+        for (uri, want) in [
+            ("sip:alice@192.0.2.50", Some("192.0.2.50:5060")),
+            ("sip:192.0.2.50:5070;transport=udp", Some("192.0.2.50:5070")),
+            (
+                "sip:alice@192.0.2.50;maddr=192.0.2.99",
+                Some("192.0.2.50:5060"),
+            ),
+            (
+                "sips:alice:pw@[2001:db8::1]:5081",
+                Some("[2001:db8::1]:5081"),
+            ),
+            ("sip:alice@ua.example.com", None),
+            ("tel:+15551234", None),
+            ("sip:alice@0.0.0.0", None),
+            ("sip:alice@192.0.2.50:0", None),
+        ] {
+            let m = with(&down_invite(""), "sip:alice@192.168.1.20:5062", uri);
+            match want {
+                Some(a) => assert_eq!(down(&p, &m).0, addr(a), "{uri}"),
+                None => assert_eq!(
+                    down_route(&p, &m),
+                    Route::Drop(ProxyDrop::Unroutable),
+                    "{uri}"
+                ),
+            }
+        }
+        // Request-URI is ourselves: loop.
+        let m = with(
+            &down_invite(""),
+            "sip:alice@192.168.1.20:5062",
+            "sip:alice@203.0.113.1",
+        );
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::Loop));
+        // Request-URI carrying a flow token (Path-derived contact).
+        let t = p.flow_token(peer());
+        let uri = format!("sip:{}@203.0.113.1:5060", t.as_str());
+        let m = with(&down_invite(""), "sip:alice@192.168.1.20:5062", &uri);
+        let (to, text) = down(&p, &m);
+        assert_eq!(to, peer());
+        assert!(text.starts_with(&format!("INVITE {uri} SIP/2.0\r\n")));
+        let uri = format!("sip:{}@192.0.2.50", tampered(t.as_str()));
+        let m = with(&down_invite(""), "sip:alice@192.168.1.20:5062", &uri);
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::BadFlowToken));
+        // A user that merely starts like a token is a user.
+        let m = with(
+            &down_invite(""),
+            "sip:alice@192.168.1.20:5062",
+            "sip:sgwuser@192.0.2.50",
+        );
+        assert_eq!(down(&p, &m).0, addr("192.0.2.50:5060"));
+    }
+
+    #[test]
+    fn compact_forms() {
+        let p = proxy();
+        let m = crlf(
+            "MESSAGE sip:bob@10.0.0.5 SIP/2.0\n\
+v: SIP/2.0/UDP 192.168.1.20:5062;rport;branch=z9hG4bKm1\n\
+f: <sip:alice@sipgw>;tag=a1\nt: <sip:bob@sipgw>\ni: cm-1\nCSeq: 4 MESSAGE\n\
+c: text/plain\nl: 5\n\nhello",
+        );
+        let (_, text) = up(&p, &m, peer(), Some(b"alice"));
+        assert!(text.contains(
+            "\r\nv: SIP/2.0/UDP 192.168.1.20:5062;rport=40000;branch=z9hG4bKm1;received=198.51.100.7\r\n"
+        ));
+        assert!(
+            text.contains("\r\nf: <sip:alice@sipgw>;tag=a1\r\nt: <sip:bob@sipgw>\r\ni: cm-1\r\n")
+        );
+        assert!(text.ends_with("\r\nl: 5\r\n\r\nhello"));
+        assert_eq!(values(&text, "Max-Forwards"), ["70"]);
+    }
+
+    #[test]
+    fn folded_headers_survive() {
+        let p = proxy();
+        let m = crlf("INVITE sip:bob@10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062\n ;rport;branch=z9hG4bKf1,\n SIP/2.0/UDP 10.1.1.1;branch=z9hG4bKf0\n\
+Route: <sip:203.0.113.1;lr>,\n\t<sip:10.0.0.5;lr>\n\
+From: <sip:alice@sipgw>;tag=a1\nTo: <sip:bob@sipgw>\nCall-ID: f-1\nCSeq: 1 INVITE\n\
+Subject: a\n b\nContent-Length: 0\n\n");
+        let (_, text) = up(&p, &m, peer(), None);
+        let o = Message::parse(text.as_bytes()).unwrap();
+        let vias: Vec<_> = o.via_values().collect();
+        assert_eq!(vias.len(), 3);
+        assert_eq!(sip::header_param(vias[1], b"rport"), Some(&b"40000"[..]));
+        assert_eq!(
+            sip::header_param(vias[1], b"received"),
+            Some(&b"198.51.100.7"[..])
+        );
+        assert_eq!(o.header(HeaderName::Route), Some(&b"<sip:10.0.0.5;lr>"[..]));
+    }
+
+    #[test]
+    fn output_buffer_too_small() {
+        let p = proxy();
+        let msg = Message::parse(INVITE_AUTH).unwrap();
+        let mut out = vec![0u8; 4096];
+        let Route::Send { len, .. } = p.request_upstream(&msg, peer(), Some(b"alice"), &mut out)
+        else {
+            panic!()
+        };
+        let full = out[..len].to_vec();
+        for n in [0, 1, len / 2, len - 1] {
+            let mut small = vec![0u8; n];
+            assert_eq!(
+                p.request_upstream(&msg, peer(), Some(b"alice"), &mut small),
+                Route::Drop(ProxyDrop::OutputTooSmall)
+            );
+        }
+        let mut exact = vec![0u8; len];
+        assert_eq!(
+            p.request_upstream(&msg, peer(), Some(b"alice"), &mut exact),
+            Route::Send {
+                to: softswitch(),
+                len
+            }
+        );
+        assert_eq!(exact, full);
+        let ok = response_to(std::str::from_utf8(&full).unwrap(), "200 OK");
+        let msg = Message::parse(&ok).unwrap();
+        let Route::Send { len, .. } = p.response(&msg, softswitch(), &mut out) else {
+            panic!()
+        };
+        assert_eq!(
+            p.response(&msg, softswitch(), &mut out[..len - 1]),
+            Route::Drop(ProxyDrop::OutputTooSmall)
+        );
+    }
+
+    #[test]
+    fn too_many_headers_or_bytes() {
+        let p = proxy();
+        let mut m = String::from(
+            "INVITE sip:bob@10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKh\n\
+From: <sip:alice@sipgw>;tag=a1\nTo: <sip:bob@sipgw>\nCall-ID: h-1\nCSeq: 1 INVITE\n",
+        );
+        for i in 0..(MAX_HEADERS - 7) {
+            m.push_str(&format!("X-{i}: y\n"));
+        }
+        m.push_str("Content-Length: 0\n\n");
+        let b = crlf(&m);
+        let msg = Message::parse(&b).unwrap();
+        assert_eq!(msg.header_count(), MAX_HEADERS - 1);
+        // + Via, Record-Route, Max-Forwards, P-Asserted-Identity: over the limit.
+        let r = p.request_upstream(&msg, peer(), Some(b"alice"), &mut vec![0u8; 8192]);
+        assert_eq!(r, Route::Drop(ProxyDrop::TooLarge));
+        // A body near the limit: the added bytes do not fit in a datagram.
+        let mut big = crlf(
+            "MESSAGE sip:bob@10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKh\n\
+From: <sip:alice@sipgw>;tag=a1\nTo: <sip:bob@sipgw>\nCall-ID: h-1\nCSeq: 1 MESSAGE\n\n",
+        );
+        big.resize(MAX_MESSAGE_LEN - 10, b'x');
+        let msg = Message::parse(&big).unwrap();
+        let r = p.request_upstream(&msg, peer(), None, &mut vec![0u8; 2 * MAX_MESSAGE_LEN]);
+        assert_eq!(r, Route::Drop(ProxyDrop::TooLarge));
+    }
+
+    #[test]
+    fn malformed_requests_dropped() {
+        let p = proxy();
+        let m = crlf(
+            "OPTIONS sip:10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\n\
+From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
+        );
+        assert_eq!(
+            up_route(&p, &m, peer()),
+            Route::Drop(ProxyDrop::MissingHeaders)
+        );
+        for via in [
+            "garbage",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP host:99999",
+            "SIP/2.0/UDP host junk",
+            "SIP/2.0/UDP [::1",
+        ] {
+            let m = crlf(&format!(
+                "OPTIONS sip:10.0.0.5 SIP/2.0\nVia: {via}\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n"
+            ));
+            assert_eq!(
+                up_route(&p, &m, peer()),
+                Route::Drop(ProxyDrop::BadVia),
+                "{via}"
+            );
+        }
+    }
+
+    #[test]
+    fn softswitch_recognised() {
+        let p = proxy();
+        assert!(p.is_softswitch(softswitch()));
+        assert!(p.is_softswitch(addr("[::ffff:10.0.0.5]:5060")));
+        assert!(!p.is_softswitch(addr("10.0.0.5:5061")));
+        assert!(!p.is_softswitch(peer()));
+        assert_eq!(p.config().realm.as_ref(), "sipgw");
+    }
+
+    #[test]
+    fn flow_tokens_round_trip_and_resist_tampering() {
+        let p = proxy();
+        for a in [
+            "198.51.100.7:40000",
+            "[2001:db8::1]:5060",
+            "[::ffff:192.0.2.1]:9",
+        ] {
+            let a = addr(a);
+            let t = p.flow_token(a);
+            assert!(t.as_str().starts_with(FLOW_TOKEN_PREFIX));
+            assert!(t.len_ok());
+            assert!(t
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'));
+            let back = p.decode_flow_token(t.as_bytes()).unwrap();
+            assert_eq!(back, SocketAddr::new(canonical(a.ip()), a.port()));
+            for i in FLOW_TOKEN_PREFIX.len()..t.as_bytes().len() {
+                let mut bad = t.as_bytes().to_vec();
+                bad[i] = if bad[i] == b'x' { b'y' } else { b'x' };
+                assert_eq!(p.decode_flow_token(&bad), None);
+            }
+            assert_eq!(
+                proxy_with(|c| c.key[20] ^= 1).decode_flow_token(t.as_bytes()),
+                None
+            );
+        }
+        assert_eq!(p.flow_token(peer()).as_str().len(), 23);
+        assert_eq!(
+            p.flow_token(addr("[2001:db8::1]:1")).as_str().len(),
+            MAX_FLOW_TOKEN_LEN
+        );
+        assert_eq!(p.decode_flow_token(b"sgw"), None);
+        assert_eq!(p.decode_flow_token(b""), None);
+    }
+
+    impl FlowToken {
+        fn len_ok(&self) -> bool {
+            let n = self.as_bytes().len();
+            n == FLOW_TOKEN_PREFIX.len() + 20 || n == FLOW_TOKEN_PREFIX.len() + 36
+        }
+    }
+
+    #[test]
+    fn ipv6_advertised_address() {
+        let p = Proxy::new(ProxyConfig::new(
+            addr("[2001:db8::100]:5070"),
+            softswitch(),
+            "sipgw",
+            [1; 32],
+        ));
+        let (_, text) = up(&p, INVITE_NOAUTH, peer(), None);
+        assert!(text.contains("\r\nVia: SIP/2.0/UDP [2001:db8::100]:5070;branch=z9hG4bK-sgw-"));
+        let rr = values(&text, "Record-Route")[0];
+        assert!(rr.ends_with("@[2001:db8::100]:5070;lr>"));
+        let ok = response_to(&text, "200 OK");
+        assert!(
+            matches!(resp(&p, &ok), Route::Send { to, .. } if to == addr("198.51.100.7:15063"))
+        );
+    }
+
+    // ---- property tests ----
+
+    const SAMPLES: &[&[u8]] = &[REGISTER_AUTH, REGISTER_NOAUTH, INVITE_AUTH, INVITE_NOAUTH];
+
+    fn samples() -> Vec<Vec<u8>> {
+        let p = proxy();
+        let t = p.flow_token(peer());
+        let mut v: Vec<Vec<u8>> = SAMPLES.iter().map(|s| s.to_vec()).collect();
+        v.push(crlf(TWO_REALMS));
+        v.push(down_invite(&format!(
+            "Route: <sip:{}@203.0.113.1:5060;lr>, <sip:10.0.0.9;lr>\n",
+            t.as_str()
+        )));
+        v.push(crlf("SIP/2.0 200 OK\n\
+v: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-00 , SIP/2.0/UDP 192.0.2.4:5062;received=198.51.100.7;rport=7000\n\
+Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKd\n\
+Record-Route: <sip:x@203.0.113.1;lr>\n\
+From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-Length: 3\n\nabc"));
+        v.push(crlf(
+            "ACK sip:bob@192.0.2.50 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062\n ;rport ;branch=z9hG4bK1;received=\"x;y\"\n\
+Route: <sip:203.0.113.1;lr>\nMax-Forwards: 1\nf: <sip:a@b>;tag=1\nt: <sip:a@b>;tag=2\ni: x\n\
+CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
+        ));
+        v
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Set(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+        Splice(usize, &'static str),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+            (
+                any::<usize>(),
+                prop::sample::select(vec![
+                    b'\r', b'\n', b' ', b'\t', b':', b',', b'"', b'<', b'>', b';', b'=', b'[',
+                    b']', b'@', b'0', b'a'
+                ])
+            )
+                .prop_map(|(i, b)| Mutation::Insert(i, b)),
+            any::<usize>().prop_map(Mutation::Delete),
+            (
+                any::<usize>(),
+                prop::sample::select(vec![
+                    ";rport",
+                    ";received=1.2.3.4",
+                    ";received=",
+                    ";rport=",
+                    ", SIP/2.0/UDP 1.2.3.4",
+                    "\r\nRoute: <sip:203.0.113.1;lr>",
+                    "\r\nv: SIP/2.0/UDP 203.0.113.1;branch=z9hG4bK-sgw-1",
+                    "\r\nMax-Forwards: 0",
+                    "\r\nRecord-Route: <sip:a@b>",
+                    "\r\nPath: <sip:p>",
+                    "\r\n P-Asserted-Identity: <sip:x@y>",
+                    "\r\n\tfold",
+                    "z9hG4bK",
+                    "sgw",
+                    "\r\nAuthorization: Digest realm=\"sipgw\"",
+                    "[2001:db8::1]",
+                    "\r\n\r\n",
+                ])
+            )
+                .prop_map(|(i, s)| Mutation::Splice(i, s)),
+        ]
+    }
+
+    fn apply(buf: &mut Vec<u8>, m: &Mutation) {
+        let n = buf.len();
+        match *m {
+            Mutation::Set(i, b) if n > 0 => buf[i % n] = b,
+            Mutation::Insert(i, b) => buf.insert(i % (n + 1), b),
+            Mutation::Delete(i) if n > 0 => {
+                buf.remove(i % n);
+            }
+            Mutation::Splice(i, s) => {
+                let at = i % (n + 1);
+                buf.splice(at..at, s.bytes());
+            }
+            _ => {}
+        }
+    }
+
+    fn peer_strategy() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            Just(peer()),
+            Just(softswitch()),
+            Just(gw()),
+            Just(addr("[2001:db8::9]:7000")),
+            Just(addr("[::ffff:198.51.100.7]:1")),
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(IpAddr::from(ip), port)),
+        ]
+    }
+
+    /// Runs all three functions and checks every output.
+    fn exercise(
+        p: &Proxy,
+        buf: &[u8],
+        from: SocketAddr,
+        id: Option<&[u8]>,
+        cap: usize,
+    ) -> Result<(), TestCaseError> {
+        let Ok(msg) = Message::parse(buf) else {
+            return Ok(());
+        };
+        let mut out = vec![0u8; cap];
+        let routes = [
+            p.request_upstream(&msg, from, id, &mut out),
+            p.request_downstream(&msg, from, &mut out),
+            p.response(&msg, from, &mut out),
+        ];
+        for (k, r) in routes.into_iter().enumerate() {
+            // Recompute the output of this route (the buffer is shared).
+            let r2 = match k {
+                0 => p.request_upstream(&msg, from, id, &mut out),
+                1 => p.request_downstream(&msg, from, &mut out),
+                _ => p.response(&msg, from, &mut out),
+            };
+            prop_assert_eq!(r, r2, "deterministic");
+            match r {
+                Route::Send { len, to } => {
+                    prop_assert!(len <= cap);
+                    prop_assert!(to.port() != 0);
+                    let o = Message::parse(&out[..len]);
+                    prop_assert!(
+                        o.is_ok(),
+                        "{:?}: {}",
+                        o.err(),
+                        String::from_utf8_lossy(&out[..len])
+                    );
+                    let o = o.unwrap();
+                    prop_assert_eq!(o.body(), msg.body());
+                    prop_assert_eq!(o.content_length(), msg.content_length());
+                    prop_assert_eq!(o.is_request(), msg.is_request());
+                    prop_assert_eq!(o.request_uri(), msg.request_uri());
+                    if o.is_request() {
+                        let top = o.via_values().next().unwrap_or_default();
+                        prop_assert!(p.is_our_via(top));
+                        prop_assert_eq!(o.via_values().count(), msg.via_values().count() + 1);
+                        prop_assert!(o.header(HeaderName::MaxForwards).is_some());
+                    } else {
+                        prop_assert_eq!(o.via_values().count() + 1, msg.via_values().count());
+                        prop_assert_eq!(o.status_code(), msg.status_code());
+                    }
+                }
+                Route::Reply { len, status, .. } => {
+                    prop_assert_eq!(status, 483);
+                    let o = Message::parse(&out[..len]);
+                    prop_assert!(o.is_ok(), "{:?}", o.err());
+                    prop_assert_eq!(o.unwrap().status_code(), Some(483));
+                }
+                Route::Drop(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn mutated_messages_never_panic_and_reparse(
+            idx in 0..9usize,
+            muts in prop::collection::vec(mutation(), 0..5),
+            from in peer_strategy(),
+            id in prop::option::of(prop::collection::vec(any::<u8>(), 0..12)),
+            cap in prop_oneof![4 => Just(4096usize), 1 => 0..700usize],
+        ) {
+            let all = samples();
+            let mut buf = all[idx % all.len()].clone();
+            for m in &muts {
+                apply(&mut buf, m);
+            }
+            exercise(&proxy(), &buf, from, id.as_deref(), cap)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            buf in prop::collection::vec(any::<u8>(), 0..600),
+            from in peer_strategy(),
+        ) {
+            exercise(&proxy(), &buf, from, Some(b"u"), 2048)?;
+        }
+
+        #[test]
+        fn upstream_then_response_returns_to_the_client(
+            branch in "[a-zA-Z0-9.-]{1,20}",
+            cookie in any::<bool>(),
+            rport in any::<bool>(),
+            port in 1u16..,
+            sent_port in prop::option::of(1u16..),
+        ) {
+            let p = proxy();
+            let from = SocketAddr::new(IpAddr::from([198, 51, 100, 7]), port);
+            let sent_by = match sent_port {
+                Some(sp) => format!("192.168.1.20:{sp}"),
+                None => "192.168.1.20".to_string(),
+            };
+            let m = crlf(&format!(
+                "INVITE sip:bob@10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP {sent_by};branch={}{branch}{}\n\
+    From: <sip:a@b>;tag=1\nTo: <sip:b@b>\nCall-ID: pc\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+                if cookie { "z9hG4bK" } else { "" },
+                if rport { ";rport" } else { "" },
+            ));
+            let (to, fwd) = up(&p, &m, from, None);
+            prop_assert_eq!(to, softswitch());
+            let ok = response_to(&fwd, "200 OK");
+            let want_port = if rport { port } else { sent_port.unwrap_or(5060) };
+            let r = resp(&p, &ok);
+            let back = matches!(r, Route::Send { to, .. } if to == SocketAddr::new(from.ip(), want_port));
+            prop_assert!(back, "{:?}", r);
+        }
+    }
+}
