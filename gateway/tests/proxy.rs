@@ -41,7 +41,7 @@ fn sent(route: Route, out: &[u8]) -> (SocketAddr, String) {
     }
 }
 
-fn header<'a>(text: &'a str, name: HeaderName) -> Vec<&'a str> {
+fn header(text: &str, name: HeaderName) -> Vec<&str> {
     let msg = Message::parse(text.as_bytes()).unwrap();
     msg.headers_named(name)
         .map(|v| {
