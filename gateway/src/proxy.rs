@@ -47,8 +47,8 @@
 //!   ([`ProxyDrop::OwnAck`]): it ends at the gateway. Otherwise Max-Forwards is decremented
 //!   in place (the first header; further Max-Forwards headers are removed), or
 //!   `Max-Forwards: 70` is inserted when absent.
-//! * **Our Via** `Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<32 hex>` is the first
-//!   header. The branch (RFC 3261 §16.11) is a SipHash-1-3/128 (key: first half of
+//! * **Our Via** `Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<32 hex><16 hex>` is the
+//!   first header. The first 32 hex digits (RFC 3261 §16.11) are a SipHash-1-3/128 (key: first half of
 //!   [`ProxyConfig::key`]) over: the direction, the source address, the destination
 //!   (the "routing decision" component), then — when the top Via branch starts with the
 //!   magic cookie `z9hG4bK` — that branch and the Via's sent-by; otherwise (RFC 2543 peers)
@@ -57,7 +57,10 @@
 //!   get the branch of their INVITE. **Deviation from the brief:** the To-tag is not hashed
 //!   either: the ACK for a non-2xx carries the response's To-tag, which the INVITE did not
 //!   have, and a stateless proxy cannot know it (an RFC 2543 ACK for a 2xx therefore shares
-//!   its INVITE's branch, which RFC 2543 peers expect anyway).
+//!   its INVITE's branch, which RFC 2543 peers expect anyway). The last 16 hex digits are
+//!   a MAC (SipHash-1-3/64, second half of the key) over that hash and the address the
+//!   response will be sent back to (see *Responses*), so the gateway only routes responses
+//!   to requests it forwarded itself.
 //! * **Client Via** (the received top via-parm): `;received=<source IP>` is *always* set
 //!   (an existing `received` is replaced in place, duplicates dropped; IPv6 without
 //!   brackets, IPv4-mapped addresses written as IPv4), and an *empty* `rport` is filled with
@@ -105,7 +108,7 @@
 //!
 //! ```text
 //! METHOD Request-URI SIP/2.0                       (rebuilt from the parsed parts)
-//! Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<hash>
+//! Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<hash><mac>
 //! Record-Route: <sip:TOKEN@<advertised>;lr>        (dialog-creating, record_route)
 //! Path: <sip:TOKEN@<advertised>;lr>                (upstream REGISTER, add_path)
 //! P-Asserted-Identity: <sip:USER@REALM>            (upstream, identity, assert_identity)
@@ -120,13 +123,17 @@
 //!
 //! # Responses
 //!
-//! The top Via must be ours: its branch starts with [`BRANCH_PREFIX`] and its sent-by is an
-//! IP literal and port (default 5060) equal to the advertised address, else
-//! [`ProxyDrop::NotOurVia`]. That via-parm is removed (only it, when its header line holds
-//! several; else the line). The destination is the next via-parm's `received` IP (else its
-//! sent-by host, which must then be an IP literal: [`ProxyDrop::Unroutable`]) and its
-//! `rport` value (else its sent-by port, else 5060); no next Via is
-//! [`ProxyDrop::NoNextVia`]. Everything else (Record-Route included) is copied unchanged.
+//! The top Via must be ours: its branch is [`BRANCH_PREFIX`] and [`BRANCH_HASH_LEN`] hex
+//! digits and its sent-by is an IP literal and port (default 5060) equal to the advertised
+//! address, else [`ProxyDrop::NotOurVia`]. The destination is the next via-parm's `received`
+//! IP (else its sent-by host, which must then be an IP literal: [`ProxyDrop::Unroutable`])
+//! and its `rport` value (else its sent-by port, else 5060); no next Via is
+//! [`ProxyDrop::NoNextVia`], a malformed `received`/`rport` [`ProxyDrop::BadVia`]. The
+//! branch's MAC must match that destination, else [`ProxyDrop::ForgedVia`]: without it
+//! anyone could make the gateway relay a response (with its trusted source address) to any
+//! host, the softswitch included. Our via-parm is removed (only it, when its header line
+//! holds several; else the line). Everything else (Record-Route included) is copied
+//! unchanged.
 
 #![forbid(unsafe_code)]
 
@@ -160,6 +167,10 @@ pub const DEFAULT_MAX_FORWARDS: u32 = 70;
 
 /// Port assumed when a SIP URI or a Via sent-by has none.
 pub const DEFAULT_SIP_PORT: u16 = 5060;
+
+/// Length of our branch after [`BRANCH_PREFIX`]: 32 hex digits of transaction hash and 16 of
+/// MAC (see [`Proxy::response`]).
+pub const BRANCH_HASH_LEN: usize = 48;
 
 /// The RFC 3261 magic cookie of a branch.
 const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
@@ -269,6 +280,10 @@ pub enum ProxyDrop {
     NotOurVia,
     /// A response with our Via and no Via after it.
     NoNextVia,
+    /// A response whose top Via looks like ours but whose branch MAC does not match the
+    /// address of the next Via: a response we did not route the request of (e.g. someone
+    /// trying to relay responses through the gateway), or a next Via altered on the way.
+    ForgedVia,
     /// `Max-Forwards` is not a decimal number.
     BadMaxForwards,
     /// An ACK arrived with `Max-Forwards: 0`, or the destination is the gateway itself.
@@ -368,7 +383,7 @@ impl fmt::Debug for Proxy {
 struct Plan<'a> {
     dir: Dir,
     peer: SocketAddr,
-    branch: [u8; 32],
+    branch: [u8; BRANCH_HASH_LEN],
     /// New Max-Forwards value; `None`: insert the default.
     max_forwards: Option<u32>,
     pop_route: bool,
@@ -655,7 +670,8 @@ impl Proxy {
         Ok((uri_addr(&u).ok_or(ProxyDrop::Unroutable)?, pop))
     }
 
-    /// The hash part of our branch (32 hex digits), RFC 3261 §16.11.
+    /// Our branch after [`BRANCH_PREFIX`]: 32 hex digits of transaction hash (RFC 3261
+    /// §16.11) and 16 of MAC over the hash and the address the response will go back to.
     #[allow(clippy::too_many_arguments)]
     fn branch(
         &self,
@@ -666,7 +682,7 @@ impl Proxy {
         dir: Dir,
         peer: SocketAddr,
         dest: SocketAddr,
-    ) -> [u8; 32] {
+    ) -> [u8; BRANCH_HASH_LEN] {
         let mut h = SipHasher13x128::new_with_key(&self.branch_key);
         let field = |h: &mut SipHasher13x128, b: &[u8]| {
             h.write_usize(b.len());
@@ -702,13 +718,36 @@ impl Proxy {
                 field(&mut h, uri);
             }
         }
-        let digest = h.finish128().as_bytes();
-        let mut hex = [0u8; 32];
-        for (i, b) in digest.iter().enumerate() {
-            hex[2 * i] = HEX[usize::from(b >> 4)];
-            hex[2 * i + 1] = HEX[usize::from(b & 15)];
+        let mut out = [0u8; BRANCH_HASH_LEN];
+        let (hash, mac) = out.split_at_mut(32);
+        put_hex(hash, &h.finish128().as_bytes());
+        let back = client_response_addr(top, via, peer);
+        put_hex(mac, &self.branch_mac(hash, back));
+        out
+    }
+
+    /// The MAC binding a branch's hash to the address its response goes back to.
+    fn branch_mac(&self, hash: &[u8], back: SocketAddr) -> [u8; 8] {
+        let mut h = SipHasher13::new_with_key(&self.flow_key);
+        h.write(b"sipgw-branch");
+        h.write(hash);
+        let back = SocketAddr::new(canonical(back.ip()), back.port());
+        match back.ip() {
+            IpAddr::V4(v) => h.write(&v.octets()),
+            IpAddr::V6(v) => h.write(&v.octets()),
         }
-        hex
+        h.write_u16(back.port());
+        h.finish().to_be_bytes()
+    }
+
+    /// Whether `branch` (after [`BRANCH_PREFIX`]) carries our MAC for `back`.
+    fn branch_mac_ok(&self, branch: &[u8], back: SocketAddr) -> bool {
+        let (Some(hash), Some(mac)) = (branch.get(..32), branch.get(32..)) else {
+            return false;
+        };
+        let mut want = [0u8; 16];
+        put_hex(&mut want, &self.branch_mac(hash, back));
+        bool::from(want.ct_eq(mac))
     }
 
     /// Our deterministic To-tag for a locally generated response: keyed hash of the request's
@@ -724,12 +763,8 @@ impl Proxy {
             .and_then(|f| sip::header_param(f, b"tag"))
             .unwrap_or_default();
         h.write(from_tag);
-        let v = h.finish().to_be_bytes();
         let mut out = [0u8; 16];
-        for (i, b) in v.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 15)];
-        }
+        put_hex(&mut out, &h.finish().to_be_bytes());
         out
     }
 
@@ -901,8 +936,10 @@ impl Proxy {
 
     /// Whether a via-parm is one the gateway inserted.
     fn is_our_via(&self, value: &[u8]) -> bool {
-        let marked = sip::header_param(value, b"branch")
-            .is_some_and(|b| b.starts_with(BRANCH_PREFIX.as_bytes()));
+        let marked = sip::header_param(value, b"branch").is_some_and(|b| {
+            b.strip_prefix(BRANCH_PREFIX.as_bytes())
+                .is_some_and(|h| h.len() == BRANCH_HASH_LEN && h.iter().all(|c| HEX.contains(c)))
+        });
         marked
             && parse_via(value).is_some_and(|v| {
                 parse_ip(v.host).is_some_and(|ip| canonical(ip) == self.advertised.ip())
@@ -922,6 +959,12 @@ impl Proxy {
         let next = vias.next().ok_or(ProxyDrop::NoNextVia)?;
         let to = via_destination(next)?;
         let to = SocketAddr::new(canonical(to.ip()), to.port());
+        let branch = sip::header_param(top, b"branch")
+            .and_then(|b| b.get(BRANCH_PREFIX.len()..))
+            .unwrap_or_default();
+        if !self.branch_mac_ok(branch, to) {
+            return Err(ProxyDrop::ForgedVia);
+        }
         if to.ip().is_unspecified() {
             return Err(ProxyDrop::Unroutable);
         }
@@ -1030,6 +1073,27 @@ fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `src` into `dst` (as much as fits).
+fn put_hex(dst: &mut [u8], src: &[u8]) {
+    for (pair, b) in dst.chunks_exact_mut(2).zip(src) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+}
+
+/// Where the response to a request goes back to, as [`Proxy::response`] will compute it
+/// from the client Via once rewritten: the source IP (our `received`) and the `rport` value
+/// (an empty one is the source port), else the sent-by port, else 5060. A malformed `rport`
+/// gives port 0 (the response will be dropped anyway).
+fn client_response_addr(top: &[u8], via: &Via<'_>, peer: SocketAddr) -> SocketAddr {
+    let port = match sip::header_param(top, b"rport") {
+        Some(v) if v.is_empty() => peer.port(),
+        Some(v) => parse_port(v).unwrap_or(0),
+        None => via.port.unwrap_or(DEFAULT_SIP_PORT),
+    };
+    SocketAddr::new(canonical(peer.ip()), port)
+}
 
 /// Writes `s` percent-encoding every byte but alphanumerics and `-_.!~*'()&=+$`.
 fn put_escaped(w: &mut Out<'_>, s: &[u8]) {
@@ -1537,8 +1601,20 @@ mod tests {
         let top = values(text, "Via")[0];
         let b = top.split(";branch=").nth(1).unwrap();
         assert!(b.starts_with(BRANCH_PREFIX), "{b}");
-        assert_eq!(b.len(), BRANCH_PREFIX.len() + 32);
+        assert_eq!(b.len(), BRANCH_PREFIX.len() + BRANCH_HASH_LEN);
         b.to_string()
+    }
+
+    /// A branch of ours whose response goes back to `back`.
+    fn our_branch(p: &Proxy, back: &str) -> String {
+        let hash = [b'0'; 32];
+        let mut mac = [0u8; 16];
+        put_hex(&mut mac, &p.branch_mac(&hash, addr(back)));
+        format!(
+            "{BRANCH_PREFIX}{}{}",
+            std::str::from_utf8(&hash).unwrap(),
+            std::str::from_utf8(&mac).unwrap()
+        )
     }
 
     /// The flow token in a `<sip:TOKEN@203.0.113.1:5060;lr>` value.
@@ -2024,6 +2100,8 @@ Call-ID: mf0\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n"
 Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-0123\n\
 Via: SIP/2.0/UDP 192.168.1.20:5062;received=198.51.100.7;rport=40001;branch=z9hG4bKa\n\
 From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-Length: 0\n\n";
+        let ours = our_branch(&p, "198.51.100.7:40001");
+        let base = &base.replace("z9hG4bK-sgw-0123", &ours);
         assert!(
             matches!(resp(&p, &crlf(base)), Route::Send { to, .. } if to == addr("198.51.100.7:40001"))
         );
@@ -2031,7 +2109,8 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-
         let m = base.replace("203.0.113.1:5060;", "203.0.113.1;");
         assert!(matches!(resp(&p, &crlf(&m)), Route::Send { .. }));
         for (from, to) in [
-            ("z9hG4bK-sgw-0123", "z9hG4bK-0123"),
+            ("z9hG4bK-sgw-", "z9hG4bK-"),
+            ("0000000000000000", "000000000000000"),
             ("203.0.113.1:5060;", "203.0.113.1:5070;"),
             ("203.0.113.1:5060;", "203.0.113.2:5060;"),
             ("203.0.113.1:5060;", "gw.example.com:5060;"),
@@ -2049,7 +2128,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-
         );
         assert_eq!(resp(&p, &crlf(&only)), Route::Drop(ProxyDrop::NoNextVia));
         let novia = only.replace(
-            "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-0123\n",
+            &format!("Via: SIP/2.0/UDP 203.0.113.1:5060;branch={ours}\n"),
             "",
         );
         assert_eq!(resp(&p, &crlf(&novia)), Route::Drop(ProxyDrop::NotOurVia));
@@ -2061,6 +2140,22 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-
         assert_eq!(resp(&p, &crlf(&m)), Route::Drop(ProxyDrop::Unroutable));
         let m = base.replace("received=198.51.100.7", "received=nowhere");
         assert_eq!(resp(&p, &crlf(&m)), Route::Drop(ProxyDrop::BadVia));
+        // The branch MAC binds the response address: another rport, another received, a
+        // branch made for another address, or another key: forged.
+        for (from, to) in [
+            ("rport=40001", "rport=40002"),
+            ("received=198.51.100.7", "received=198.51.100.8"),
+            (ours.as_str(), our_branch(&p, "10.0.0.5:5060").as_str()),
+        ] {
+            let m = base.replace(from, to);
+            assert_eq!(
+                resp(&p, &crlf(&m)),
+                Route::Drop(ProxyDrop::ForgedVia),
+                "{to}"
+            );
+        }
+        let other = proxy_with(|c| c.key[31] ^= 1);
+        assert_eq!(resp(&other, &crlf(base)), Route::Drop(ProxyDrop::ForgedVia));
         // Requests are not responses and vice versa.
         assert_eq!(resp(&p, INVITE_NOAUTH), Route::Drop(ProxyDrop::NotResponse));
         assert_eq!(
@@ -2080,6 +2175,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-
 v: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-ab , SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc\n\
 Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKd\n\
 f: <sip:a@b>;tag=1\nt: <sip:a@b>;tag=2\ni: x\nCSeq: 1 INVITE\nl: 0\n\n";
+        let base = &base.replace("z9hG4bK-sgw-ab", &our_branch(&p, "192.0.2.4:7000"));
         let m = crlf(base);
         let msg = Message::parse(&m).unwrap();
         let mut out = [0u8; 1024];
@@ -2096,7 +2192,11 @@ f: <sip:a@b>;tag=1\nt: <sip:a@b>;tag=2\ni: x\nCSeq: 1 INVITE\nl: 0\n\n"
             )
         );
         // Our Via alone on its line, the next one on the next line: the line goes.
-        let m = crlf(&base.replace(" , SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc", ""));
+        let m = crlf(
+            &base
+                .replace(" , SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKb;rport=7000, SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKc", "")
+                .replace(&our_branch(&p, "192.0.2.4:7000"), &our_branch(&p, "192.0.2.2:5060")),
+        );
         let msg = Message::parse(&m).unwrap();
         let (to, text) = run(p.response(&msg, peer(), &mut out), &out);
         assert_eq!(to, addr("192.0.2.2:5060"));
@@ -2465,11 +2565,13 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
             "Route: <sip:{}@203.0.113.1:5060;lr>, <sip:10.0.0.9;lr>\n",
             t.as_str()
         )));
-        v.push(crlf("SIP/2.0 200 OK\n\
-v: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK-sgw-00 , SIP/2.0/UDP 192.0.2.4:5062;received=198.51.100.7;rport=7000\n\
+        v.push(crlf(&format!("SIP/2.0 200 OK\n\
+v: SIP/2.0/UDP 203.0.113.1:5060;branch={} , SIP/2.0/UDP 192.0.2.4:5062;received=198.51.100.7;rport=7000\n\
 Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKd\n\
 Record-Route: <sip:x@203.0.113.1;lr>\n\
-From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-Length: 3\n\nabc"));
+From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-Length: 3\n\nabc",
+            our_branch(&p, "198.51.100.7:7000")
+        )));
         v.push(crlf(
             "ACK sip:bob@192.0.2.50 SIP/2.0\n\
 Via: SIP/2.0/UDP 192.168.1.20:5062\n ;rport ;branch=z9hG4bK1;received=\"x;y\"\n\
@@ -2650,15 +2752,25 @@ CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
             rport in any::<bool>(),
             port in 1u16..,
             sent_port in prop::option::of(1u16..),
+            extra in prop::sample::select(vec![
+                "", ";received=1.2.3.4", ";rport=9", ";RPORT", ";x=\"a;rport\"",
+                ";received=1.2.3.4;received=5.6.7.8", ";received", ";maddr=10.0.0.5",
+            ]),
+            v6 in any::<bool>(),
         ) {
             let p = proxy();
-            let from = SocketAddr::new(IpAddr::from([198, 51, 100, 7]), port);
+            let ip = if v6 {
+                IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 7])
+            } else {
+                IpAddr::from([198, 51, 100, 7])
+            };
+            let from = SocketAddr::new(ip, port);
             let sent_by = match sent_port {
                 Some(sp) => format!("192.168.1.20:{sp}"),
                 None => "192.168.1.20".to_string(),
             };
             let m = crlf(&format!(
-                "INVITE sip:bob@10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP {sent_by};branch={}{branch}{}\n\
+                "INVITE sip:bob@10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP {sent_by};branch={}{branch}{}{extra}\n\
     From: <sip:a@b>;tag=1\nTo: <sip:b@b>\nCall-ID: pc\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
                 if cookie { "z9hG4bK" } else { "" },
                 if rport { ";rport" } else { "" },
@@ -2668,7 +2780,11 @@ CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
             let ok = response_to(&fwd, "200 OK");
             let want_port = if rport { port } else { sent_port.unwrap_or(5060) };
             let r = resp(&p, &ok);
-            let back = matches!(r, Route::Send { to, .. } if to == SocketAddr::new(from.ip(), want_port));
+            let back = match r {
+                Route::Send { to, .. } if extra.is_empty() => to == SocketAddr::new(from.ip(), want_port),
+                Route::Send { to, .. } => to.ip() == from.ip(),
+                _ => false,
+            };
             prop_assert!(back, "{:?}", r);
         }
     }
