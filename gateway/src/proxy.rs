@@ -1088,7 +1088,7 @@ fn put_hex(dst: &mut [u8], src: &[u8]) {
 /// gives port 0 (the response will be dropped anyway).
 fn client_response_addr(top: &[u8], via: &Via<'_>, peer: SocketAddr) -> SocketAddr {
     let port = match sip::header_param(top, b"rport") {
-        Some(v) if v.is_empty() => peer.port(),
+        Some([]) => peer.port(),
         Some(v) => parse_port(v).unwrap_or(0),
         None => via.port.unwrap_or(DEFAULT_SIP_PORT),
     };
