@@ -2728,13 +2728,28 @@ CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
             from in peer_strategy(),
             id in prop::option::of(prop::collection::vec(any::<u8>(), 0..12)),
             cap in prop_oneof![4 => Just(4096usize), 1 => 0..700usize],
+            variant in 0..3u8,
         ) {
             let all = samples();
             let mut buf = all[idx % all.len()].clone();
             for m in &muts {
                 apply(&mut buf, m);
             }
-            exercise(&proxy(), &buf, from, id.as_deref(), cap)?;
+            let p = match variant {
+                0 => proxy(),
+                1 => proxy_with(|c| {
+                    c.strip_credentials = false;
+                    c.assert_identity = false;
+                    c.add_path = false;
+                    c.record_route = false;
+                }),
+                _ => proxy_with(|c| {
+                    c.advertised = addr("[2001:db8::100]:5070");
+                    c.softswitch = addr("[::ffff:10.0.0.5]:5060");
+                    c.realm = "odd realm\r\n>".into();
+                }),
+            };
+            exercise(&p, &buf, from, id.as_deref(), cap)?;
         }
 
         #[test]
