@@ -48,13 +48,13 @@
 //!   in place (the first header; further Max-Forwards headers are removed), or
 //!   `Max-Forwards: 70` is inserted when absent.
 //! * **Our Via** `Via: SIP/2.0/UDP <advertised>;branch=z9hG4bK-sgw-<32 hex><16 hex>` is the
-//!   first header. The first 32 hex digits (RFC 3261 §16.11) are a SipHash-1-3/128 (key: first half of
-//!   [`ProxyConfig::key`]) over: the direction, the source address, the destination
-//!   (the "routing decision" component), then — when the top Via branch starts with the
+//!   first header. The first 32 hex digits (RFC 3261 §16.11) are a SipHash-1-3/128 (key:
+//!   first half of [`ProxyConfig::key`]) over: the direction, the source address, the
+//!   destination (the "routing decision" component), then — when the top Via branch starts with the
 //!   magic cookie `z9hG4bK` — that branch and the Via's sent-by; otherwise (RFC 2543 peers)
 //!   the whole top Via, the From-tag, the Call-ID, the CSeq *number* and the Request-URI.
 //!   The method is never hashed, so a retransmission, the CANCEL and the ACK for a non-2xx
-//!   get the branch of their INVITE. **Deviation from the brief:** the To-tag is not hashed
+//!   get the branch of their INVITE. Unlike the list of §16.11, the To-tag is not hashed
 //!   either: the ACK for a non-2xx carries the response's To-tag, which the INVITE did not
 //!   have, and a stateless proxy cannot know it (an RFC 2543 ACK for a 2xx therefore shares
 //!   its INVITE's branch, which RFC 2543 peers expect anyway). The last 16 hex digits are
@@ -199,7 +199,9 @@ pub struct ProxyConfig {
     /// recognised.
     pub realm: Box<str>,
     /// Secret key (random per process): the first half keys the Via branch hash and our
-    /// To-tag, the second half the flow-token MAC.
+    /// To-tag, the second half the flow-token and branch MACs. Every gateway process that
+    /// must accept another's flow tokens and responses (restarts, several workers) needs the
+    /// same key.
     pub key: [u8; 32],
 }
 
