@@ -14,8 +14,13 @@
 //! | [`engine`]      | `handle(now, peer, datagram)` → [`engine::Verdict`]                 |
 //! | [`event`]       | suspensions, bans and rejections reported to the driver             |
 //! | [`counters`]    | decision counters by reason                                         |
+//! | [`shard`]       | messages between the engines of several workers (per-core shards)   |
+//! | [`proxy`]       | stateless-proxy rewriting toward and from the softswitch            |
 //!
-//! None of these modules use `unsafe`; each forbids it. See `docs/architecture.md`.
+//! and the driver that runs them on UDP sockets, [`runtime`] (`sipgw run`).
+//!
+//! None of the sans-IO modules use `unsafe`; each forbids it (only `runtime::udp` has some,
+//! for `recvmmsg`/`sendmmsg`). See `docs/architecture.md`.
 
 pub mod config;
 pub mod counters;
@@ -25,6 +30,8 @@ pub mod engine;
 pub mod event;
 pub mod nonce;
 pub mod policy;
+pub mod proxy;
+pub mod runtime;
 pub mod shard;
 pub mod sip;
 
