@@ -319,7 +319,12 @@ fn a_hundred_users_register_through_the_gateway() {
     let registered: BTreeSet<String> = gw
         .softswitch_log()
         .lines()
-        .filter_map(|l| l.strip_prefix("registered ").map(str::to_owned))
+        .filter_map(|l| {
+            l.strip_prefix("registered ")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
         .collect();
     let expected: BTreeSet<String> = (0..USERS).map(|i| user(i).0).collect();
     assert_eq!(registered, expected);
@@ -348,7 +353,7 @@ fn a_call_completes_through_the_gateway_in_both_directions() {
         Some(0),
         "softswitch"
     );
-    assert!(gw.softswitch_log().contains(&format!("call from {u}")));
+    assert!(gw.softswitch_log().contains(&format!("call from {u} ")));
     drop(softswitch);
 
     // The softswitch hangs up: its BYE follows the Record-Route through sipgw to the phone.
@@ -368,7 +373,7 @@ fn a_call_completes_through_the_gateway_in_both_directions() {
         gw.stat("downstream_requests") >= 1,
         "the BYE went downstream"
     );
-    assert_eq!(gw.stat("forwarded_digest") >= 2, true);
+    assert!(gw.stat("forwarded_digest") >= 2);
     assert_eq!(
         gw.stat("proxy_not_our_via") + gw.stat("proxy_unroutable"),
         0

@@ -82,7 +82,8 @@ pub fn fetch(addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.") || !head.split(' ').nth(1).is_some_and(|c| c == "200") {
+    let status = head.split(' ').nth(1);
+    if !head.starts_with("HTTP/1.") || status != Some("200") {
         return Err(std::io::Error::other(format!(
             "unexpected answer from {addr}: {}",
             head.lines().next().unwrap_or("")

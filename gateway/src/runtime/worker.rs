@@ -1,6 +1,6 @@
 //! One worker thread: a socket, an engine, a proxy, an inbox.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -244,7 +244,7 @@ impl Worker {
 
     fn send_shard_messages(&mut self, outgoing: &mut [ShardBatch], rt: &mut RuntimeCounters) {
         let me = self.index;
-        let mut flush = |dest: usize, batch: &mut ShardBatch, rt: &mut RuntimeCounters| {
+        let flush = |dest: usize, batch: &mut ShardBatch, rt: &mut RuntimeCounters| {
             let full = std::mem::take(batch);
             let len = full.len() as u64;
             match self.peers[dest].try_send(full) {
@@ -298,14 +298,10 @@ fn route_out(route: Route, slot: usize, tx: &mut TxRing, rt: &mut RuntimeCounter
             tx.push(slot, to, len);
             rt.proxy_replies += 1;
         }
-        Route::Drop(ProxyDrop::NotOurVia) => rt.proxy_not_our_via += 1,
-        Route::Drop(reason) if is_unroutable(reason) => rt.proxy_unroutable += 1,
+        Route::Drop(ProxyDrop::NotOurVia | ProxyDrop::ForgedVia) => rt.proxy_not_our_via += 1,
+        Route::Drop(ProxyDrop::Unroutable | ProxyDrop::BadFlowToken) => rt.proxy_unroutable += 1,
         Route::Drop(_) => rt.proxy_dropped += 1,
     }
-}
-
-fn is_unroutable(reason: ProxyDrop) -> bool {
-    format!("{reason:?}").contains("Unroutable") || format!("{reason:?}").contains("Token")
 }
 
 /// One structured line per security event (target `sipgw::security`): fail2ban-friendly
@@ -378,6 +374,3 @@ fn log_event(now: Instant, event: Event, budget: &mut LogBudget, rt: &mut Runtim
         }
     }
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: SocketAddr) {}
