@@ -1,9 +1,10 @@
 //! sipp, the real SIP client, against the engine over loopback UDP.
 //!
 //! A minimal test driver puts the engine behind one UDP socket on 127.0.0.1 and plays the
-//! softswitch too (answers forwarded requests with 200 OK). The production runtime is a separate
-//! component; what is tested here is that sipp's own digest implementation interoperates with
-//! our challenges, nonces and verification, and that its brute force gets suspended.
+//! softswitch too (answers forwarded requests with 200 OK). What is tested here is that sipp's own
+//! digest implementation interoperates with the engine's challenges, nonces and verification in
+//! every challenge mode; the `sipgw` binary with sipp as phones and softswitch is tested in
+//! `gateway_live.rs`.
 //!
 //! Needs `sipp` (Debian package sip-tester): `./scripts/install-deps` as root installs it. A
 //! missing sipp fails the test with that message; it is never skipped.

@@ -404,7 +404,10 @@ impl Runtime {
         tracing::info!(
             listen = %listen,
             advertise = %config.gateway.advertise,
-            softswitch = ?config.gateway.softswitch,
+            softswitch = %config
+                .gateway
+                .softswitch
+                .map_or_else(|| "none".to_owned(), |a| a.to_string()),
             workers = n,
             accounts = loaded.credentials.len(),
             "sipgw running"

@@ -191,8 +191,11 @@ impl Worker {
                     let Ok(msg) = Message::parse(d.bytes) else {
                         continue;
                     };
-                    let creds = self.engine.credentials().clone();
-                    let name = creds.account(identity.account).map(|a| a.name.as_bytes());
+                    let name = self
+                        .engine
+                        .credentials()
+                        .account(identity.account)
+                        .map(|a| a.name.as_bytes());
                     let route = self.proxy.request_upstream(&msg, d.peer, name, tx.slot(k));
                     route_out(route, k, tx, rt, Direction::Upstream);
                 }
