@@ -19,8 +19,8 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, Program, Xdp, XdpFlags};
 use serde::Serialize;
 use sipgw_ebpf::{
     config_flags, monotonic_ns, open_skel, pin_dir, read_percpu, read_slots, Ban, BanReason,
-    Layout, SourceKey, XdpConfig, GATEWAY_COUNTERS, MAP_NAMES, MAX_PORTS, MAX_WORKERS,
-    PROGRAM_PIN, XDP_COUNTERS,
+    Layout, SourceKey, XdpConfig, GATEWAY_COUNTERS, MAP_NAMES, MAX_PORTS, MAX_WORKERS, PROGRAM_PIN,
+    XDP_COUNTERS,
 };
 
 pub mod sys;
@@ -252,7 +252,9 @@ impl AttachOptions {
             return Err(Error::Invalid("--ports needs at least one port".to_owned()));
         }
         if ports.contains(&0) {
-            return Err(Error::Invalid("--ports: port 0 is not a valid UDP port".to_owned()));
+            return Err(Error::Invalid(
+                "--ports: port 0 is not a valid UDP port".to_owned(),
+            ));
         }
         if ports.len() > MAX_PORTS {
             return Err(Error::Invalid(format!(
@@ -467,8 +469,10 @@ pub fn attach(t: &Target, o: &AttachOptions) -> Result<Status, Error> {
     if let Some(cur) = &current {
         let cur_flags = mode_flags(cur.mode);
         if want != Some(cur_flags.bits()) {
-            xdp.detach(ifindex, cur_flags)
-                .map_err(bpf(format!("detaching program {} from {}", cur.id, t.iface)))?;
+            xdp.detach(ifindex, cur_flags).map_err(bpf(format!(
+                "detaching program {} from {}",
+                cur.id, t.iface
+            )))?;
         }
     }
     match want {
@@ -484,14 +488,19 @@ pub fn attach(t: &Target, o: &AttachOptions) -> Result<Status, Error> {
         None => {
             if xdp.attach(ifindex, XdpFlags::DRV_MODE).is_err() {
                 xdp.attach(ifindex, XdpFlags::SKB_MODE)
-                    .map_err(bpf(format!("attaching to {} (native and generic)", t.iface)))?;
+                    .map_err(bpf(format!(
+                        "attaching to {} (native and generic)",
+                        t.iface
+                    )))?;
             }
         }
     }
     let prog_path = t.path(PROGRAM_PIN);
     remove_pin(&prog_path)?;
-    prog.pin(&prog_path)
-        .map_err(bpf(format!("pinning the program at {}", prog_path.display())))?;
+    prog.pin(&prog_path).map_err(bpf(format!(
+        "pinning the program at {}",
+        prog_path.display()
+    )))?;
     drop(skel);
     status(t)
 }
@@ -705,7 +714,10 @@ pub fn ban_list(t: &Target) -> Result<Vec<BanEntry>, Error> {
     let mut out = Vec::new();
     for k in m.keys() {
         // An entry can vanish between keys() and lookup() (LRU eviction, expiry): skip it.
-        let Some(v) = m.lookup(&k, MapFlags::ANY).map_err(bpf("reading the ban map"))? else {
+        let Some(v) = m
+            .lookup(&k, MapFlags::ANY)
+            .map_err(bpf("reading the ban map"))?
+        else {
             continue;
         };
         let ban = Ban::from_bytes(&v)?;
@@ -716,4 +728,3 @@ pub fn ban_list(t: &Target) -> Result<Vec<BanEntry>, Error> {
     out.sort_by_key(|e| std::cmp::Reverse(e.age_secs));
     Ok(out)
 }
-

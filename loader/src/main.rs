@@ -438,7 +438,12 @@ fn stats(
             }
             out.value(&v);
         } else {
-            print_counters("XDP program (sum over CPUs)", &c.xdp, rates.as_ref().map(|r| &r.0), all);
+            print_counters(
+                "XDP program (sum over CPUs)",
+                &c.xdp,
+                rates.as_ref().map(|r| &r.0),
+                all,
+            );
             print_counters(
                 "gateway (sum over workers)",
                 &c.gateway,

@@ -44,11 +44,17 @@ pub fn ensure_bpffs(pin_root: &Path, mount: bool) -> Result<(), Error> {
             what: format!("creating {}", default_mount.display()),
             source,
         })?;
-        rustix::mount::mount("bpf", default_mount, "bpf", rustix::mount::MountFlags::empty(), None)
-            .map_err(|e| Error::Io {
-                what: format!("mounting bpffs on {}", default_mount.display()),
-                source: e.into(),
-            })?;
+        rustix::mount::mount(
+            "bpf",
+            default_mount,
+            "bpf",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .map_err(|e| Error::Io {
+            what: format!("mounting bpffs on {}", default_mount.display()),
+            source: e.into(),
+        })?;
     }
     let existing = nearest_existing(pin_root);
     if is_bpffs(&existing) {

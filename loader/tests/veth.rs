@@ -53,7 +53,12 @@ impl Receiver {
 
     fn count(&self, from: &str) -> u64 {
         let ip: IpAddr = from.parse().expect("address");
-        self.counts.lock().expect("lock").get(&ip).copied().unwrap_or(0)
+        self.counts
+            .lock()
+            .expect("lock")
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Wait (bounded) until `from` has delivered at least `n` datagrams.
@@ -100,10 +105,15 @@ fn a_banned_source_never_reaches_the_socket_until_its_ban_expires() {
     assert_eq!(st["mode"], "native", "{st}");
     assert_eq!(st["ours"], true, "{st}");
 
-    let rx = Receiver::start(&net, &["198.18.0.1:5060", "198.18.0.1:9999", "[2001:2::1]:5060"]);
+    let rx = Receiver::start(
+        &net,
+        &["198.18.0.1:5060", "198.18.0.1:9999", "[2001:2::1]:5060"],
+    );
     let ban_start = Instant::now();
     for a in [ATTACKER4, ATTACKER6] {
-        net.json(&["ban", "add", "--iface", &net.gw_if, a, "--ttl", "3", "--reason", "lockout"]);
+        net.json(&[
+            "ban", "add", "--iface", &net.gw_if, a, "--ttl", "3", "--reason", "lockout",
+        ]);
     }
 
     const N: usize = 20;
@@ -113,31 +123,61 @@ fn a_banned_source_never_reaches_the_socket_until_its_ban_expires() {
     send(&net, ATTACKER6, "[2001:2::1]:5060", N);
     // A ban covers every port of the source, not only SIP.
     send(&net, ATTACKER4, "198.18.0.1:9999", N);
-    assert!(rx.wait_for(CLIENT4, N as u64, Duration::from_secs(5)), "IPv4 client traffic arrives");
-    assert!(rx.wait_for(CLIENT6, N as u64, Duration::from_secs(5)), "IPv6 client traffic arrives");
+    assert!(
+        rx.wait_for(CLIENT4, N as u64, Duration::from_secs(5)),
+        "IPv4 client traffic arrives"
+    );
+    assert!(
+        rx.wait_for(CLIENT6, N as u64, Duration::from_secs(5)),
+        "IPv6 client traffic arrives"
+    );
     // Everything the client sent arrived; the attacker's datagrams were sent before those
     // checks finished, and not one reached a socket.
-    assert_eq!(rx.count(ATTACKER4), 0, "banned IPv4 source reached the socket");
-    assert_eq!(rx.count(ATTACKER6), 0, "banned IPv6 source reached the socket");
+    assert_eq!(
+        rx.count(ATTACKER4),
+        0,
+        "banned IPv4 source reached the socket"
+    );
+    assert_eq!(
+        rx.count(ATTACKER6),
+        0,
+        "banned IPv6 source reached the socket"
+    );
 
     // The counters by name, with bpftool and with the loader.
     let dump = net.bpftool_dump("counters");
     let dropped = bpftool_percpu_sum(&dump, "dropped_banned");
-    assert!(dropped >= 3 * N as u64, "bpftool dropped_banned = {dropped}: {dump}");
+    assert!(
+        dropped >= 3 * N as u64,
+        "bpftool dropped_banned = {dropped}: {dump}"
+    );
     assert!(bpftool_percpu_sum(&dump, "sip_to_stack") >= 2 * N as u64);
-    assert_eq!(bpftool_percpu_sum(&dump, "redirected"), 0, "no AF_XDP socket yet");
+    assert_eq!(
+        bpftool_percpu_sum(&dump, "redirected"),
+        0,
+        "no AF_XDP socket yet"
+    );
     let stats = net.json(&["stats", "--iface", &net.gw_if]);
     assert_eq!(
         stats["xdp"]["dropped_banned"].as_u64(),
-        Some(bpftool_percpu_sum(&net.bpftool_dump("counters"), "dropped_banned")),
+        Some(bpftool_percpu_sum(
+            &net.bpftool_dump("counters"),
+            "dropped_banned"
+        )),
         "sipgw-loader stats and bpftool agree: {stats}"
     );
     let bans = net.json(&["ban", "list", "--iface", &net.gw_if]);
     let list = bans.as_array().expect("ban list is an array");
     assert_eq!(list.len(), 2, "{bans}");
-    let v4 = list.iter().find(|b| b["addr"] == ATTACKER4).expect("IPv4 ban listed");
+    let v4 = list
+        .iter()
+        .find(|b| b["addr"] == ATTACKER4)
+        .expect("IPv4 ban listed");
     assert_eq!(v4["reason"], "lockout");
-    assert!(v4["dropped"].as_u64().expect("dropped") >= 2 * N as u64, "{v4}");
+    assert!(
+        v4["dropped"].as_u64().expect("dropped") >= 2 * N as u64,
+        "{v4}"
+    );
 
     // The ban expires after 3 s: the attacker's datagrams arrive again (probe every 250 ms,
     // at most 10 s).
@@ -157,7 +197,11 @@ fn a_banned_source_never_reaches_the_socket_until_its_ban_expires() {
     );
     let bans = net.json(&["ban", "list", "--iface", &net.gw_if]);
     assert!(
-        !bans.as_array().expect("array").iter().any(|b| b["addr"] == ATTACKER4),
+        !bans
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|b| b["addr"] == ATTACKER4),
         "expired ban still listed: {bans}"
     );
     assert!(bpftool_percpu_sum(&net.bpftool_dump("counters"), "bans_expired") >= 1);
@@ -172,12 +216,19 @@ fn bans_survive_detach_and_reattach() {
     net.ok(&["detach", "--iface", &net.gw_if]);
     // Detached: nothing drops the attacker.
     send(&net, ATTACKER4, "198.18.0.1:5060", 5);
-    assert!(rx.wait_for(ATTACKER4, 5, Duration::from_secs(5)), "no program, no drop");
+    assert!(
+        rx.wait_for(ATTACKER4, 5, Duration::from_secs(5)),
+        "no program, no drop"
+    );
     // Attached again (another mode): the pinned ban map is reused.
     let st = net.attach(&["--mode", "native"]);
     assert_eq!(st["bans_active"], 1, "{st}");
     send(&net, ATTACKER4, "198.18.0.1:5060", 5);
     send(&net, CLIENT4, "198.18.0.1:5060", 5);
     assert!(rx.wait_for(CLIENT4, 5, Duration::from_secs(5)));
-    assert_eq!(rx.count(ATTACKER4), 5, "the ban works again after re-attaching");
+    assert_eq!(
+        rx.count(ATTACKER4),
+        5,
+        "the ban works again after re-attaching"
+    );
 }

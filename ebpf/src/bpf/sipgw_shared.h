@@ -28,8 +28,8 @@ enum sipgw_ban_reason {
 struct sipgw_ban {
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) nanoseconds; 0 = never expires */
 	__u64 created_ns; /* CLOCK_MONOTONIC nanoseconds when the ban was written */
-	__u64 dropped;    /* packets dropped because of this ban (approximate under contention) */
-	__u32 reason;     /* enum sipgw_ban_reason */
+	__u64 dropped;    /* packets dropped because of this ban */
+	enum sipgw_ban_reason reason; /* 4 bytes; bpftool prints its name */
 	__u32 _pad;
 };
 

@@ -70,7 +70,11 @@ pub struct Net {
 impl Net {
     pub fn new() -> Net {
         require_root();
-        let id = format!("{}{}", std::process::id() % 1_000_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{}{}",
+            std::process::id() % 1_000_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let net = Net {
             gw_ns: format!("sipgw-t{id}-gw"),
             client_ns: format!("sipgw-t{id}-cl"),
@@ -82,11 +86,26 @@ impl Net {
         sh(&["ip", "netns", "add", &net.gw_ns]);
         sh(&["ip", "netns", "add", &net.client_ns]);
         sh(&[
-            "ip", "link", "add", &net.gw_if, "netns", &net.gw_ns, "type", "veth", "peer", "name",
-            &net.client_if, "netns", &net.client_ns,
+            "ip",
+            "link",
+            "add",
+            &net.gw_if,
+            "netns",
+            &net.gw_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &net.client_if,
+            "netns",
+            &net.client_ns,
         ]);
         for (ns, ifname, addrs) in [
-            (&net.gw_ns, &net.gw_if, vec![format!("{GW4}/24"), format!("{GW6}/64")]),
+            (
+                &net.gw_ns,
+                &net.gw_if,
+                vec![format!("{GW4}/24"), format!("{GW6}/64")],
+            ),
             (
                 &net.client_ns,
                 &net.client_if,
@@ -115,14 +134,34 @@ impl Net {
         let client_mac = mac(&net.client_ns, &net.client_if);
         for gw in [GW4, GW6] {
             sh(&[
-                "ip", "-n", &net.client_ns, "neigh", "replace", gw, "lladdr", &gw_mac, "dev",
-                &net.client_if, "nud", "permanent",
+                "ip",
+                "-n",
+                &net.client_ns,
+                "neigh",
+                "replace",
+                gw,
+                "lladdr",
+                &gw_mac,
+                "dev",
+                &net.client_if,
+                "nud",
+                "permanent",
             ]);
         }
         for c in [CLIENT4, ATTACKER4, CLIENT6, ATTACKER6] {
             sh(&[
-                "ip", "-n", &net.gw_ns, "neigh", "replace", c, "lladdr", &client_mac, "dev",
-                &net.gw_if, "nud", "permanent",
+                "ip",
+                "-n",
+                &net.gw_ns,
+                "neigh",
+                "replace",
+                c,
+                "lladdr",
+                &client_mac,
+                "dev",
+                &net.gw_if,
+                "nud",
+                "permanent",
             ]);
         }
         net
@@ -203,7 +242,14 @@ impl Net {
     /// `bpftool -j map dump pinned <pin dir>/<map>`, parsed.
     pub fn bpftool_dump(&self, map: &str) -> serde_json::Value {
         let path = self.pin_root.join(&self.gw_if).join(map);
-        let out = sh(&["bpftool", "-j", "map", "dump", "pinned", path.to_str().expect("UTF-8")]);
+        let out = sh(&[
+            "bpftool",
+            "-j",
+            "map",
+            "dump",
+            "pinned",
+            path.to_str().expect("UTF-8"),
+        ]);
         serde_json::from_slice(&out.stdout).expect("bpftool JSON")
     }
 }
