@@ -53,6 +53,15 @@ fn load<'o>(obj: &'o mut MaybeUninit<libbpf_rs::OpenObject>) -> SipgwSkel<'o> {
         .expect("the verifier accepts the program and the maps are created")
 }
 
+/// Pinned to one CPU, loaded, configured with `cfg`, port 5060 steered.
+fn setup<'o>(obj: &'o mut MaybeUninit<libbpf_rs::OpenObject>, cfg: XdpConfig) -> SipgwSkel<'o> {
+    pin_to_one_cpu();
+    let skel = load(obj);
+    set_config(&skel, cfg);
+    add_port(&skel, 5060);
+    skel
+}
+
 fn set_config(skel: &SipgwSkel<'_>, cfg: XdpConfig) {
     skel.maps
         .config
@@ -175,11 +184,8 @@ const PARSE6: &[(&str, u64)] = &[
 
 #[test]
 fn verdicts_and_counters() {
-    pin_to_one_cpu();
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj);
-    set_config(&skel, XdpConfig::default());
-    add_port(&skel, 5060);
+    let skel = setup(&mut obj, XdpConfig::default());
     add_port(&skel, 5080);
     let now = monotonic_ns();
     ban(&skel, "198.18.0.66", now + 3600 * 1_000_000_000);
@@ -464,17 +470,14 @@ fn verdicts_and_counters() {
 
 #[test]
 fn ban_scope_sip_only() {
-    pin_to_one_cpu();
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj);
-    set_config(
-        &skel,
+    let skel = setup(
+        &mut obj,
         XdpConfig {
             flags: config_flags::BAN_SIP_ONLY,
             ..XdpConfig::default()
         },
     );
-    add_port(&skel, 5060);
     ban(&skel, "198.18.0.66", 0);
     check_rows(
         &skel,
@@ -503,17 +506,14 @@ fn ban_scope_sip_only() {
 
 #[test]
 fn fragments_to_sockets_when_asked() {
-    pin_to_one_cpu();
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj);
-    set_config(
-        &skel,
+    let skel = setup(
+        &mut obj,
         XdpConfig {
             flags: config_flags::FRAGMENTS_TO_XSK,
             ..XdpConfig::default()
         },
     );
-    add_port(&skel, 5060);
     check_rows(
         &skel,
         vec![row(
@@ -533,19 +533,16 @@ fn fragments_to_sockets_when_asked() {
 
 #[test]
 fn flood_guard_limits_each_source() {
-    pin_to_one_cpu();
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj);
     // 1 packet per second, bursts of 3: within one test the 4th packet is over the rate.
-    set_config(
-        &skel,
+    let skel = setup(
+        &mut obj,
         XdpConfig {
             flags: config_flags::FLOOD_GUARD,
             flood_rate_pps: 1,
             flood_burst: 3,
         },
     );
-    add_port(&skel, 5060);
     let flood: &[(&str, u64)] = &[
         ("packets", 1),
         ("dropped", 1),
@@ -593,19 +590,16 @@ fn flood_guard_limits_each_source() {
 
 #[test]
 fn flood_guard_refills() {
-    pin_to_one_cpu();
     let mut obj = MaybeUninit::uninit();
-    let skel = load(&mut obj);
     // 20 per second, burst 1: a second packet right away is over, one after 100 ms is not.
-    set_config(
-        &skel,
+    let skel = setup(
+        &mut obj,
         XdpConfig {
             flags: config_flags::FLOOD_GUARD,
             flood_rate_pps: 20,
             flood_burst: 1,
         },
     );
-    add_port(&skel, 5060);
     let f = udp4("198.18.0.9", 5060);
     assert_eq!(run(&skel, &f), PASS);
     assert_eq!(run(&skel, &f), DROP);

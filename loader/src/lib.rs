@@ -193,24 +193,33 @@ pub enum BanScope {
     Sip,
 }
 
-/// Options of `attach`.
-#[derive(Debug, Clone)]
+/// Options of `attach` (also its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct AttachOptions {
-    /// Attach mode.
+    /// Where the program runs: in the driver, in the generic path, or native when the driver
+    /// supports it (an attached program's mode is kept).
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
-    /// UDP ports steered to the gateway.
+    /// UDP ports steered to the gateway (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "5060")]
     pub ports: Vec<u16>,
-    /// Flood guard rate (packets/s per source and CPU); 0 = off.
+    /// Flood guard: packets per second allowed per source on the SIP ports (per CPU); 0 = off.
+    #[arg(long, default_value_t = 0, value_name = "PPS")]
     pub flood_rate: u32,
-    /// Flood guard burst; `None` = one second's worth.
+    /// Flood guard: burst size in packets [default: one second's worth of --flood-rate].
+    #[arg(long, value_name = "PACKETS")]
     pub flood_burst: Option<u32>,
-    /// What bans drop.
+    /// What a ban drops: every packet of the source, or only its SIP-port packets.
+    #[arg(long, value_enum, default_value_t = BanScope::All)]
     pub ban_scope: BanScope,
-    /// Send IP fragments to the AF_XDP sockets.
+    /// Send IP fragments to the AF_XDP sockets instead of the kernel stack.
+    #[arg(long)]
     pub fragments_to_xsk: bool,
-    /// Replace another XDP program.
+    /// Replace an XDP program that is not ours.
+    #[arg(long)]
     pub force: bool,
-    /// Mount bpffs on /sys/fs/bpf if needed.
+    /// Mount the BPF filesystem on /sys/fs/bpf if it is not mounted.
+    #[arg(long)]
     pub mount_bpffs: bool,
 }
 
@@ -727,4 +736,94 @@ pub fn ban_list(t: &Target) -> Result<Vec<BanEntry>, Error> {
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.age_secs));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> AttachOptions {
+        AttachOptions {
+            mode: Mode::Auto,
+            ports: vec![5060],
+            flood_rate: 0,
+            flood_burst: None,
+            ban_scope: BanScope::All,
+            fragments_to_xsk: false,
+            force: false,
+            mount_bpffs: false,
+        }
+    }
+
+    #[test]
+    fn config_from_options() {
+        assert_eq!(opts().config().unwrap(), XdpConfig::default());
+        let c = AttachOptions {
+            flood_rate: 50,
+            ban_scope: BanScope::Sip,
+            fragments_to_xsk: true,
+            ..opts()
+        }
+        .config()
+        .unwrap();
+        assert_eq!(
+            c.flags,
+            config_flags::FLOOD_GUARD | config_flags::BAN_SIP_ONLY | config_flags::FRAGMENTS_TO_XSK
+        );
+        assert_eq!((c.flood_rate_pps, c.flood_burst), (50, 50));
+        let v = ConfigView::from(c);
+        assert_eq!(v.ban_scope, BanScope::Sip);
+        assert_eq!((v.flood_rate_pps, v.flood_burst), (50, 50));
+        let c = AttachOptions {
+            flood_rate: 50,
+            flood_burst: Some(7),
+            ..opts()
+        }
+        .config()
+        .unwrap();
+        assert_eq!(c.flood_burst, 7);
+        for (bad, msg) in [
+            (
+                AttachOptions {
+                    flood_rate: 5,
+                    flood_burst: Some(0),
+                    ..opts()
+                },
+                "at least 1",
+            ),
+            (
+                AttachOptions {
+                    flood_burst: Some(3),
+                    ..opts()
+                },
+                "needs --flood-rate",
+            ),
+        ] {
+            let e = bad.config().unwrap_err().to_string();
+            assert!(e.contains(msg), "{e}");
+        }
+    }
+
+    #[test]
+    fn ports_are_deduplicated_and_checked() {
+        let o = AttachOptions {
+            ports: vec![5080, 5060, 5080],
+            ..opts()
+        };
+        assert_eq!(o.ports().unwrap(), vec![5060, 5080]);
+        let too_many = AttachOptions {
+            ports: (1..=65).collect(),
+            ..opts()
+        };
+        assert!(too_many
+            .ports()
+            .unwrap_err()
+            .to_string()
+            .contains("at most 64"));
+        let none = AttachOptions {
+            ports: vec![],
+            ..opts()
+        };
+        assert!(none.ports().is_err());
+    }
 }

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
 use sipgw_ebpf::{BanReason, DEFAULT_PIN_ROOT};
-use sipgw_loader::{
-    AttachOptions, BanEntry, BanScope, Counters, Detached, Error, Mode, Status, Target,
-};
+use sipgw_loader::{AttachOptions, BanEntry, BanScope, Counters, Detached, Error, Status, Target};
 
 /// Attach sipgw's XDP program to an interface, pin its maps under
 /// <PIN_ROOT>/<IFACE>/, show its counters and manage the sources it drops.
@@ -42,32 +40,8 @@ enum Command {
         /// The interface.
         #[arg(long, short)]
         iface: String,
-        /// Where the program runs: in the driver, in the generic path, or native when the
-        /// driver supports it.
-        #[arg(long, value_enum, default_value_t = Mode::Auto)]
-        mode: Mode,
-        /// UDP ports steered to the gateway (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "5060")]
-        ports: Vec<u16>,
-        /// Flood guard: packets per second allowed per source on the SIP ports (per CPU); 0 =
-        /// off.
-        #[arg(long, default_value_t = 0, value_name = "PPS")]
-        flood_rate: u32,
-        /// Flood guard: burst size in packets [default: one second's worth of --flood-rate].
-        #[arg(long, value_name = "PACKETS")]
-        flood_burst: Option<u32>,
-        /// What a ban drops: every packet of the source, or only its SIP-port packets.
-        #[arg(long, value_enum, default_value_t = BanScope::All)]
-        ban_scope: BanScope,
-        /// Send IP fragments to the AF_XDP sockets instead of the kernel stack.
-        #[arg(long)]
-        fragments_to_xsk: bool,
-        /// Replace an XDP program that is not ours.
-        #[arg(long)]
-        force: bool,
-        /// Mount the BPF filesystem on /sys/fs/bpf if it is not mounted.
-        #[arg(long)]
-        mount_bpffs: bool,
+        #[command(flatten)]
+        opts: AttachOptions,
     },
     /// Detach the program; the pinned maps (bans, counters) stay unless --purge.
     Detach {
@@ -186,27 +160,7 @@ fn target(pin_root: &std::path::Path, iface: String) -> Target {
 fn run(cli: Cli, out: &Out) -> Result<(), Error> {
     let root = cli.pin_root;
     match cli.command {
-        Command::Attach {
-            iface,
-            mode,
-            ports,
-            flood_rate,
-            flood_burst,
-            ban_scope,
-            fragments_to_xsk,
-            force,
-            mount_bpffs,
-        } => {
-            let opts = AttachOptions {
-                mode,
-                ports,
-                flood_rate,
-                flood_burst,
-                ban_scope,
-                fragments_to_xsk,
-                force,
-                mount_bpffs,
-            };
+        Command::Attach { iface, opts } => {
             let s = sipgw_loader::attach(&target(&root, iface), &opts)?;
             print_status(out, &s);
         }
