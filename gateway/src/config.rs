@@ -200,6 +200,59 @@ pub struct Limits {
 pub enum Backend {
     /// Plain UDP sockets (`SO_REUSEPORT`, `recvmmsg`/`sendmmsg`): no root, any NIC.
     Udp,
+    /// AF_XDP sockets fed by sipgw's XDP program on `xdp.interface`, one per RX queue.
+    Xdp,
+}
+
+/// Where the XDP program runs (`xdp.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the driver.
+    Native,
+    /// In the kernel's generic path.
+    Generic,
+    /// Native when the driver supports it (or the mode of an attached program).
+    Auto,
+}
+
+/// AF_XDP zero-copy (`xdp.zero_copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroCopy {
+    /// Required: fail if the driver cannot.
+    On,
+    /// Copy mode (works on every driver, veth included).
+    Off,
+    /// Zero-copy if the driver supports it, copy otherwise.
+    Auto,
+}
+
+/// The `[xdp]` section, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpSettings {
+    /// The interface facing phones and the internet. Required by `backend = "xdp"`; with
+    /// `backend = "udp"` it is optional and makes the gateway write its bans into the XDP ban
+    /// map and its counters into the counters map that `sipgw-loader attach` pinned.
+    pub interface: Option<String>,
+    /// Attach mode when sipgw attaches the program itself.
+    pub mode: XdpMode,
+    /// AF_XDP zero-copy.
+    pub zero_copy: ZeroCopy,
+    /// UMEM frame size in bytes (2048 or 4096).
+    pub frame_size: u32,
+    /// UMEM frames per queue.
+    pub frames: u32,
+    /// Entries of each ring (RX, TX, fill, completion).
+    pub ring_size: u32,
+    /// Preferred busy polling (`SO_PREFER_BUSY_POLL`).
+    pub busy_poll: bool,
+    /// `SO_BUSY_POLL` in microseconds.
+    pub busy_poll_usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET` in packets.
+    pub busy_poll_budget: u32,
+    /// Directory of the pin directories (`<pin_root>/<interface>/`).
+    pub pin_root: PathBuf,
+    /// Leave the program attached when sipgw stops (bans keep being enforced).
+    pub keep_attached: bool,
 }
 
 /// The `[gateway]` section, checked: the runtime around the engine.
@@ -250,6 +303,8 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// `[proxy]`.
     pub proxy: ProxySettings,
+    /// `[xdp]`.
+    pub xdp: XdpSettings,
 }
 
 impl Default for Config {
@@ -318,6 +373,7 @@ struct RawConfig {
     credentials: Option<PathBuf>,
     gateway: RawGateway,
     proxy: RawProxy,
+    xdp: RawXdp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +398,40 @@ impl Default for RawGateway {
             workers: 0,
             metrics: None,
             log_rejections_per_sec: 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawXdp {
+    interface: Option<String>,
+    mode: String,
+    zero_copy: String,
+    frame_size: i64,
+    frames: i64,
+    ring_size: i64,
+    busy_poll: bool,
+    busy_poll_usecs: i64,
+    busy_poll_budget: i64,
+    pin_root: PathBuf,
+    keep_attached: bool,
+}
+
+impl Default for RawXdp {
+    fn default() -> Self {
+        RawXdp {
+            interface: None,
+            mode: "auto".to_owned(),
+            zero_copy: "auto".to_owned(),
+            frame_size: 4096,
+            frames: 4096,
+            ring_size: 2048,
+            busy_poll: false,
+            busy_poll_usecs: 20,
+            busy_poll_budget: 64,
+            pin_root: PathBuf::from("/sys/fs/bpf/sipgw"),
+            keep_attached: false,
         }
     }
 }
@@ -743,16 +833,16 @@ impl RawConfig {
         });
 
         let g = &self.gateway;
-        let backend = match g.backend.as_str() {
-            "udp" => Backend::Udp,
-            other => {
-                return Err(c.bad(
+        let backend =
+            match g.backend.as_str() {
+                "udp" => Backend::Udp,
+                "xdp" => Backend::Xdp,
+                other => return Err(c.bad(
                     "gateway.backend",
                     format!("{other:?}"),
-                    "\"udp\" (the AF_XDP backend is not available yet)",
-                ))
-            }
-        };
+                    "\"udp\" (kernel sockets, no root) or \"xdp\" (AF_XDP, needs xdp.interface)",
+                )),
+            };
         let listen = c.addr("gateway.listen", &g.listen)?;
         let advertise = match &g.advertise {
             Some(a) => c.addr("gateway.advertise", a)?,
@@ -817,6 +907,97 @@ impl RawConfig {
             )?)
             .unwrap_or(0),
         };
+        let x = &self.xdp;
+        let interface = match &x.interface {
+            Some(i) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) => {
+                return Err(c.bad(
+                    "xdp.interface",
+                    format!("{i:?}"),
+                    "a network interface name (1-15 characters, no '/' or space)",
+                ))
+            }
+            i => i.clone(),
+        };
+        if backend == Backend::Xdp && interface.is_none() {
+            return Err(ConfigError::Conflict {
+                file: file.to_owned(),
+                message: "gateway.backend = \"xdp\" needs xdp.interface: the interface facing \
+                          the phones, e.g. [xdp] interface = \"eth1\""
+                    .to_owned(),
+            });
+        }
+        let ring_size = c.range(
+            "xdp.ring_size",
+            x.ring_size,
+            64,
+            16384,
+            "a power of two from 64 to 16384",
+        )?;
+        if !(ring_size as u64).is_power_of_two() {
+            return Err(c.bad(
+                "xdp.ring_size",
+                ring_size.to_string(),
+                "a power of two from 64 to 16384",
+            ));
+        }
+        let frames = c.range(
+            "xdp.frames",
+            x.frames,
+            2 * ring_size,
+            1 << 20,
+            "at least 2 x xdp.ring_size, at most 1048576",
+        )?;
+        let frame_size = match x.frame_size {
+            2048 | 4096 => x.frame_size,
+            other => return Err(c.bad("xdp.frame_size", other.to_string(), "2048 or 4096")),
+        };
+        let xdp = XdpSettings {
+            interface,
+            mode: match x.mode.as_str() {
+                "native" => XdpMode::Native,
+                "generic" => XdpMode::Generic,
+                "auto" => XdpMode::Auto,
+                other => {
+                    return Err(c.bad(
+                        "xdp.mode",
+                        format!("{other:?}"),
+                        "\"native\", \"generic\" or \"auto\"",
+                    ))
+                }
+            },
+            zero_copy: match x.zero_copy.as_str() {
+                "on" => ZeroCopy::On,
+                "off" => ZeroCopy::Off,
+                "auto" => ZeroCopy::Auto,
+                other => {
+                    return Err(c.bad(
+                        "xdp.zero_copy",
+                        format!("{other:?}"),
+                        "\"on\", \"off\" or \"auto\"",
+                    ))
+                }
+            },
+            frame_size: frame_size as u32,
+            frames: frames as u32,
+            ring_size: ring_size as u32,
+            busy_poll: x.busy_poll,
+            busy_poll_usecs: c.range(
+                "xdp.busy_poll_usecs",
+                x.busy_poll_usecs,
+                1,
+                10_000,
+                "1-10000 microseconds",
+            )? as u32,
+            busy_poll_budget: c.range(
+                "xdp.busy_poll_budget",
+                x.busy_poll_budget,
+                1,
+                1024,
+                "1-1024 packets",
+            )? as u32,
+            pin_root: x.pin_root.clone(),
+            keep_attached: x.keep_attached,
+        };
         let p = &self.proxy;
         let proxy = ProxySettings {
             strip_credentials: p.strip_credentials,
@@ -832,6 +1013,7 @@ impl RawConfig {
             credentials,
             gateway,
             proxy,
+            xdp,
         })
     }
 }

@@ -24,6 +24,7 @@
 pub mod metrics;
 pub mod udp;
 mod worker;
+pub mod xdp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Backend, Config, ConfigError};
 use crate::counters::{counters, Counters};
 use crate::credentials::{CredentialStore, CredentialsError};
 use crate::engine::{Secrets, WallClock};
@@ -82,6 +83,22 @@ counters! {
     rejections_not_logged,
     /// Configuration reloads applied.
     reloads,
+    /// Frames received on the AF_XDP sockets.
+    xsk_rx_frames,
+    /// Frames sent back with XDP TX (in-place challenges and 403s).
+    xsk_tx_frames,
+    /// In-place replies dropped because the TX ring was full.
+    xsk_tx_ring_full,
+    /// Times the fill ring could not be refilled (every frame in use).
+    xsk_fill_starved,
+    /// AF_XDP frames that were not a complete UDP datagram (dropped).
+    xsk_not_udp,
+    /// In-place replies that did not fit in the frame (dropped).
+    xsk_reply_too_large,
+    /// Bans written into the XDP ban map.
+    xdp_bans_written,
+    /// Failed updates of the XDP maps.
+    xdp_map_errors,
     }
 }
 
@@ -175,6 +192,9 @@ pub enum StartError {
     /// No randomness for the secrets.
     #[error("cannot read random bytes for the secrets: {0}")]
     Random(String),
+    /// The XDP program, its maps or an AF_XDP socket could not be set up.
+    #[error(transparent)]
+    Xdp(#[from] xdp::XdpError),
     /// A thread could not be spawned.
     #[error("cannot start worker thread {worker}: {source}")]
     Spawn {
@@ -281,6 +301,7 @@ pub struct Runtime {
     workers: Vec<JoinHandle<()>>,
     metrics: Option<metrics::Server>,
     listen: SocketAddr,
+    xdp: Option<xdp::XdpHandle>,
 }
 
 /// The proxy settings of a loaded configuration.
@@ -344,6 +365,28 @@ impl Runtime {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let mut xdp = match (config.gateway.backend, &config.xdp.interface) {
+            (Backend::Xdp, Some(iface)) => Some(xdp::XdpHandle::attach(config, iface)?),
+            (Backend::Udp, Some(iface)) => Some(xdp::XdpHandle::existing(config, iface)?),
+            (_, None) => None,
+        };
+        let mut ports = Vec::with_capacity(n);
+        if let (Backend::Xdp, Some(handle)) = (config.gateway.backend, xdp.as_mut()) {
+            for queue in 0..n {
+                match handle.socket(config, queue as u32) {
+                    Ok(p) => ports.push(Some(p)),
+                    Err(e) => {
+                        drop(ports);
+                        if let Some(h) = xdp.take() {
+                            h.shutdown();
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        ports.resize_with(n, || None);
+
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -371,7 +414,9 @@ impl Runtime {
         };
         let engine_config = per_worker(config, n);
         let mut workers = Vec::with_capacity(n);
-        for (index, (socket, inbox)) in sockets.into_iter().zip(receivers).enumerate() {
+        for (index, ((socket, inbox), xsk)) in
+            sockets.into_iter().zip(receivers).zip(ports).enumerate()
+        {
             let mut engine =
                 Engine::new(&engine_config, loaded.credentials.clone(), &secrets, wall);
             engine.set_shard(ShardId {
@@ -391,6 +436,8 @@ impl Runtime {
                 config: loaded.config.clone(),
                 clock: clock.clone(),
                 core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
+                xsk,
+                maps: xdp.as_ref().map(|h| h.maps.clone()),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sipgw-worker-{index}"))
@@ -410,6 +457,13 @@ impl Runtime {
                 .map_or_else(|| "none".to_owned(), |a| a.to_string()),
             workers = n,
             accounts = loaded.credentials.len(),
+            backend = match config.gateway.backend {
+                Backend::Udp => "udp",
+                Backend::Xdp => "xdp",
+            },
+            xdp_pins = %xdp
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |h| h.pin_dir().display().to_string()),
             "sipgw running"
         );
         Ok(Runtime {
@@ -417,6 +471,7 @@ impl Runtime {
             workers,
             metrics,
             listen,
+            xdp,
         })
     }
 
@@ -483,6 +538,9 @@ impl Runtime {
         }
         if let Some(m) = self.metrics.take() {
             m.stop();
+        }
+        if let Some(x) = self.xdp.take() {
+            x.shutdown();
         }
     }
 }

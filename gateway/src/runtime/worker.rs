@@ -1,6 +1,7 @@
 //! One worker thread: a socket, an engine, a proxy, an inbox.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -9,10 +10,12 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quanta::{Clock, Instant};
 
 use super::udp::{RxRing, TxRing, BATCH};
-use super::{proxy_config, RuntimeCounters, Shared};
+use super::xdp::frame::{self, FrameInfo};
+use super::xdp::{PinnedMaps, XskPort};
+use super::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use crate::config::Config;
 use crate::engine::{Datagram, PassReason, Verdict};
-use crate::event::Event;
+use crate::event::{BanReason, Event};
 use crate::proxy::{Proxy, ProxyDrop, Route};
 use crate::shard::{Dest, ShardMsg};
 use crate::sip::Message;
@@ -40,6 +43,10 @@ pub(super) struct Worker {
     pub config: Config,
     pub clock: Clock,
     pub core: Option<core_affinity::CoreId>,
+    /// The AF_XDP socket of RX queue `index` (`backend = "xdp"`).
+    pub xsk: Option<XskPort>,
+    /// The XDP program's pinned maps (bans, counters), when an interface is configured.
+    pub maps: Option<Arc<PinnedMaps>>,
 }
 
 /// Token bucket for the rejected-credential log lines.
@@ -85,11 +92,24 @@ impl Worker {
             suppressed: 0,
         };
         let mut events_dropped_seen = 0;
+        let mut xsk = self.xsk.take();
+        // With AF_XDP the kernel socket (softswitch traffic, fallback) must not block: one
+        // `poll` over both sockets waits when neither had anything last time.
+        let mut frames_tx = xsk.as_ref().map(|_| TxRing::default());
+        let mut idle = false;
+        if xsk.is_some() {
+            if let Err(e) = self.socket.set_nonblocking(true) {
+                tracing::warn!(worker = self.index, error = %e, "socket stays blocking");
+            }
+        }
 
         while !self.shared.stop.load(Ordering::Relaxed) {
             let generation = self.shared.generation.load(Ordering::Acquire);
             if generation != self.generation {
                 self.apply_reload(generation, &mut budget, &mut rt);
+            }
+            if let (Some(port), true) = (&xsk, idle) {
+                wait_readable(self.socket.as_fd(), port.as_fd());
             }
             let n = match rx.recv(&self.socket) {
                 Ok(n) => n,
@@ -112,19 +132,23 @@ impl Worker {
             if n > 0 {
                 rt.rx_datagrams += n as u64;
                 self.handle(now, &rx, &mut tx, &mut verdicts, &mut rt);
-                let report = tx.send(&self.socket);
-                rt.tx_datagrams += report.sent as u64;
-                if report.failed > 0 {
-                    rt.tx_errors += report.failed as u64;
-                    tracing::debug!(
-                        worker = self.index,
-                        failed = report.failed,
-                        errno = report.last_error,
-                        "sendmmsg refused datagrams"
-                    );
-                }
+                self.send(&mut tx, &mut rt);
+            }
+            idle = n == 0;
+            if let (Some(port), Some(ftx)) = (xsk.as_mut(), frames_tx.as_mut()) {
+                let before = port.counters.rx_frames;
+                self.handle_frames(now, port, ftx, &mut verdicts, &mut rt);
+                self.send(ftx, &mut rt);
+                idle &= port.counters.rx_frames == before;
+                rt.xsk_rx_frames = port.counters.rx_frames;
+                rt.xsk_tx_frames = port.counters.tx_frames;
+                rt.xsk_tx_ring_full = port.counters.tx_ring_full;
+                rt.xsk_fill_starved = port.counters.fill_starved;
             }
             while let Some(event) = self.engine.poll_event() {
+                if let Some(maps) = &self.maps {
+                    enforce_in_xdp(now, &event, maps, &mut rt);
+                }
                 log_event(now, event, &mut budget, &mut rt);
             }
             let dropped = self.engine.events_dropped();
@@ -137,8 +161,29 @@ impl Worker {
                 &rt,
                 self.engine.policy().len(),
             );
+            if let Some(maps) = &self.maps {
+                maps.publish(self.index, self.engine.counters());
+            }
         }
         tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    /// One `sendmmsg` of what `tx` holds.
+    fn send(&self, tx: &mut TxRing, rt: &mut RuntimeCounters) {
+        if tx.queued() == 0 {
+            return;
+        }
+        let report = tx.send(&self.socket);
+        rt.tx_datagrams += report.sent as u64;
+        if report.failed > 0 {
+            rt.tx_errors += report.failed as u64;
+            tracing::debug!(
+                worker = self.index,
+                failed = report.failed,
+                errno = report.last_error,
+                "sendmmsg refused datagrams"
+            );
+        }
     }
 
     fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget, rt: &mut RuntimeCounters) {
@@ -158,22 +203,26 @@ impl Worker {
         rt.reloads += 1;
     }
 
-    fn handle(
+    /// Judge one batch: endpoints' datagrams go through the engine together, the
+    /// softswitch's through the proxy. Forwards are queued in `tx`; the engine's replies to a
+    /// datagram's sender are returned as `(input index, tx slot, length)` for the caller to send
+    /// (a `sendmmsg` entry on UDP, the received frame itself on AF_XDP).
+    fn judge(
         &mut self,
         now: Instant,
-        rx: &RxRing,
+        input: &[Option<(SocketAddr, &[u8])>],
         tx: &mut TxRing,
         verdicts: &mut [Verdict; BATCH],
         rt: &mut RuntimeCounters,
-    ) {
-        // Endpoints' datagrams go through the engine together; the softswitch's bypass it.
+    ) -> ArrayVec<(usize, usize, usize), BATCH> {
         let mut dgs: ArrayVec<Datagram<'_>, BATCH> = ArrayVec::new();
-        for i in 0..rx.len() {
-            let (peer, bytes, truncated) = rx.get(i);
-            if truncated {
-                rt.rx_truncated += 1;
-            } else if !self.proxy.is_softswitch(peer) {
-                dgs.push(Datagram { peer, bytes });
+        let mut index: ArrayVec<usize, BATCH> = ArrayVec::new();
+        for (i, item) in input.iter().enumerate() {
+            if let Some((peer, bytes)) = item {
+                if !self.proxy.is_softswitch(*peer) {
+                    dgs.push(Datagram { peer: *peer, bytes });
+                    index.push(i);
+                }
             }
         }
         let m = dgs.len();
@@ -183,9 +232,10 @@ impl Worker {
                 .engine
                 .handle_batch(now, &dgs, &mut replies, &mut verdicts[..m]);
         }
+        let mut out = ArrayVec::new();
         for (k, d) in dgs.iter().enumerate() {
             match verdicts[k] {
-                Verdict::Reply { len, .. } => tx.push(k, d.peer, len),
+                Verdict::Reply { len, .. } => out.push((index[k], k, len)),
                 Verdict::Drop(_) => {}
                 Verdict::Forward(identity) => {
                     let Ok(msg) = Message::parse(d.bytes) else {
@@ -220,9 +270,8 @@ impl Worker {
         }
         // The softswitch's datagrams use the slots after the engine's.
         let mut slot = m;
-        for i in 0..rx.len() {
-            let (peer, bytes, truncated) = rx.get(i);
-            if truncated || !self.proxy.is_softswitch(peer) {
+        for (peer, bytes) in input.iter().flatten() {
+            if !self.proxy.is_softswitch(*peer) {
                 continue;
             }
             let Ok(msg) = Message::parse(bytes) else {
@@ -231,18 +280,99 @@ impl Worker {
             };
             let (route, dir) = if msg.is_request() {
                 (
-                    self.proxy.request_downstream(&msg, peer, tx.slot(slot)),
+                    self.proxy.request_downstream(&msg, *peer, tx.slot(slot)),
                     Direction::Downstream,
                 )
             } else {
                 (
-                    self.proxy.response(&msg, peer, tx.slot(slot)),
+                    self.proxy.response(&msg, *peer, tx.slot(slot)),
                     Direction::Response,
                 )
             };
             route_out(route, slot, tx, rt, dir);
             slot += 1;
         }
+        out
+    }
+
+    /// A batch from the UDP socket.
+    fn handle(
+        &mut self,
+        now: Instant,
+        rx: &RxRing,
+        tx: &mut TxRing,
+        verdicts: &mut [Verdict; BATCH],
+        rt: &mut RuntimeCounters,
+    ) {
+        let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
+        for i in 0..rx.len() {
+            let (peer, bytes, truncated) = rx.get(i);
+            if truncated {
+                rt.rx_truncated += 1;
+                input.push(None);
+            } else {
+                input.push(Some((peer, bytes)));
+            }
+        }
+        for (i, slot, len) in self.judge(now, &input, tx, verdicts, rt) {
+            if let Some((peer, _)) = input[i] {
+                tx.push(slot, peer, len);
+            }
+        }
+    }
+
+    /// A batch from the AF_XDP socket: replies leave in the received frames (XDP TX), the rest
+    /// through the kernel socket (`tx`).
+    fn handle_frames(
+        &mut self,
+        now: Instant,
+        port: &mut XskPort,
+        tx: &mut TxRing,
+        verdicts: &mut [Verdict; BATCH],
+        rt: &mut RuntimeCounters,
+    ) {
+        let n = port.receive();
+        let mut infos: ArrayVec<Option<FrameInfo>, BATCH> = ArrayVec::new();
+        let replies = {
+            let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
+            for i in 0..n {
+                let bytes = port.frame(i);
+                let info = frame::parse(bytes);
+                match info {
+                    Some(f) => input.push(Some((
+                        f.peer,
+                        &bytes[f.payload_off..f.payload_off + f.payload_len],
+                    ))),
+                    None => {
+                        rt.xsk_not_udp += 1;
+                        input.push(None);
+                    }
+                }
+                infos.push(info);
+            }
+            self.judge(now, &input, tx, verdicts, rt)
+        };
+        let mut answered = [false; BATCH];
+        for (i, slot, len) in replies {
+            let Some(info) = infos[i] else { continue };
+            let payload = &tx.slot(slot)[..len];
+            let mut ok = false;
+            port.reply_with(i, |buf| {
+                let r = frame::write_reply(buf, &info, payload);
+                ok = r.is_some();
+                r
+            });
+            if !ok {
+                rt.xsk_reply_too_large += 1;
+            }
+            answered[i] = true;
+        }
+        for (i, done) in answered.iter().enumerate().take(n) {
+            if !done {
+                port.recycle(i);
+            }
+        }
+        port.flush();
     }
 
     fn send_shard_messages(&mut self, outgoing: &mut [ShardBatch], rt: &mut RuntimeCounters) {
@@ -304,6 +434,44 @@ fn route_out(route: Route, slot: usize, tx: &mut TxRing, rt: &mut RuntimeCounter
         Route::Drop(ProxyDrop::NotOurVia | ProxyDrop::ForgedVia) => rt.proxy_not_our_via += 1,
         Route::Drop(ProxyDrop::Unroutable | ProxyDrop::BadFlowToken) => rt.proxy_unroutable += 1,
         Route::Drop(_) => rt.proxy_dropped += 1,
+    }
+}
+
+/// Wait until the kernel socket or the AF_XDP socket has something (at most [`RECV_TIMEOUT`]).
+fn wait_readable(socket: BorrowedFd<'_>, xsk: BorrowedFd<'_>) {
+    let mut fds = [
+        rustix::event::PollFd::new(&socket, rustix::event::PollFlags::IN),
+        rustix::event::PollFd::new(&xsk, rustix::event::PollFlags::IN),
+    ];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: RECV_TIMEOUT.as_nanos() as i64,
+    };
+    let _ = rustix::event::poll(&mut fds, Some(&timeout));
+}
+
+/// Write a ban decided by the engine into the XDP ban map (a syscall per ban event, never per
+/// packet), so the program drops the source from its next packet on.
+fn enforce_in_xdp(now: Instant, event: &Event, maps: &PinnedMaps, rt: &mut RuntimeCounters) {
+    let result = match event {
+        Event::SourceBanned {
+            source,
+            reason,
+            until,
+        } => {
+            let reason = match reason {
+                BanReason::TerminalSuspended => sipgw_ebpf::BanReason::Suspended,
+                BanReason::SourceLockout => sipgw_ebpf::BanReason::Lockout,
+            };
+            maps.ban(*source, until.saturating_duration_since(now), reason)
+                .map(|()| rt.xdp_bans_written += 1)
+        }
+        Event::SourceUnbanned { source } => maps.unban(*source),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        rt.xdp_map_errors += 1;
+        tracing::warn!(error = %e, "XDP ban map not updated");
     }
 }
 

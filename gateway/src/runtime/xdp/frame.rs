@@ -1,0 +1,319 @@
+//! Ethernet frames in the UMEM: finding the SIP datagram in a received frame, and turning the
+//! frame into the reply to its sender.
+//!
+//! Layer: wire format (safe code, no allocation). [`parse`] reads Ethernet (with up to two
+//! VLAN tags), IPv4 (options allowed) or IPv6 (extension headers allowed) and UDP with
+//! etherparse's zero-copy slices; anything else is `None`, never a panic. [`write_reply`]
+//! rewrites a frame in place into a datagram going back to where the request came from: MAC
+//! addresses swapped, VLAN tags kept, a fresh IP header (no options or extension headers) with
+//! the addresses swapped, UDP ports swapped, lengths and checksums (IPv4 header, UDP over the
+//! pseudo-header, for IPv4 and IPv6) computed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use etherparse::checksum::Sum16BitWords;
+use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
+
+/// Where the SIP datagram is in a frame, and what a reply needs from the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Ethernet header length, VLAN tags included.
+    pub l2_len: usize,
+    /// The sender.
+    pub peer: SocketAddr,
+    /// The address the datagram was sent to.
+    pub local: SocketAddr,
+    /// Offset of the UDP payload in the frame.
+    pub payload_off: usize,
+    /// Length of the UDP payload.
+    pub payload_len: usize,
+}
+
+const IPV4_HEADER: usize = 20;
+const IPV6_HEADER: usize = 40;
+const UDP_HEADER: usize = 8;
+const TTL: u8 = 64;
+
+/// Locate the UDP payload of an Ethernet frame; `None` if it is not a complete, unfragmented
+/// UDP datagram over IPv4 or IPv6.
+pub fn parse(frame: &[u8]) -> Option<FrameInfo> {
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(LinkSlice::Ethernet2(_)) = p.link else {
+        return None;
+    };
+    let (src, dst) = match p.net.as_ref()? {
+        NetSlice::Ipv4(v4) => {
+            if v4.is_payload_fragmented() {
+                return None;
+            }
+            let h = v4.header();
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+            )
+        }
+        NetSlice::Ipv6(v6) => {
+            if v6.is_payload_fragmented() {
+                return None;
+            }
+            let h = v6.header();
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+            )
+        }
+        _ => return None,
+    };
+    let Some(TransportSlice::Udp(udp)) = p.transport else {
+        return None;
+    };
+    let payload = udp.payload();
+    let payload_off = (payload.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
+    let l2_len = match p.net.as_ref()? {
+        NetSlice::Ipv4(v4) => {
+            (v4.header().slice().as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?
+        }
+        NetSlice::Ipv6(v6) => {
+            (v6.header().slice().as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?
+        }
+        _ => return None,
+    };
+    Some(FrameInfo {
+        l2_len,
+        peer: SocketAddr::new(src, udp.source_port()),
+        local: SocketAddr::new(dst, udp.destination_port()),
+        payload_off,
+        payload_len: payload.len(),
+    })
+}
+
+/// The length of the reply frame for a payload of `len` bytes.
+pub fn reply_len(info: &FrameInfo, len: usize) -> usize {
+    let ip = if info.peer.is_ipv4() {
+        IPV4_HEADER
+    } else {
+        IPV6_HEADER
+    };
+    info.l2_len + ip + UDP_HEADER + len
+}
+
+/// Rewrite `frame` (the received frame `info` describes, at least [`reply_len`] bytes long)
+/// into a datagram carrying `payload` from `info.local` back to `info.peer`. Returns the frame
+/// length, or `None` if it does not fit or the payload is too large for UDP.
+pub fn write_reply(frame: &mut [u8], info: &FrameInfo, payload: &[u8]) -> Option<usize> {
+    let total = reply_len(info, payload.len());
+    let udp_len = u16::try_from(UDP_HEADER + payload.len()).ok()?;
+    if frame.len() < total || info.l2_len < 14 {
+        return None;
+    }
+    // Ethernet: back to the sender's MAC, from ours; VLAN tags and the EtherType stay.
+    let (dst, src) = frame[..12].split_at_mut(6);
+    dst.swap_with_slice(src);
+
+    let ip_at = info.l2_len;
+    let (udp_at, pseudo) = match (info.local.ip(), info.peer.ip()) {
+        (IpAddr::V4(from), IpAddr::V4(to)) => {
+            let tot = u16::try_from(IPV4_HEADER).ok()? + udp_len;
+            let h = &mut frame[ip_at..ip_at + IPV4_HEADER];
+            h[0] = 0x45;
+            h[1] = 0;
+            h[2..4].copy_from_slice(&tot.to_be_bytes());
+            h[4..6].copy_from_slice(&[0, 0]);
+            h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // Don't Fragment
+            h[8] = TTL;
+            h[9] = 17; // UDP
+            h[10..12].copy_from_slice(&[0, 0]);
+            h[12..16].copy_from_slice(&from.octets());
+            h[16..20].copy_from_slice(&to.octets());
+            // etherparse sums native-endian words: its result goes out in native byte order.
+            let sum = Sum16BitWords::new().add_slice(h).ones_complement();
+            h[10..12].copy_from_slice(&sum.to_ne_bytes());
+            (ip_at + IPV4_HEADER, Pseudo::V4(from, to))
+        }
+        (IpAddr::V6(from), IpAddr::V6(to)) => {
+            let h = &mut frame[ip_at..ip_at + IPV6_HEADER];
+            h[0..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
+            h[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            h[6] = 17; // UDP
+            h[7] = TTL;
+            h[8..24].copy_from_slice(&from.octets());
+            h[24..40].copy_from_slice(&to.octets());
+            (ip_at + IPV6_HEADER, Pseudo::V6(from, to))
+        }
+        _ => return None,
+    };
+    let u = &mut frame[udp_at..udp_at + UDP_HEADER];
+    u[0..2].copy_from_slice(&info.local.port().to_be_bytes());
+    u[2..4].copy_from_slice(&info.peer.port().to_be_bytes());
+    u[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    u[6..8].copy_from_slice(&[0, 0]);
+    frame[udp_at + UDP_HEADER..total].copy_from_slice(payload);
+    let sum = match pseudo {
+        Pseudo::V4(from, to) => Sum16BitWords::new()
+            .add_4bytes(from.octets())
+            .add_4bytes(to.octets())
+            .add_2bytes([0, 17]),
+        Pseudo::V6(from, to) => Sum16BitWords::new()
+            .add_16bytes(from.octets())
+            .add_16bytes(to.octets())
+            .add_2bytes([0, 17]),
+    }
+    .add_2bytes(udp_len.to_be_bytes())
+    .add_slice(&frame[udp_at..total])
+    // RFC 768: a computed 0 is sent as 0xffff (0 means "no checksum", forbidden over IPv6).
+    .to_ones_complement_with_no_zero();
+    frame[udp_at + 6..udp_at + 8].copy_from_slice(&sum.to_ne_bytes());
+    Some(total)
+}
+
+enum Pseudo {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, VlanId};
+
+    const MAC_PHONE: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const MAC_GW: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn request_v4(vlan: bool) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(MAC_PHONE, MAC_GW);
+        let mut out = Vec::new();
+        let payload = b"REGISTER sip:gw SIP/2.0\r\n\r\n";
+        if vlan {
+            b.single_vlan(VlanId::try_new(7).unwrap())
+                .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 60)
+                .udp(5062, 5060)
+                .write(&mut out, payload)
+                .unwrap();
+        } else {
+            b.ipv4([198, 18, 0, 2], [198, 18, 0, 1], 60)
+                .udp(5062, 5060)
+                .write(&mut out, payload)
+                .unwrap();
+        }
+        out
+    }
+
+    fn request_v6() -> Vec<u8> {
+        let mut out = Vec::new();
+        let from: Ipv6Addr = "2001:2::2".parse().unwrap();
+        let to: Ipv6Addr = "2001:2::1".parse().unwrap();
+        PacketBuilder::ethernet2(MAC_PHONE, MAC_GW)
+            .ipv6(from.octets(), to.octets(), 60)
+            .udp(5062, 5060)
+            .write(&mut out, b"INVITE sip:x SIP/2.0\r\n\r\n")
+            .unwrap();
+        out
+    }
+
+    /// Check a reply frame with etherparse: addresses swapped, lengths and checksums right.
+    fn check_reply(frame: &[u8], req: &FrameInfo, payload: &[u8]) {
+        let p = SlicedPacket::from_ethernet(frame).expect("reply parses");
+        let Some(LinkSlice::Ethernet2(eth)) = &p.link else {
+            panic!("not Ethernet")
+        };
+        assert_eq!(eth.destination(), MAC_PHONE);
+        assert_eq!(eth.source(), MAC_GW);
+        let Some(TransportSlice::Udp(udp)) = &p.transport else {
+            panic!("not UDP")
+        };
+        assert_eq!(udp.payload(), payload);
+        let back = parse(frame).expect("reply parses as a datagram");
+        assert_eq!(back.peer, req.local);
+        assert_eq!(back.local, req.peer);
+        match p.net.as_ref().unwrap() {
+            NetSlice::Ipv4(v4) => {
+                let h = v4.header().to_header();
+                assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 checksum");
+                let want = udp
+                    .to_header()
+                    .calc_checksum_ipv4(&h, udp.payload())
+                    .unwrap();
+                assert_eq!(udp.checksum(), want, "UDP checksum over IPv4");
+            }
+            NetSlice::Ipv6(v6) => {
+                let h = v6.header().to_header();
+                let want = udp
+                    .to_header()
+                    .calc_checksum_ipv6(&h, udp.payload())
+                    .unwrap();
+                assert_eq!(udp.checksum(), want, "UDP checksum over IPv6");
+            }
+            _ => panic!("not IP"),
+        }
+    }
+
+    #[test]
+    fn parse_finds_the_datagram() {
+        let f = request_v4(false);
+        let i = parse(&f).unwrap();
+        assert_eq!(i.l2_len, 14);
+        assert_eq!(i.peer, "198.18.0.2:5062".parse().unwrap());
+        assert_eq!(i.local, "198.18.0.1:5060".parse().unwrap());
+        assert_eq!(
+            &f[i.payload_off..i.payload_off + i.payload_len],
+            b"REGISTER sip:gw SIP/2.0\r\n\r\n"
+        );
+        let f = request_v4(true);
+        assert_eq!(parse(&f).unwrap().l2_len, 18);
+        let f = request_v6();
+        let i = parse(&f).unwrap();
+        assert_eq!(i.peer, "[2001:2::2]:5062".parse().unwrap());
+        assert_eq!(i.payload_off, 14 + 40 + 8);
+    }
+
+    #[test]
+    fn replies_in_place_for_ipv4_vlan_and_ipv6() {
+        let reply = b"SIP/2.0 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n";
+        for mut f in [request_v4(false), request_v4(true), request_v6()] {
+            let info = parse(&f).unwrap();
+            f.resize(2048, 0);
+            let n = write_reply(&mut f, &info, reply).unwrap();
+            assert_eq!(n, reply_len(&info, reply.len()));
+            check_reply(&f[..n], &info, reply);
+        }
+    }
+
+    #[test]
+    fn reply_that_does_not_fit_is_refused() {
+        let mut f = request_v4(false);
+        let info = parse(&f).unwrap();
+        let big = vec![b'x'; 100];
+        assert!(write_reply(&mut f, &info, &big).is_none());
+    }
+
+    #[test]
+    fn not_udp_or_truncated_is_none() {
+        let f = request_v4(false);
+        for n in 0..f.len() - 27 {
+            // Cut anywhere before the payload: never a panic, and no datagram claimed beyond
+            // the frame.
+            if let Some(i) = parse(&f[..n]) {
+                assert!(i.payload_off + i.payload_len <= n);
+            }
+        }
+        let mut tcp = Vec::new();
+        PacketBuilder::ethernet2(MAC_PHONE, MAC_GW)
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 60)
+            .tcp(1, 5060, 0, 100)
+            .write(&mut tcp, b"")
+            .unwrap();
+        assert!(parse(&tcp).is_none());
+        let mut frag = request_v4(false);
+        frag[14 + 6] |= 0x20;
+        assert!(parse(&frag).is_none(), "fragments are not datagrams");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Some(i) = parse(&bytes) {
+                proptest::prop_assert!(i.payload_off + i.payload_len <= bytes.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The AF_XDP backend (`gateway.backend = "xdp"`) and the gateway's use of the XDP program's
+//! pinned maps (with either backend).
+//!
+//! Layer: driver. At start the runtime attaches sipgw's XDP program to `xdp.interface` (or
+//! reuses the attachment `sipgw-loader attach` made, with its ports and flood settings), opens
+//! the pinned maps, and gives each worker one AF_XDP socket on RX queue *i* (worker *i*),
+//! registered in the `xsks` map. Workers parse frames in place ([`frame`]), run the same engine
+//! and shards as the UDP backend, write challenges and 403s back into the received frame and
+//! send them with XDP TX on the same socket ([`xsk`]); authenticated requests and everything
+//! for the softswitch leave through the worker's kernel UDP socket, which also receives the
+//! softswitch's answers. Bans and suspensions go into the ban map ([`maps`]), so the program
+//! drops those sources in the driver from the next packet on.
+
+pub mod frame;
+pub mod maps;
+pub mod xsk;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sipgw_loader::{AttachOptions, BanScope, Mode, Target};
+
+use crate::config::{Config, XdpMode};
+
+pub use maps::{MapError, PinnedMaps};
+pub use xsk::XskPort;
+
+/// What the runtime holds for the XDP program while it runs.
+#[derive(Debug)]
+pub struct XdpHandle {
+    target: Target,
+    /// The pinned maps (shared with the workers).
+    pub maps: Arc<PinnedMaps>,
+    /// Whether this process attached the program (and so may detach it at stop).
+    attached_here: bool,
+    keep_attached: bool,
+    queues: Vec<u32>,
+}
+
+/// The XDP program could not be attached or its maps opened.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// Attaching (or reading the attachment) failed.
+    #[error("XDP program on {iface}: {source}")]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// Why.
+        source: sipgw_loader::Error,
+    },
+    /// A pinned map is missing or unusable.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// An AF_XDP socket could not be created.
+    #[error(transparent)]
+    Socket(#[from] xsk::XskError),
+}
+
+fn target(config: &Config, iface: &str) -> Target {
+    Target {
+        iface: iface.to_owned(),
+        pin_root: config.xdp.pin_root.clone(),
+    }
+}
+
+impl XdpHandle {
+    /// `backend = "xdp"`: attach the program unless `sipgw-loader` already did, then open the
+    /// maps.
+    pub fn attach(config: &Config, iface: &str) -> Result<XdpHandle, XdpError> {
+        let t = target(config, iface);
+        let fail = |source| XdpError::Attach {
+            iface: iface.to_owned(),
+            source,
+        };
+        let status = sipgw_loader::status(&t).map_err(fail)?;
+        let attached_here = !(status.attached && status.ours);
+        if attached_here {
+            let opts = AttachOptions {
+                mode: match config.xdp.mode {
+                    XdpMode::Native => Mode::Native,
+                    XdpMode::Generic => Mode::Generic,
+                    XdpMode::Auto => Mode::Auto,
+                },
+                ports: vec![config.gateway.listen.port()],
+                flood_rate: 0,
+                flood_burst: None,
+                ban_scope: BanScope::All,
+                fragments_to_xsk: false,
+                force: false,
+                mount_bpffs: true,
+            };
+            sipgw_loader::attach(&t, &opts).map_err(fail)?;
+        }
+        Ok(XdpHandle {
+            maps: Arc::new(PinnedMaps::open(&t.dir())?),
+            target: t,
+            attached_here,
+            keep_attached: config.xdp.keep_attached,
+            queues: Vec::new(),
+        })
+    }
+
+    /// `backend = "udp"` with `xdp.interface`: use the maps `sipgw-loader attach` pinned.
+    pub fn existing(config: &Config, iface: &str) -> Result<XdpHandle, XdpError> {
+        let t = target(config, iface);
+        Ok(XdpHandle {
+            maps: Arc::new(PinnedMaps::open(&t.dir())?),
+            target: t,
+            attached_here: false,
+            keep_attached: true,
+            queues: Vec::new(),
+        })
+    }
+
+    /// Open the AF_XDP socket of `queue` and register it in the `xsks` map.
+    pub fn socket(&mut self, config: &Config, queue: u32) -> Result<XskPort, XdpError> {
+        let port = XskPort::open(&self.target.iface, queue, &config.xdp)?;
+        if config.xdp.busy_poll {
+            if let Err(e) =
+                port.set_busy_poll(config.xdp.busy_poll_usecs, config.xdp.busy_poll_budget)
+            {
+                tracing::warn!(queue, error = %e, "preferred busy polling not available");
+            }
+        }
+        self.maps.register_socket(queue, port.fd())?;
+        self.queues.push(queue);
+        Ok(port)
+    }
+
+    /// The pin directory.
+    pub fn pin_dir(&self) -> PathBuf {
+        self.target.dir()
+    }
+
+    /// At stop: unregister the sockets, and detach the program if this process attached it
+    /// and `xdp.keep_attached` is off. The pinned maps (bans) stay either way.
+    pub fn shutdown(self) {
+        for q in &self.queues {
+            self.maps.unregister_socket(*q);
+        }
+        if self.attached_here && !self.keep_attached {
+            match sipgw_loader::detach(&self.target, false, false) {
+                Ok(d) => tracing::info!(iface = %d.iface, "XDP program detached"),
+                Err(e) => tracing::warn!(error = %e, "could not detach the XDP program"),
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Live-test support shared by the sipp tests on loopback (`gateway_live.rs`) and in network
+//! namespaces (`xdp_live.rs`): scratch directories, child processes killed on drop, sipp and
+//! its scenarios, test users.
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch directory, removed on drop (kept with SIPGW_KEEP_SIPP_LOGS=1).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "sipgw-it-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("SIPGW_KEEP_SIPP_LOGS").is_some() {
+            eprintln!("logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    /// Wait up to `limit` for the exit code; kill it past that (returns None).
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.0.as_mut()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.0 = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.0 = None;
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn sipp_binary() -> &'static str {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "sipp is not installed: it is the Debian package sip-tester; run ./scripts/install-deps \
+         as root (or apt-get install sip-tester)"
+    );
+    "sipp"
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+pub fn user(i: usize) -> (String, String) {
+    (format!("{}", 2000 + i), format!("pw-{i}-secret"))
+}
+
+pub fn credentials(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let (u, p) = user(i);
+            format!("[[account]]\nname = \"{u}\"\npassword = \"{p}\"\n\n")
+        })
+        .collect()
+}

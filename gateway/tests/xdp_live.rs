@@ -1,0 +1,574 @@
+//! The AF_XDP backend end to end in network namespaces: phones ↔ gateway ↔ softswitch, joined
+//! by veth pairs, with sipp as phones and as the softswitch, and the XDP program on the
+//! gateway's phone-facing interface (native mode, AF_XDP in copy mode as veth allows).
+//!
+//! Each test builds its own namespaces with unique names and addresses from 198.18.0.0/15 and
+//! 2001:2::/48, pins its maps under its own directory, and removes all of it on drop (pass or
+//! fail). Needs root, sipp, iproute2 and bpftool (`./scripts/install-deps`); a missing one fails
+//! the test with that message.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sipgw::runtime::metrics;
+use support::*;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+const GW4: &str = "198.18.1.1";
+const PHONE4: &str = "198.18.1.2";
+const ATTACKER4: &str = "198.18.1.3";
+const GW6: &str = "2001:2:1::1";
+const PHONE6: &str = "2001:2:1::2";
+const SOFTSWITCH4: &str = "198.18.2.2";
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e} (run ./scripts/install-deps as root)"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Three namespaces: phones (P), gateway (G), softswitch (S).
+struct Topo {
+    p: String,
+    g: String,
+    s: String,
+    /// The gateway's phone-facing interface (XDP attached here).
+    g_phones: String,
+    pin_root: PathBuf,
+}
+
+impl Topo {
+    fn new() -> Topo {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the AF_XDP tests build network namespaces and attach XDP programs: run them as root \
+             (`sudo ./scripts/test`)"
+        );
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let t = Topo {
+            p: format!("sipgw-x{id}-p"),
+            g: format!("sipgw-x{id}-g"),
+            s: format!("sipgw-x{id}-s"),
+            g_phones: format!("x{id}gp"),
+            pin_root: PathBuf::from(format!("/sys/fs/bpf/sipgw-xt-{id}")),
+        };
+        let (gp, pp, gs, ss) = (
+            t.g_phones.clone(),
+            format!("x{id}pp"),
+            format!("x{id}gs"),
+            format!("x{id}ss"),
+        );
+        for ns in [&t.p, &t.g, &t.s] {
+            run(&["ip", "netns", "add", ns]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        run(&[
+            "ip", "link", "add", &gp, "netns", &t.g, "type", "veth", "peer", "name", &pp, "netns",
+            &t.p,
+        ]);
+        run(&[
+            "ip", "link", "add", &gs, "netns", &t.g, "type", "veth", "peer", "name", &ss, "netns",
+            &t.s,
+        ]);
+        let addrs: [(&str, &str, &str); 7] = [
+            (&t.p, &pp, "198.18.1.2/24"),
+            (&t.p, &pp, "198.18.1.3/24"),
+            (&t.p, &pp, "2001:2:1::2/64"),
+            (&t.g, &gp, "198.18.1.1/24"),
+            (&t.g, &gp, "2001:2:1::1/64"),
+            (&t.g, &gs, "198.18.2.1/24"),
+            (&t.s, &ss, "198.18.2.2/24"),
+        ];
+        for (ns, dev, a) in addrs {
+            run(&["ip", "-n", ns, "addr", "add", a, "dev", dev, "nodad"]);
+        }
+        for (ns, dev) in [(&t.p, &pp), (&t.g, &gp), (&t.g, &gs), (&t.s, &ss)] {
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        // The softswitch answers the gateway's advertised address (on the phone side).
+        run(&[
+            "ip",
+            "-n",
+            &t.s,
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.2.1",
+        ]);
+        t
+    }
+
+    /// `bpftool -j map dump pinned <pins>/<map>`.
+    fn dump(&self, map: &str) -> serde_json::Value {
+        let path = self.pin_root.join(&self.g_phones).join(map);
+        let out = run(&[
+            "bpftool",
+            "-j",
+            "map",
+            "dump",
+            "pinned",
+            path.to_str().expect("path"),
+        ]);
+        serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+    }
+
+    /// A field of the XDP program's per-CPU counters, summed, read with bpftool by name.
+    fn xdp_counter(&self, field: &str) -> u64 {
+        let dump = self.dump("counters");
+        dump[0]["formatted"]["values"]
+            .as_array()
+            .expect("per-CPU values")
+            .iter()
+            .map(|v| v["value"][field].as_u64().expect("named field"))
+            .sum()
+    }
+
+    /// The sources in the pinned ban map.
+    fn banned(&self) -> BTreeSet<String> {
+        let dump = self.dump("bans");
+        dump.as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                let b: Vec<u8> = e["formatted"]["key"]["addr"]
+                    .as_array()
+                    .expect("addr bytes")
+                    .iter()
+                    .map(|v| v.as_u64().expect("byte") as u8)
+                    .collect();
+                let a: [u8; 16] = b.try_into().expect("16 bytes");
+                std::net::Ipv6Addr::from(a).to_canonical().to_string()
+            })
+            .collect()
+    }
+
+    /// Whether an XDP program is attached to the gateway's phone-facing interface.
+    fn xdp_attached(&self) -> bool {
+        let out = run(&[
+            "ip",
+            "-n",
+            &self.g,
+            "-j",
+            "link",
+            "show",
+            "dev",
+            &self.g_phones,
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j");
+        v[0].get("xdp").is_some()
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        for ns in [&self.p, &self.g, &self.s] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.pin_root);
+    }
+}
+
+/// `sipgw run` in the gateway namespace with the AF_XDP backend.
+struct Gw<'t> {
+    topo: &'t Topo,
+    proc: Proc,
+    dir: Scratch,
+    metrics: SocketAddr,
+}
+
+const USERS: usize = 20;
+
+impl<'t> Gw<'t> {
+    fn config(topo: &Topo, metrics: SocketAddr, extra: &str) -> String {
+        format!(
+            "credentials = \"users.toml\"\n\n[auth]\nrealm = \"sipgw.test\"\n{extra}\n\
+             [gateway]\nbackend = \"xdp\"\nlisten = \"[::]:5060\"\nadvertise = \"{GW4}:5060\"\n\
+             softswitch = \"{SOFTSWITCH4}:5060\"\nworkers = 1\nmetrics = \"{metrics}\"\n\n\
+             [xdp]\ninterface = \"{}\"\nmode = \"native\"\nzero_copy = \"off\"\n\
+             pin_root = \"{}\"\n",
+            topo.g_phones,
+            topo.pin_root.display()
+        )
+    }
+
+    fn start(topo: &'t Topo, name: &str, auth: &str) -> Gw<'t> {
+        let dir = Scratch::new(name);
+        std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
+        let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        std::fs::write(dir.0.join("sipgw.toml"), Self::config(topo, metrics, auth)).unwrap();
+        let mut gw = Gw {
+            topo,
+            proc: Proc(None),
+            dir,
+            metrics,
+        };
+        gw.launch();
+        gw
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.0.join("sipgw.log"))
+            .unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.topo.g))
+            .arg(env!("CARGO_BIN_EXE_sipgw"))
+            .args(["--log", "info", "run", "--config"])
+            .arg(self.dir.0.join("sipgw.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sipgw");
+        self.proc = Proc(Some(child));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.try_stats().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "sipgw did not start; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(&mut self) {
+        self.proc.signal("-TERM");
+        assert_eq!(
+            self.proc.wait(Duration::from_secs(10)),
+            Some(0),
+            "sipgw exits cleanly on SIGTERM: {}",
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("sipgw.log")).unwrap_or_default()
+    }
+
+    fn try_stats(&self) -> Option<HashMap<String, u64>> {
+        let (ns, addr) = (self.topo.g.clone(), self.metrics);
+        in_ns(&ns, move || {
+            metrics::fetch(addr, Duration::from_millis(500)).ok()
+        })
+        .map(|text| metrics::parse(&text).into_iter().collect())
+    }
+
+    fn stat(&self, name: &str) -> u64 {
+        let key = format!("sipgw_{name}_total");
+        *self
+            .try_stats()
+            .expect("metrics")
+            .get(&key)
+            .unwrap_or_else(|| panic!("no metric {key}"))
+    }
+
+    /// A sipp UAS softswitch stand-in for `calls` calls.
+    fn softswitch(&self, scenario_file: &str, calls: usize) -> Proc {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.topo.s, sipp_binary()])
+            .current_dir(&self.dir.0)
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-i", SOFTSWITCH4, "-p", "5060", "-m", &calls.to_string()])
+            .args(["-nostdin", "-trace_logs", "-log_file", "softswitch.log"])
+            .args(["-timeout", "60s", "-timeout_error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp UAS");
+        std::thread::sleep(Duration::from_millis(300));
+        Proc(Some(child))
+    }
+
+    fn softswitch_log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("softswitch.log")).unwrap_or_default()
+    }
+
+    /// A sipp UAC in the phones namespace from `local` to the gateway at `remote`; its exit code.
+    #[allow(clippy::too_many_arguments)]
+    fn phone(
+        &self,
+        scenario_file: &str,
+        (user, password): (&str, &str),
+        local: &str,
+        remote: &str,
+        calls: usize,
+        rate: u32,
+        timeout_s: u32,
+    ) -> Option<i32> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.topo.p, sipp_binary()])
+            .current_dir(&self.dir.0)
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-s", user, "-au", user, "-ap", password])
+            .args(["-i", local, "-p", "0"])
+            .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", "1"])
+            .args([
+                "-timeout",
+                &format!("{timeout_s}s"),
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .arg(remote)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp UAC");
+        Proc(Some(child)).wait(Duration::from_secs(u64::from(timeout_s) + 5))
+    }
+}
+
+/// Run `f` on a thread inside namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        rustix::thread::move_into_link_name_space(
+            file.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+fn remote4() -> String {
+    format!("{GW4}:5060")
+}
+
+#[test]
+fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
+    let topo = Topo::new();
+    let gw = Gw::start(&topo, "xdp-register", "");
+    let mut softswitch = gw.softswitch("softswitch_register.xml", USERS + 1);
+    for i in 0..USERS {
+        let (u, p) = user(i);
+        assert_eq!(
+            gw.phone("register.xml", (&u, &p), PHONE4, &remote4(), 1, 10, 10),
+            Some(0),
+            "user {u}: {}",
+            gw.log()
+        );
+    }
+    // IPv6: the same program, socket and engine; the answer leaves in the IPv6 frame.
+    let (u, p) = user(USERS - 1);
+    assert_eq!(
+        gw.phone(
+            "register.xml",
+            (&u, &p),
+            PHONE6,
+            &format!("[{GW6}]:5060"),
+            1,
+            10,
+            10
+        ),
+        Some(0),
+        "IPv6 phone: {}",
+        gw.log()
+    );
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(10)),
+        Some(0),
+        "the softswitch got {} authenticated REGISTERs: {}",
+        USERS + 1,
+        gw.softswitch_log()
+    );
+    let registered: BTreeSet<String> = gw
+        .softswitch_log()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("registered ")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(registered, (0..USERS).map(|i| user(i).0).collect());
+
+    // A call: 407, authenticated INVITE, 200/ACK/BYE.
+    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
+    let (u, p) = user(3);
+    assert_eq!(
+        gw.phone(
+            "phone_call_caller.xml",
+            (&u, &p),
+            PHONE4,
+            &remote4(),
+            1,
+            10,
+            20
+        ),
+        Some(0),
+        "call: {}",
+        gw.log()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+
+    // The challenges left as XDP TX from the received frames; the rest through the kernel.
+    let challenged = gw.stat("challenged");
+    assert!(challenged > USERS as u64, "{challenged}");
+    assert_eq!(
+        gw.stat("xsk_tx_frames"),
+        gw.stat("challenged") + gw.stat("forbidden_sent")
+    );
+    assert!(gw.stat("xsk_rx_frames") >= 2 * USERS as u64);
+    assert_eq!(gw.stat("xsk_not_udp") + gw.stat("xsk_tx_ring_full"), 0);
+    assert!(gw.stat("forwarded_digest") >= USERS as u64 + 2);
+    // bpftool reads both programs' view by name.
+    assert!(topo.xdp_counter("redirected") >= 2 * USERS as u64);
+    let gw_dump = topo.dump("gw_counters");
+    assert_eq!(
+        gw_dump[0]["formatted"]["value"]["challenged"].as_u64(),
+        Some(challenged),
+        "the gateway's counters in the mmapped map: {gw_dump}"
+    );
+}
+
+#[test]
+fn a_brute_force_is_dropped_in_xdp_while_a_phone_keeps_registering_and_after_a_restart() {
+    let topo = Topo::new();
+    let mut gw = Gw::start(
+        &topo,
+        "xdp-bruteforce",
+        "max_retry = 3\nfailed_suspend = 60\n",
+    );
+    const LEGIT: usize = 15;
+    let mut softswitch = gw.softswitch("softswitch_register.xml", LEGIT);
+    let (victim, _) = user(1);
+    let legit = user(0);
+    let attack = std::thread::scope(|s| {
+        // The legitimate phone registers 15 times, 5 per second, during the attack.
+        let phone = s.spawn(|| {
+            gw.phone(
+                "register.xml",
+                (&legit.0, &legit.1),
+                PHONE4,
+                &remote4(),
+                LEGIT,
+                5,
+                30,
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let attack = gw.phone(
+            "bruteforce.xml",
+            (&victim, "guess"),
+            ATTACKER4,
+            &remote4(),
+            1,
+            10,
+            20,
+        );
+        assert_eq!(
+            phone.join().unwrap(),
+            Some(0),
+            "legitimate phone: {}",
+            gw.log()
+        );
+        attack
+    });
+    assert_eq!(attack, Some(0), "re-challenged, then 403: {}", gw.log());
+    assert_eq!(gw.stat("suspensions"), 1);
+    assert_eq!(gw.stat("wrong_password"), 3);
+    assert!(gw.stat("xdp_bans_written") >= 1);
+    assert!(
+        topo.banned().contains(ATTACKER4),
+        "the attacker is in the pinned ban map: {:?}",
+        topo.banned()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    let users: BTreeSet<String> = gw
+        .softswitch_log()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("registered ")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        users,
+        BTreeSet::from([legit.0.clone()]),
+        "only the legitimate phone reached the softswitch: {}",
+        gw.softswitch_log()
+    );
+
+    // Now even the right password from the attacker's address is dropped in the driver: the
+    // gateway never sees it.
+    let received = gw.stat("received");
+    let dropped = topo.xdp_counter("dropped_banned");
+    let (_, victim_pw) = user(1);
+    assert_ne!(
+        gw.phone(
+            "register.xml",
+            (&victim, &victim_pw),
+            ATTACKER4,
+            &remote4(),
+            1,
+            10,
+            2
+        ),
+        Some(0)
+    );
+    assert!(topo.xdp_counter("dropped_banned") > dropped);
+    assert_eq!(gw.stat("received"), received, "nothing reached the gateway");
+
+    // A restart: SIGTERM detaches the program; the pinned ban stays and is enforced again.
+    gw.stop();
+    assert!(!topo.xdp_attached(), "detached on SIGTERM");
+    assert!(
+        topo.banned().contains(ATTACKER4),
+        "the ban survives the restart"
+    );
+    gw.launch();
+    let dropped = topo.xdp_counter("dropped_banned");
+    assert_ne!(
+        gw.phone(
+            "register.xml",
+            (&victim, &victim_pw),
+            ATTACKER4,
+            &remote4(),
+            1,
+            10,
+            2
+        ),
+        Some(0)
+    );
+    assert!(topo.xdp_counter("dropped_banned") > dropped);
+    assert_eq!(
+        gw.stat("received"),
+        0,
+        "the restarted gateway saw nothing of it"
+    );
+}
