@@ -1262,4 +1262,60 @@ mod tests {
         let e = err("[proxy]\nrecord_rout = false\n");
         assert!(e.contains("record_rout"), "{e}");
     }
+
+    #[test]
+    fn xdp_section() {
+        let c = Config::default();
+        assert_eq!(c.gateway.backend, Backend::Udp);
+        assert_eq!(c.xdp.interface, None);
+        assert_eq!(
+            (c.xdp.frame_size, c.xdp.frames, c.xdp.ring_size),
+            (4096, 4096, 2048)
+        );
+        assert_eq!(c.xdp.mode, XdpMode::Auto);
+        assert_eq!(c.xdp.zero_copy, ZeroCopy::Auto);
+        assert!(!c.xdp.keep_attached && !c.xdp.busy_poll);
+        let c = parse(
+            "[gateway]\nbackend = \"xdp\"\n[xdp]\ninterface = \"eth1\"\nmode = \"native\"\n\
+             zero_copy = \"off\"\nframe_size = 2048\nframes = 8192\nring_size = 4096\n\
+             busy_poll = true\nkeep_attached = true\npin_root = \"/sys/fs/bpf/x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.gateway.backend, Backend::Xdp);
+        assert_eq!(c.xdp.interface.as_deref(), Some("eth1"));
+        assert_eq!(
+            (c.xdp.mode, c.xdp.zero_copy),
+            (XdpMode::Native, ZeroCopy::Off)
+        );
+        assert_eq!(
+            (c.xdp.frame_size, c.xdp.frames, c.xdp.ring_size),
+            (2048, 8192, 4096)
+        );
+        assert!(c.xdp.busy_poll && c.xdp.keep_attached);
+        assert_eq!(c.xdp.pin_root, PathBuf::from("/sys/fs/bpf/x"));
+
+        let e = err("[gateway]\nbackend = \"xdp\"\n");
+        assert!(e.contains("needs xdp.interface"), "{e}");
+        for (text, key) in [
+            ("[xdp]\ninterface = \"a/b\"\n", "xdp.interface = \"a/b\""),
+            (
+                "[xdp]\ninterface = \"averyveryverylongname\"\n",
+                "xdp.interface",
+            ),
+            ("[xdp]\nring_size = 1000\n", "xdp.ring_size = 1000"),
+            ("[xdp]\nring_size = 32\n", "xdp.ring_size = 32"),
+            ("[xdp]\nframes = 1024\n", "xdp.frames = 1024"),
+            ("[xdp]\nframe_size = 3000\n", "xdp.frame_size = 3000"),
+            ("[xdp]\nmode = \"turbo\"\n", "xdp.mode = \"turbo\""),
+            (
+                "[xdp]\nzero_copy = \"maybe\"\n",
+                "xdp.zero_copy = \"maybe\"",
+            ),
+            ("[xdp]\nbusy_poll_budget = 0\n", "xdp.busy_poll_budget = 0"),
+            ("[xdp]\nqueues = 2\n", "queues"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
 }

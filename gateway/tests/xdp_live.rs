@@ -572,3 +572,139 @@ fn a_brute_force_is_dropped_in_xdp_while_a_phone_keeps_registering_and_after_a_r
         "the restarted gateway saw nothing of it"
     );
 }
+
+#[test]
+fn the_udp_backend_enforces_its_bans_through_a_loader_attachment() {
+    let topo = Topo::new();
+    // What `sipgw-loader attach --iface IF --flood-rate 1000` does, done in the namespace.
+    let (ns, target) = (
+        topo.g.clone(),
+        sipgw_loader::Target {
+            iface: topo.g_phones.clone(),
+            pin_root: topo.pin_root.clone(),
+        },
+    );
+    let t = target.clone();
+    in_ns(&ns, move || {
+        sipgw_loader::attach(
+            &t,
+            &sipgw_loader::AttachOptions {
+                mode: sipgw_loader::Mode::Native,
+                ports: vec![5060],
+                flood_rate: 1000,
+                flood_burst: None,
+                ban_scope: sipgw_loader::BanScope::All,
+                fragments_to_xsk: false,
+                force: false,
+                mount_bpffs: true,
+            },
+        )
+        .expect("loader attach")
+    });
+    // The UDP backend, with xdp.interface: kernel sockets, bans in the XDP map.
+    let dir = Scratch::new("xdp-udp");
+    std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
+    let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+    let config = Gw::config(&topo, metrics, "max_retry = 3\nfailed_suspend = 60\n")
+        .replace("backend = \"xdp\"", "backend = \"udp\"");
+    std::fs::write(dir.0.join("sipgw.toml"), config).unwrap();
+    let mut gw = Gw {
+        topo: &topo,
+        proc: Proc(None),
+        dir,
+        metrics,
+    };
+    gw.launch();
+    let mut softswitch = gw.softswitch("softswitch_register.xml", 1);
+    let (u, p) = user(0);
+    assert_eq!(
+        gw.phone("register.xml", (&u, &p), PHONE4, &remote4(), 1, 10, 10),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(
+        gw.stat("xsk_rx_frames"),
+        0,
+        "no AF_XDP socket with the UDP backend"
+    );
+    assert!(
+        topo.xdp_counter("sip_to_stack") >= 2,
+        "SIP passed to the kernel socket"
+    );
+
+    let (victim, _) = user(1);
+    assert_eq!(
+        gw.phone(
+            "bruteforce.xml",
+            (&victim, "guess"),
+            ATTACKER4,
+            &remote4(),
+            1,
+            10,
+            20
+        ),
+        Some(0),
+        "{}",
+        gw.log()
+    );
+    assert!(topo.banned().contains(ATTACKER4), "{:?}", topo.banned());
+    let received = gw.stat("received");
+    let dropped = topo.xdp_counter("dropped_banned");
+    assert_ne!(
+        gw.phone(
+            "register.xml",
+            (&victim, &user(1).1),
+            ATTACKER4,
+            &remote4(),
+            1,
+            10,
+            2
+        ),
+        Some(0)
+    );
+    assert!(topo.xdp_counter("dropped_banned") > dropped);
+    assert_eq!(gw.stat("received"), received);
+    // The loader's flood guard is untouched by the gateway, and its attachment stays when the
+    // gateway stops (the gateway did not make it).
+    let cfg = topo.dump("config");
+    assert_eq!(
+        cfg[0]["formatted"]["value"]["flood_rate_pps"], 1000,
+        "{cfg}"
+    );
+    gw.stop();
+    assert!(
+        topo.xdp_attached(),
+        "the loader's attachment outlives the gateway"
+    );
+}
+
+#[test]
+fn keep_attached_leaves_the_program_on_the_interface() {
+    let topo = Topo::new();
+    let mut gw = Gw::start(&topo, "xdp-keep", "");
+    let path = gw.dir.0.join("sipgw.toml");
+    let config = std::fs::read_to_string(&path).unwrap() + "keep_attached = true\n";
+    gw.stop();
+    assert!(!topo.xdp_attached(), "detached by default");
+    std::fs::write(&path, config).unwrap();
+    gw.launch();
+    gw.stop();
+    assert!(topo.xdp_attached(), "xdp.keep_attached = true keeps it");
+    // Its socket is unregistered: SIP now goes to the kernel stack (nobody listens there).
+    let before = topo.xdp_counter("sip_to_stack");
+    in_ns(&topo.p, || {
+        let s = std::net::UdpSocket::bind(format!("{PHONE4}:0")).expect("bind");
+        s.send_to(b"OPTIONS sip:x SIP/2.0\r\n\r\n", remote4())
+            .expect("send");
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while topo.xdp_counter("sip_to_stack") == before {
+        assert!(
+            Instant::now() < deadline,
+            "the datagram was not passed to the stack"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
