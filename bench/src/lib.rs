@@ -1,4 +1,51 @@
-//! `sipgw-bench`: not written yet (see `README.md` in this crate for what it will hold).
+//! `sipgw-bench`: a load generator that speaks real SIP digest as a client, and a softswitch
+//! stand-in, for measuring sipgw end to end.
 //!
-//! This crate deliberately exports nothing until the load generator exists. The engine's
-//! micro-benchmarks live in `gateway/benches/`.
+//! Layer: tooling around the gateway (it is not part of the data path). Everything protocol
+//! related is reused from the `sipgw` library: digest computation ([`sipgw::digest`]), the
+//! credential file ([`sipgw::credentials`]), SIP parsing ([`sipgw::sip`]) and the batched
+//! `recvmmsg`/`sendmmsg` rings ([`sipgw::runtime::udp`]), so this crate has no `unsafe` code.
+//!
+//! | module          | what it does                                                         |
+//! |-----------------|----------------------------------------------------------------------|
+//! | [`cli`]         | the command line (clap derive) and how each command is run           |
+//! | [`users`]       | the accounts to register as, from sipgw's credential file             |
+//! | [`msg`]         | building requests, reading challenges and responses                   |
+//! | [`net`]         | UDP endpoints with batched send and receive                           |
+//! | [`stats`]       | latency histograms, counters, progress lines                          |
+//! | [`register`]    | legitimate registrations: challenge → digest → authenticated REGISTER |
+//! | [`bruteforce`]  | wrong passwords from many sources until the gateway suspends them     |
+//! | [`flood`]       | unauthenticated or banned-source traffic at the highest rate          |
+//! | [`mixed`]       | a registration load while a flood or brute force runs                 |
+//! | [`softswitch`]  | the softswitch stand-in: answers 200, counts what reaches it           |
+//! | [`report`]      | the JSON and human-readable reports                                    |
+//!
+//! # Bounds
+//!
+//! Every load loop stops at the first of its count and its duration, and both are capped
+//! ([`MAX_DURATION`], [`MAX_COUNT`]): a mistyped command cannot run forever.
+
+pub mod bruteforce;
+pub mod cli;
+pub mod flood;
+pub mod mixed;
+pub mod msg;
+pub mod net;
+pub mod register;
+pub mod report;
+pub mod softswitch;
+pub mod stats;
+pub mod users;
+
+use std::time::Duration;
+
+/// Longest run any command accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// Most requests (registrations, guesses or flood datagrams) any command sends.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
+/// The `User-Agent` product of every request the generator sends; the class of traffic
+/// (`register`, `bruteforce`, `flood`) follows the slash, and the softswitch stand-in counts
+/// what reaches it by class.
+pub const USER_AGENT: &str = "sipgw-bench";

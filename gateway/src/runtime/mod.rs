@@ -514,6 +514,9 @@ impl Runtime {
         if g.0.metrics != g.1.metrics {
             needs_restart.push("gateway.metrics");
         }
+        if old.xdp != new.config.xdp {
+            needs_restart.push("xdp");
+        }
         if old.limits != new.config.limits {
             needs_restart.push("limits");
         }

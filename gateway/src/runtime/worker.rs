@@ -332,6 +332,10 @@ impl Worker {
         rt: &mut RuntimeCounters,
     ) {
         let n = port.receive();
+        if n == 0 {
+            port.flush();
+            return;
+        }
         let mut infos: ArrayVec<Option<FrameInfo>, BATCH> = ArrayVec::new();
         let replies = {
             let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();

@@ -256,18 +256,18 @@ impl XskPort {
     pub fn flush(&mut self) {
         if !self.to_send.is_empty() {
             let n = self.to_send.len();
+            let room = (self.tx.nb_free(n as u32) as usize).min(n);
             // SAFETY: every queued frame is ours (taken from RX, rewritten) and no reference to
-            // it is kept; the kernel owns them until they come back on the completion ring.
-            let sent = unsafe { self.tx.produce(&self.to_send) };
-            if sent == 0 {
-                self.counters.tx_ring_full += n as u64;
-                self.free.append(&mut self.to_send);
-            } else {
-                self.counters.tx_frames += sent as u64;
-                self.to_send.clear();
-                if self.tx.needs_wakeup() {
-                    let _ = self.tx.wakeup();
-                }
+            // it is kept; the kernel owns the first `room` until they come back on the
+            // completion ring (produce takes all it is given when there is room for them).
+            let sent = unsafe { self.tx.produce(&self.to_send[..room]) };
+            self.counters.tx_frames += sent as u64;
+            self.counters.tx_ring_full += (n - sent) as u64;
+            // What did not fit is dropped (counted): its frames are ours again.
+            self.free.extend_from_slice(&self.to_send[sent..]);
+            self.to_send.clear();
+            if sent > 0 && self.tx.needs_wakeup() {
+                let _ = self.tx.wakeup();
             }
         }
         loop {
