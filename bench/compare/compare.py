@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""bench/compare: Kamailio, sipgw (UDP backend) and sipgw (AF_XDP backend) side by side.
+
+One run, one machine, one load: a network-namespace topology (load <-> gateway <-> softswitch,
+veth pairs, addresses from 198.18.0.0/15), the same sipgw-bench load against each system in
+turn, the same softswitch stand-in behind it. Prints one table, writes the numbers as JSON and
+two SVG charts (registrations/s against offered load; flood absorbed). Run it through
+bench/compare/run (as root), which installs what it needs and builds first.
+
+Every process is bounded in time; the namespaces are removed at the end, also on failure.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# SIPGW_BIN_DIR: where sipgw and sipgw-bench are (the test of this harness uses its own build).
+BIN = Path(os.environ.get("SIPGW_BIN_DIR", ROOT / "target" / "release"))
+BENCH = str(BIN / "sipgw-bench")
+SIPGW = str(BIN / "sipgw")
+
+GW = "198.18.1.1"
+LEGIT = "198.18.1.2"
+FLOOD_BASE = 10      # 198.18.1.10.. : flood sources
+MIXED_BASE = 40      # 198.18.1.40.. : flood sources of the mixed runs
+SOURCES = 64         # addresses configured on the load side, from .10
+SOFTSWITCH = "198.18.2.2"
+REALM = "bench.test"
+MAX_RETRY = 6
+SUSPEND = 180
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, check=True, capture=True, timeout=60):
+    r = subprocess.run(args, capture_output=capture, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise SystemExit(f"compare: {' '.join(args)} failed: {r.stderr.strip()}")
+    return r
+
+
+class Topo:
+    """Three namespaces: load (l), gateway (g), softswitch (s)."""
+
+    def __init__(self, queues):
+        tag = f"{os.getpid() % 100000}"
+        self.l, self.g, self.s = (f"sgcmp{tag}-{x}" for x in "lgs")
+        self.g_if, self.l_if = f"cg{tag}", f"cl{tag}"
+        self.gs_if, self.s_if = f"cgs{tag}", f"cs{tag}"
+        self.pin_root = f"/sys/fs/bpf/sipgw-compare-{tag}"
+        self.queues = queues
+
+    def __enter__(self):
+        for ns in (self.l, self.g, self.s):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        q = str(self.queues)
+        sh("ip", "link", "add", self.g_if, "numrxqueues", q, "numtxqueues", q, "netns", self.g,
+           "type", "veth", "peer", "name", self.l_if, "numrxqueues", q, "numtxqueues", q,
+           "netns", self.l)
+        sh("ip", "link", "add", self.gs_if, "netns", self.g, "type", "veth", "peer", "name",
+           self.s_if, "netns", self.s)
+        sh("ip", "-n", self.g, "addr", "add", f"{GW}/24", "dev", self.g_if)
+        sh("ip", "-n", self.g, "addr", "add", "198.18.2.1/24", "dev", self.gs_if)
+        sh("ip", "-n", self.s, "addr", "add", f"{SOFTSWITCH}/24", "dev", self.s_if)
+        sh("ip", "-n", self.l, "addr", "add", f"{LEGIT}/24", "dev", self.l_if)
+        for i in range(SOURCES):
+            sh("ip", "-n", self.l, "addr", "add", f"198.18.1.{FLOOD_BASE + i}/24", "dev",
+               self.l_if)
+        for ns, dev in ((self.l, self.l_if), (self.g, self.g_if), (self.g, self.gs_if),
+                        (self.s, self.s_if)):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", self.s, "route", "add", "default", "via", "198.18.2.1")
+        return self
+
+    def __exit__(self, *exc):
+        for ns in (self.l, self.g, self.s):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.pin_root, ignore_errors=True)
+
+    def udp_in(self):
+        """UDP datagrams delivered to sockets in the gateway namespace (/proc/net/snmp)."""
+        text = sh("ip", "netns", "exec", self.g, "cat", "/proc/net/snmp").stdout
+        rows = [l.split() for l in text.splitlines() if l.startswith("Udp:")]
+        fields = dict(zip(rows[0][1:], rows[1][1:]))
+        return int(fields["InDatagrams"]), int(fields["RcvbufErrors"])
+
+    def xdp_counter(self, name):
+        path = f"{self.pin_root}/{self.g_if}/counters"
+        if not os.path.exists(path):
+            return 0
+        dump = json.loads(sh("bpftool", "-j", "map", "dump", "pinned", path).stdout)
+        return sum(v["value"][name] for v in dump[0]["formatted"]["values"])
+
+
+def cpu_ticks(pids):
+    """(user, system) clock ticks of the processes."""
+    user = system = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            system += int(fields[12])
+        except OSError:
+            pass
+    return user, system
+
+
+def softirq_ticks():
+    line = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(line[7])
+
+
+class System:
+    name = ""
+
+    def __init__(self, topo, workdir, workers):
+        self.topo, self.dir, self.workers = topo, workdir, workers
+        self.proc = None
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Sipgw(System):
+    def __init__(self, topo, workdir, workers, backend):
+        super().__init__(topo, workdir, workers)
+        self.backend = backend
+        self.name = f"sipgw-{backend}"
+
+    def start(self):
+        cfg = self.dir / f"{self.name}.toml"
+        xdp = ""
+        if self.backend == "xdp":
+            xdp = (f'\n[xdp]\ninterface = "{self.topo.g_if}"\nmode = "native"\n'
+                   f'zero_copy = "off"\npin_root = "{self.topo.pin_root}"\n')
+        cfg.write_text(
+            f'credentials = "users.toml"\n\n[auth]\nrealm = "{REALM}"\nmax_retry = {MAX_RETRY}\n'
+            f'challenge_mode = 3\n'
+            f'failed_suspend = {SUSPEND}\n\n[gateway]\nbackend = "{self.backend}"\n'
+            f'listen = "{GW}:5060"\nsoftswitch = "{SOFTSWITCH}:5060"\nworkers = {self.workers}\n'
+            f'log_rejections_per_sec = 0\n{xdp}')
+        log = open(self.dir / f"{self.name}.log", "w")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.topo.g}", SIPGW, "run", "--config", str(cfg)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        time.sleep(1.5)
+        if self.proc.poll() is not None:
+            raise SystemExit(f"compare: {self.name} did not start: "
+                             f"{(self.dir / f'{self.name}.log').read_text()}")
+
+    def stop(self):
+        super().stop()
+        # Drop the program and maps so the next system starts clean.
+        shutil.rmtree(self.topo.pin_root, ignore_errors=True)
+
+
+class Kamailio(System):
+    name = "kamailio"
+
+    def start(self):
+        users = json.loads((self.dir / "users.json").read_text())
+        lines = "\n".join(f'\t$sht(users=>{u}) = "{p}";' for u, p in users)
+        text = (ROOT / "bench/compare/kamailio.cfg.in").read_text()
+        for k, v in {"@CHILDREN@": str(self.workers), "@LISTEN@": f"{GW}:5060",
+                     "@SECRET@": os.urandom(16).hex(), "@SUSPEND@": str(SUSPEND),
+                     "@MAX_RETRY@": str(MAX_RETRY), "@SOFTSWITCH_IP@": SOFTSWITCH,
+                     "@SOFTSWITCH@": f"{SOFTSWITCH}:5060", "@REALM@": REALM,
+                     "@USERS@": lines}.items():
+            text = text.replace(k, v)
+        cfg = self.dir / "kamailio.cfg"
+        cfg.write_text(text)
+        log = open(self.dir / "kamailio.log", "w")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.topo.g}", "kamailio", "-DD", "-E", "-m", "256",
+             "-M", "16", "-f", str(cfg),
+             "-P", str(self.dir / "kamailio.pid"), "-Y", str(self.dir)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        time.sleep(2)
+        if self.proc.poll() is not None:
+            raise SystemExit(f"compare: kamailio did not start: "
+                             f"{(self.dir / 'kamailio.log').read_text()[-3000:]}")
+
+    def pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [self.proc.pid] + [int(p) for p in out.stdout.split()]
+
+
+QUERY = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b"SIPGW-BENCH-STATS", (sys.argv[1], 5060))
+print(s.recv(65536).decode())
+"""
+
+
+def softswitch_stats(topo):
+    """The stand-in's counters, asked from inside its own namespace (the load namespace has no
+    route to it, as in production)."""
+    r = sh("ip", "netns", "exec", topo.s, "python3", "-c", QUERY, SOFTSWITCH, timeout=10)
+    return json.loads(r.stdout)
+
+
+def bench(topo, args, timeout):
+    """sipgw-bench in the load namespace; its JSON report."""
+    cmd = ["ip", "netns", "exec", topo.l, BENCH, "--json", "--progress", "never"] + args
+    before = softswitch_stats(topo)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise SystemExit(f"compare: {' '.join(args)} failed: {r.stderr.strip()[-2000:]}")
+    after = softswitch_stats(topo)
+    report = json.loads(r.stdout)
+    report["softswitch"] = {k: after[k] - before.get(k, 0) for k in after
+                            if isinstance(after[k], int)}
+    return report
+
+
+def common(d):
+    return ["--gateway", f"{GW}:5060", "--users", str(d / "users.toml"), "--realm", REALM,
+            "--no-softswitch-query"]
+
+
+def reg_rate(report):
+    """Completed registrations per second of a `register` report."""
+    r = report["register"]
+    return r["succeeded"] / max(r["elapsed_s"], 1e-9)
+
+
+def measure(system, topo, d, dur, offered):
+    res = {"system": system.name, "sweep": []}
+    c = common(d)
+    # Throughput against offered load.
+    for rate in offered:
+        r = bench(topo, ["register", *c, "--bind", LEGIT, "-n", "1000000000", "--rate",
+                         str(rate), "--duration", str(dur), "--sockets", "4"], dur + 30)
+        res["sweep"].append({"offered": rate, "report": r})
+        print(f"  {system.name}: offered {rate or 'max'}/s -> {reg_rate(r):,.0f}/s", flush=True)
+    # The highest rate, with CPU.
+    pids = system.pids()
+    t0, s0 = cpu_ticks(pids), softirq_ticks()
+    r = bench(topo, ["register", *c, "--bind", LEGIT, "-n", "1000000000", "--rate", "0",
+                     "--duration", str(dur), "--sockets", "4"], dur + 30)
+    t1, s1 = cpu_ticks(system.pids()), softirq_ticks()
+    res["max"] = r
+    res["cpu_user_s"] = (t1[0] - t0[0]) / CLK_TCK
+    res["cpu_sys_s"] = (t1[1] - t0[1]) / CLK_TCK
+    res["cpu_s"] = res["cpu_user_s"] + res["cpu_sys_s"]
+    res["softirq_s"] = (s1 - s0) / CLK_TCK
+    # A flood from banned sources: brute-forced into a ban first, then as fast as possible.
+    in0, err0 = topo.udp_in()
+    x0 = topo.xdp_counter("dropped_banned")
+    r = bench(topo, ["flood", *c, "--mode", "banned", "--flood-source-base",
+                     f"198.18.1.{FLOOD_BASE}", "--flood-sockets", "4", "--duration", str(dur)],
+              dur + 60)
+    in1, err1 = topo.udp_in()
+    x1 = topo.xdp_counter("dropped_banned")
+    res["flood"] = r
+    res["flood_delivered"] = in1 - in0
+    res["flood_rcvbuf_errors"] = err1 - err0
+    res["flood_xdp_dropped"] = x1 - x0
+    # Legitimate registrations while that flood runs.
+    res["mixed"] = bench(topo, ["mixed", *c, "--bind", LEGIT, "--rate", "200", "--attack",
+                                "flood", "--mode", "banned", "--flood-source-base",
+                                f"198.18.1.{MIXED_BASE}", "--flood-sockets", "4",
+                                "--duration", str(dur)], dur + 60)
+    return res
+
+
+def summary(res, dur):
+    m = res["max"]["register"]
+    ok = m["succeeded"]
+    fail = m["failed"] + m["timed_out"]
+    flood = res["flood"]
+    mixed = res["mixed"]["mixed"]
+    return {
+        "system": res["system"],
+        "reg_per_s": reg_rate(res["max"]),
+        "failure_pct": 100.0 * fail / max(ok + fail, 1),
+        "reg_p50_ms": m["latency"]["p50_us"] / 1000,
+        "reg_p99_ms": m["latency"]["p99_us"] / 1000,
+        "cpu_s_per_1000": 1000.0 * res["cpu_s"] / max(ok, 1),
+        "cpu_user_share_pct": 100.0 * res["cpu_user_s"] / max(res["cpu_s"], 1e-9),
+        "softirq_s": res["softirq_s"],
+        "flood_sent_per_s": flood["flood"]["sent_per_s"],
+        "flood_absorbed_per_s": (res["flood_delivered"] + res["flood_xdp_dropped"]) / dur,
+        "flood_reached_softswitch": flood["softswitch"]["class_flood"],
+        "reg_reached_softswitch": res["max"]["softswitch"]["register_asserted"],
+        "legit_success_pct": 100.0 * mixed["legitimate_success_rate"],
+        "legit_p99_ms": mixed["legitimate"]["latency"]["p99_us"] / 1000,
+    }
+
+
+def svg_lines(results, path):
+    """Registrations/s against offered load, one line per system; the last point of each line
+    is the run "as fast as possible" (the tick labelled max)."""
+    w, h, pad = 660, 360, 80
+    series = []
+    for r in results:
+        series.append((r["system"], [(s["offered"], reg_rate(s["report"])) for s in r["sweep"]]))
+    finite = [o for _, pts in series for o, _ in pts if o] or [1]
+    x_max_point = max(finite) * 1.25
+    xmax = x_max_point
+    ymax = max(max(p for _, p in pts) for _, pts in series) or 1
+    ymax *= 1.05
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    sx = lambda v: pad + (w - 30 - pad) * v / xmax
+    sy = lambda v: h - 60 - (h - 60 - 40) * v / ymax
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w/2}" y="22" text-anchor="middle" font-size="14">'
+           f'Completed registrations/s against offered load</text>',
+           f'<line x1="{pad}" y1="{h-60}" x2="{w-30}" y2="{h-60}" stroke="black"/>',
+           f'<line x1="{pad}" y1="{h-60}" x2="{pad}" y2="40" stroke="black"/>',
+           f'<text x="{(w+pad)/2}" y="{h-20}" text-anchor="middle">offered registrations/s'
+           f' (max: as fast as the generator can)</text>',
+           f'<text x="18" y="{h/2}" transform="rotate(-90 18 {h/2})" text-anchor="middle">'
+           f'completed registrations/s</text>']
+    for i in range(5):
+        v = ymax * i / 4
+        out.append(f'<text x="{pad-6}" y="{sy(v)+4:.1f}" text-anchor="end">{v:,.0f}</text>')
+        out.append(f'<line x1="{pad}" y1="{sy(v):.1f}" x2="{w-30}" y2="{sy(v):.1f}" '
+                   f'stroke="#ddd"/>')
+    last_x = -1e9
+    for o in sorted(set(finite)):
+        if sx(o) - last_x >= 40:  # skip labels that would overlap
+            out.append(f'<text x="{sx(o):.1f}" y="{h-44}" text-anchor="middle">{o:,}</text>')
+            last_x = sx(o)
+    out.append(f'<text x="{sx(x_max_point):.1f}" y="{h-44}" text-anchor="middle">max</text>')
+    for k, (name, pts) in enumerate(series):
+        c = colours[k % len(colours)]
+        xy = [(sx(o if o else x_max_point), sy(p)) for o, p in pts]
+        out.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
+                   % (c, " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)))
+        for (x, y), (_, p) in zip(xy, pts):
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{c}"/>')
+        last = xy[-1]
+        out.append(f'<text x="{last[0]-8:.1f}" y="{last[1]+4+14*k:.1f}" text-anchor="end" '
+                   f'fill="{c}">{pts[-1][1]:,.0f}</text>')
+        out.append(f'<text x="{pad+12}" y="{58+16*k}" fill="{c}">{name}</text>')
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out))
+
+
+def svg_bars(rows, key, title, path):
+    w, h, pad = 640, 300, 60
+    vmax = max(r[key] or 0 for r in rows) or 1
+    bw = (w - 2 * pad) / len(rows)
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+           f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>']
+    for i, r in enumerate(rows):
+        v = r[key] or 0
+        bh = (h - pad - 40) * v / vmax
+        x = pad + i * bw + bw * 0.2
+        out.append(f'<rect x="{x:.1f}" y="{h-pad-bh:.1f}" width="{bw*0.6:.1f}" '
+                   f'height="{bh:.1f}" fill="{colours[i % len(colours)]}"/>')
+        out.append(f'<text x="{x+bw*0.3:.1f}" y="{h-pad-bh-5:.1f}" text-anchor="middle">'
+                   f'{v:,.0f}</text>')
+        out.append(f'<text x="{x+bw*0.3:.1f}" y="{h-pad+18}" text-anchor="middle">'
+                   f'{r["system"]}</text>')
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out))
+
+
+def fmt(v, spec):
+    return "?" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=10, help="seconds per run (1-120)")
+    ap.add_argument("--users", type=int, default=1000, help="accounts registered (10-100000)")
+    ap.add_argument("--systems", default="kamailio,sipgw-udp,sipgw-xdp")
+    ap.add_argument("--offered", default="1000,2000,5000,10000,20000,30000,0",
+                    help="offered registrations/s of the sweep (0: as fast as possible)")
+    ap.add_argument("--queues", type=int, default=2, help="veth queues = workers/children")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"),
+                    help="directory for compare.json and the SVG charts")
+    a = ap.parse_args()
+    if not 1 <= a.duration <= 120 or not 10 <= a.users <= 100000:
+        raise SystemExit("compare: --duration must be 1-120 and --users 10-100000")
+    if os.geteuid() != 0:
+        raise SystemExit("compare: run it as root (network namespaces, XDP): sudo bench/compare/run")
+    for tool in ("ip", "nsenter", "bpftool", "kamailio", BENCH, SIPGW):
+        if not shutil.which(tool) and not os.path.exists(tool):
+            raise SystemExit(f"compare: {tool} not found: run bench/compare/run, which installs "
+                             f"and builds what is needed")
+    offered = [int(x) for x in a.offered.split(",")]
+    systems = a.systems.split(",")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="sipgw-compare-"))
+    users = [(f"u{i:05}", f"pw-{i}-{os.urandom(4).hex()}") for i in range(a.users)]
+    (work / "users.toml").write_text("".join(
+        f'[[account]]\nname = "{u}"\npassword = "{p}"\n\n' for u, p in users))
+    (work / "users.json").write_text(json.dumps(users))
+    results = []
+    with Topo(a.queues) as topo:
+        for name in systems:
+            ss = subprocess.Popen(
+                ["ip", "netns", "exec", topo.s, BENCH, "softswitch", "--listen",
+                 f"{SOFTSWITCH}:5060", "--duration", "3600"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            time.sleep(0.5)
+            system = {"kamailio": lambda: Kamailio(topo, work, a.queues),
+                      "sipgw-udp": lambda: Sipgw(topo, work, a.queues, "udp"),
+                      "sipgw-xdp": lambda: Sipgw(topo, work, a.queues, "xdp")}[name]()
+            print(f"compare: {name}", flush=True)
+            system.start()
+            try:
+                results.append(measure(system, topo, work, a.duration, offered))
+            finally:
+                system.stop()
+                ss.send_signal(signal.SIGTERM)
+                try:
+                    ss.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    ss.kill()
+    rows = [summary(r, a.duration) for r in results]
+    base = next((r for r in rows if r["system"] == "kamailio"), None)
+    print()
+    head = (f"{'system':<11} {'reg/s':>9} {'fail %':>7} {'CPU s/1000 reg':>15} "
+            f"{'flood sent/s':>13} {'flood absorbed/s':>17} {'reached ss':>10} "
+            f"{'legit ok % under flood':>22} {'legit p99 ms':>12}")
+    print(head)
+    for r in rows:
+        print(f"{r['system']:<11} {fmt(r['reg_per_s'], ',.0f'):>9} {fmt(r['failure_pct'], '.2f'):>7} "
+              f"{fmt(r['cpu_s_per_1000'], '.4f'):>15} {fmt(r['flood_sent_per_s'], ',.0f'):>13} "
+              f"{fmt(r['flood_absorbed_per_s'], ',.0f'):>17} {fmt(r['flood_reached_softswitch'], 'd'):>10} "
+              f"{fmt(r['legit_success_pct'], '.2f'):>22} {fmt(r['legit_p99_ms'], '.1f'):>12}")
+    if base:
+        print("\nratios against kamailio (same run):")
+        for r in rows:
+            if r is base:
+                continue
+            ratio = lambda k: (r[k] or 0) / base[k] if base[k] else float("nan")
+            inv = base["cpu_s_per_1000"] / r["cpu_s_per_1000"] if r["cpu_s_per_1000"] else float("nan")
+            print(f"  {r['system']}: registrations/s x{ratio('reg_per_s'):.2f}, CPU per "
+                  f"registration 1/{inv:.1f}, flood absorbed x{ratio('flood_absorbed_per_s'):.2f}")
+    (out / "compare.json").write_text(json.dumps({"rows": rows, "runs": results,
+                                                  "duration_s": a.duration,
+                                                  "users": a.users}, indent=1))
+    svg_lines(results, out / "compare-throughput.svg")
+    svg_bars(rows, "flood_absorbed_per_s", "Banned-source flood absorbed (packets/s), 0 reaching "
+             "the softswitch", out / "compare-flood.svg")
+    print(f"\ncompare: results in {out}/compare.json, charts compare-throughput.svg and "
+          f"compare-flood.svg; logs in {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+//! The comparison harness (bench/compare) end to end, briefly: Kamailio, sipgw (UDP) and sipgw
+//! (AF_XDP) each get a one-second load of every kind, and the report must hold together (every
+//! system completed registrations, nothing of a banned flood reached the softswitch, the
+//! softswitch got one authenticated REGISTER per success). Needs root and Kamailio
+//! (`./scripts/install-deps --bench`, which `./scripts/test` runs).
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_comparison_harness_runs_and_its_numbers_hold_together() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the comparison builds network namespaces and attaches XDP: run it as root"
+    );
+    let found = Command::new("kamailio").arg("-v").output().is_ok();
+    assert!(
+        found,
+        "kamailio is not installed: run ./scripts/install-deps --bench as root"
+    );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_sipgw-bench"))
+        .parent()
+        .expect("binary directory")
+        .to_owned();
+    assert!(
+        bin_dir.join("sipgw").exists(),
+        "{}/sipgw is missing: build it with `cargo build -p sipgw` (cargo test --workspace does)",
+        bin_dir.display()
+    );
+    let out_dir = std::env::temp_dir().join(format!("sipgw-compare-test-{}", std::process::id()));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare/compare.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .args(["--duration", "1", "--offered", "500,0", "--users", "20"])
+        .arg("--out")
+        .arg(&out_dir)
+        .env("SIPGW_BIN_DIR", &bin_dir)
+        .output()
+        .expect("run compare.py");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("ratios against kamailio"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("compare.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["system"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kamailio", "sipgw-udp", "sipgw-xdp"]);
+    for (row, run) in rows.iter().zip(json["runs"].as_array().unwrap()) {
+        let name = row["system"].as_str().unwrap();
+        assert!(row["reg_per_s"].as_f64().unwrap() > 0.0, "{name}: {row}");
+        assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
+        assert_eq!(
+            row["reg_reached_softswitch"], run["max"]["register"]["succeeded"],
+            "{name}: one authenticated REGISTER at the softswitch per success"
+        );
+        assert!(
+            row["flood_absorbed_per_s"].as_f64().unwrap() > 0.0,
+            "{name}: {row}"
+        );
+    }
+    for chart in ["compare-throughput.svg", "compare-flood.svg"] {
+        let svg = std::fs::read_to_string(out_dir.join(chart)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("sipgw-xdp"),
+            "{chart}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
