@@ -136,7 +136,9 @@ impl Gateway {
             .arg("-sf")
             .arg(scenario(scenario_file))
             .args(["-s", user, "-au", user, "-ap", password])
-            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            // No -p: sipp binds a free port itself (choosing one here and handing it over races
+            // with the other phones started at the same time).
+            .args(["-i", "127.0.0.1"])
             .args(["-m", &calls.to_string(), "-r", "50", "-l", "10"])
             .args([
                 "-timeout",

@@ -9,8 +9,9 @@
 //! Needs `sipp` (Debian package sip-tester): `./scripts/install-deps` as root installs it. A
 //! missing sipp fails the test with that message; it is never skipped.
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use sipgw::engine::{Verdict, WallClock};
 use sipgw::event::Event;
 use sipgw::sip::{self, HeaderName, Message};
 use sipgw::{Config, CredentialStore, Engine, Secrets};
+use support::{free_udp_port, scenario, sipp_binary};
 
 struct Live {
     addr: SocketAddr,
@@ -125,35 +127,6 @@ fn ok_response(req: &[u8]) -> Vec<u8> {
     out
 }
 
-fn sipp_binary() -> &'static str {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "sipp is not installed: it is the Debian package sip-tester; run ./scripts/install-deps as root \
-         (or apt-get install sip-tester)"
-    );
-    "sipp"
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
-}
-
 /// Runs sipp as a client for `user` with `password`; returns its exit code (0: every call
 /// succeeded).
 fn sipp(
@@ -177,7 +150,8 @@ fn sipp(
         .arg("-sf")
         .arg(scenario(scenario_file))
         .args(["-s", user, "-au", user, "-ap", password])
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        // No -p: sipp binds a free port itself (no race with other tests' sockets).
+        .args(["-i", "127.0.0.1"])
         .args(["-m", &calls.to_string(), "-r", "100", "-l", "10"])
         .args([
             "-timeout",
