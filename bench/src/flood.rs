@@ -164,7 +164,7 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
             .into_iter()
             .enumerate()
             .map(|(t, socket)| {
-                let share = count / threads as u64 + u64::from((t as u64) < count % threads as u64);
+                let share = crate::share(count, threads, t);
                 let users = &users;
                 s.spawn(move || {
                     flood_thread(

@@ -45,7 +45,29 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// Most requests (registrations, guesses or flood datagrams) any command sends.
 pub const MAX_COUNT: u64 = 1_000_000_000;
 
+/// Thread `t`'s share of `count` items spread over `threads` threads (the first ones take one
+/// more when it does not divide).
+pub fn share(count: u64, threads: usize, t: usize) -> u64 {
+    let threads = threads.max(1) as u64;
+    count / threads + u64::from((t as u64) < count % threads)
+}
+
 /// The `User-Agent` product of every request the generator sends; the class of traffic
 /// (`register`, `bruteforce`, `flood`) follows the slash, and the softswitch stand-in counts
 /// what reaches it by class.
 pub const USER_AGENT: &str = "sipgw-bench";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shares_add_up_and_differ_by_at_most_one() {
+        for (count, threads) in [(10u64, 3usize), (0, 4), (7, 7), (5, 8), (1_000_001, 2)] {
+            let shares: Vec<u64> = (0..threads)
+                .map(|t| super::share(count, threads, t))
+                .collect();
+            assert_eq!(shares.iter().sum::<u64>(), count, "{count} over {threads}");
+            let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{shares:?}");
+        }
+    }
+}

@@ -204,7 +204,7 @@ pub fn run(
             .into_iter()
             .enumerate()
             .map(|(t, socket)| {
-                let share = count / threads as u64 + u64::from((t as u64) < count % threads as u64);
+                let share = crate::share(count, threads, t);
                 let w = Worker {
                     t: t as u32,
                     threads: threads as u64,

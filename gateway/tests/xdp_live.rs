@@ -526,23 +526,30 @@ fn a_brute_force_is_dropped_in_xdp_while_a_phone_keeps_registering_and_after_a_r
 
     // Now even the right password from the attacker's address is dropped in the driver: the
     // gateway never sees it.
-    let received = gw.stat("received");
-    let dropped = topo.xdp_counter("dropped_banned");
     let (_, victim_pw) = user(1);
-    assert_ne!(
-        gw.phone(
-            "register.xml",
-            (&victim, &victim_pw),
-            ATTACKER4,
-            &remote4(),
-            1,
-            10,
-            2
-        ),
-        Some(0)
-    );
-    assert!(topo.xdp_counter("dropped_banned") > dropped);
-    assert_eq!(gw.stat("received"), received, "nothing reached the gateway");
+    let dropped_in_xdp = |gw: &Gw<'_>, received: u64, what: &str| {
+        let dropped = topo.xdp_counter("dropped_banned");
+        assert_ne!(
+            gw.phone(
+                "register.xml",
+                (&victim, &victim_pw),
+                ATTACKER4,
+                &remote4(),
+                1,
+                10,
+                2
+            ),
+            Some(0),
+            "{what}"
+        );
+        assert!(topo.xdp_counter("dropped_banned") > dropped, "{what}");
+        assert_eq!(
+            gw.stat("received"),
+            received,
+            "{what}: nothing reached the gateway"
+        );
+    };
+    dropped_in_xdp(&gw, gw.stat("received"), "suspended");
 
     // A restart: SIGTERM detaches the program; the pinned ban stays and is enforced again.
     gw.stop();
@@ -552,25 +559,7 @@ fn a_brute_force_is_dropped_in_xdp_while_a_phone_keeps_registering_and_after_a_r
         "the ban survives the restart"
     );
     gw.launch();
-    let dropped = topo.xdp_counter("dropped_banned");
-    assert_ne!(
-        gw.phone(
-            "register.xml",
-            (&victim, &victim_pw),
-            ATTACKER4,
-            &remote4(),
-            1,
-            10,
-            2
-        ),
-        Some(0)
-    );
-    assert!(topo.xdp_counter("dropped_banned") > dropped);
-    assert_eq!(
-        gw.stat("received"),
-        0,
-        "the restarted gateway saw nothing of it"
-    );
+    dropped_in_xdp(&gw, 0, "after the restart");
 }
 
 #[test]
