@@ -39,6 +39,28 @@ pub fn require_privileges(action: &'static str) -> Result<(), Error> {
 /// be on bpffs. With `mount`, an unmounted `/sys/fs/bpf` is mounted first.
 pub fn ensure_bpffs(pin_root: &Path, mount: bool) -> Result<(), Error> {
     let default_mount = Path::new("/sys/fs/bpf");
+    // Several loaders (or gateways) starting at once must not each mount bpffs: a second mount
+    // would hide the pins made under the first. The check and the mount happen under a lock.
+    let _lock = if mount {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/sipgw-bpffs.lock")
+            .map_err(|source| Error::Io {
+                what: "opening /run/sipgw-bpffs.lock".to_owned(),
+                source,
+            })?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            Error::Io {
+                what: "locking /run/sipgw-bpffs.lock".to_owned(),
+                source: e.into(),
+            }
+        })?;
+        Some(file)
+    } else {
+        None
+    };
     if mount && pin_root.starts_with(default_mount) && !is_bpffs(default_mount) {
         fs::create_dir_all(default_mount).map_err(|source| Error::Io {
             what: format!("creating {}", default_mount.display()),
