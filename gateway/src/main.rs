@@ -27,8 +27,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway. SIGHUP reloads the configuration and credentials (an invalid one is
-    /// refused and the running one kept); SIGTERM or SIGINT stops.
+    /// Run the gateway (gateway.backend: "udp" kernel sockets, or "xdp" AF_XDP on
+    /// xdp.interface, as root). SIGHUP reloads the configuration and credentials (an invalid one
+    /// is refused and the running one kept); SIGTERM or SIGINT stops (and detaches the XDP
+    /// program sipgw attached, unless xdp.keep_attached).
     Run {
         /// The configuration file (TOML, see docs/configuration.md).
         #[arg(short, long, value_name = "FILE")]
@@ -147,6 +149,19 @@ fn check(path: &Path) -> Result<()> {
         println!("  softswitch       {s}");
     }
     println!("  workers          {}", runtime::worker_count(c));
+    match (c.gateway.backend, &c.xdp.interface) {
+        (sipgw::config::Backend::Xdp, Some(i)) => println!(
+            "  backend          xdp: AF_XDP on {i}, one socket per RX queue (queues 0-{}), pins \
+             in {}",
+            runtime::worker_count(c).saturating_sub(1),
+            c.xdp.pin_root.join(i).display()
+        ),
+        (_, Some(i)) => println!(
+            "  backend          udp, bans enforced by the XDP program pinned in {}",
+            c.xdp.pin_root.join(i).display()
+        ),
+        (_, None) => println!("  backend          udp (kernel sockets, no root needed)"),
+    }
     println!(
         "  max_retry        {} (suspend {} s), challenge mode {}",
         c.auth.max_retry,

@@ -43,6 +43,10 @@ fn check_accepts_the_shipped_example() {
     assert!(out.contains(": OK"), "{out}");
     assert!(out.contains("accounts         5"), "{out}");
     assert!(out.contains("softswitch       127.0.0.1:5070"), "{out}");
+    assert!(
+        out.contains("backend          udp (kernel sockets, no root needed)"),
+        "{out}"
+    );
 }
 
 #[test]
