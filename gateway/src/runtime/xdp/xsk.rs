@@ -283,12 +283,17 @@ impl XskPort {
     }
 
     fn refill(&mut self, want: usize) {
+        if self.free.is_empty() {
+            // Every frame is in a ring or in flight: if the fill ring has room, the kernel may
+            // run out of buffers to receive into.
+            if self.fill.nb_free(1) > 0 {
+                self.counters.fill_starved += 1;
+            }
+            return;
+        }
         let free_slots = self.fill.nb_free(self.free.len().min(want) as u32) as usize;
         let n = free_slots.min(self.free.len()).min(want);
         if n == 0 {
-            if self.free.is_empty() {
-                self.counters.fill_starved += 1;
-            }
             return;
         }
         let start = self.free.len() - n;
