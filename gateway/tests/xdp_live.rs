@@ -415,6 +415,30 @@ fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
         .collect();
     assert_eq!(registered, (0..USERS).map(|i| user(i).0).collect());
 
+    // Datagrams that are not SIP, of every length, reach the engine through the socket and are
+    // counted, never fatal.
+    let malformed = gw.stat("malformed");
+    in_ns(&topo.p, || {
+        let s = std::net::UdpSocket::bind(format!("{PHONE4}:0")).expect("bind");
+        let mut x: u32 = 0x2545_f491;
+        for len in 1..=64usize {
+            let junk: Vec<u8> = (0..len * 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            s.send_to(&junk, remote4()).expect("send");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("malformed") < malformed + 64 {
+        assert!(Instant::now() < deadline, "junk not counted: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // A call: 407, authenticated INVITE, 200/ACK/BYE.
     let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
     let (u, p) = user(3);
