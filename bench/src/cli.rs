@@ -266,6 +266,16 @@ pub struct FloodShape {
     /// "flood"). Banned mode brute-forces the first one.
     #[arg(long = "flood-user")]
     pub flood_user: Vec<String>,
+    /// Send the flood as raw frames from AF_XDP sockets on this interface (root; far above
+    /// what UDP sockets reach). The brute force of `--mode banned` still uses sockets.
+    #[arg(long, value_name = "IFACE", requires = "xdp_dst_mac")]
+    pub xdp_iface: Option<String>,
+    /// With --xdp-iface: the gateway's (next hop's) MAC address.
+    #[arg(long, value_name = "MAC", value_parser = crate::xdp_tx::parse_mac)]
+    pub xdp_dst_mac: Option<[u8; 6]>,
+    /// With --xdp-iface: TX queues to send from (one thread each).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub xdp_queues: u32,
 }
 
 /// `flood`.
@@ -412,6 +422,14 @@ fn flood_options(f: &FloodShape, target: &Target, duration: Duration) -> FloodOp
         rate: f.flood_rate.max(0.0),
         ban_timeout: Duration::from_secs(10),
         run_id: run_id(),
+        xdp: f
+            .xdp_iface
+            .as_ref()
+            .map(|iface| crate::xdp_tx::XdpTxOptions {
+                iface: iface.clone(),
+                dst_mac: f.xdp_dst_mac.unwrap_or([0xff; 6]),
+                queues: f.xdp_queues,
+            }),
     }
 }
 

@@ -64,6 +64,8 @@ pub struct FloodOptions {
     pub ban_timeout: Duration,
     /// Written into every Call-ID.
     pub run_id: u32,
+    /// Transmit raw frames from AF_XDP sockets instead of UDP sockets (`--xdp-iface`).
+    pub xdp: Option<crate::xdp_tx::XdpTxOptions>,
 }
 
 /// Counters the progress display reads.
@@ -144,6 +146,9 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
             Some(b)
         }
     };
+    if let Some(x) = &opts.xdp {
+        return xdp_flood(opts, x, &users, threads, live, stop, ban_phase);
+    }
     let sockets = (0..threads)
         .map(|t| {
             let ip = net::nth_address(opts.source_base, t as u32);
@@ -217,6 +222,50 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
     report.sent_per_s = per_second(report.sent, elapsed);
     report.received_per_s = per_second(report.received, elapsed);
     Ok(report)
+}
+
+/// The raw mode: the same REGISTERs from the same source addresses, as frames from AF_XDP
+/// sockets (nothing is received: answers, if any, go to the kernel).
+fn xdp_flood(
+    opts: &FloodOptions,
+    x: &crate::xdp_tx::XdpTxOptions,
+    users: &[String],
+    threads: usize,
+    live: &FloodLive,
+    stop: &AtomicBool,
+    ban_phase: Option<BruteforceReport>,
+) -> io::Result<FloodReport> {
+    // 4096 distinct datagrams: every source address, many source ports each.
+    let per_source = (4096 / threads).max(1);
+    let mut payloads = Vec::with_capacity(threads * per_source);
+    for t in 0..threads {
+        let ip = net::nth_address(opts.source_base, t as u32);
+        for slot in 0..per_source {
+            let local = SocketAddr::new(ip, 20_000 + slot as u16);
+            let user = &users[(t * per_source + slot) % users.len()];
+            let (mut bytes, off) = template(t, slot, user, opts.gateway, local, opts.run_id);
+            for o in off {
+                put_counter(&mut bytes, o, slot as u64);
+            }
+            payloads.push((local, bytes));
+        }
+    }
+    let frames = crate::xdp_tx::frames(x, opts.gateway, &payloads)?;
+    let count = opts.count.min(crate::MAX_COUNT);
+    let end = Instant::now() + opts.duration.min(crate::MAX_DURATION);
+    let sent = crate::xdp_tx::flood(x, &frames, count, end, stop, &|n| live.sent.add(n))?;
+    Ok(FloodReport {
+        mode: opts.mode,
+        sockets: threads,
+        sent: sent.sent,
+        send_errors: 0,
+        received: 0,
+        responses: BTreeMap::new(),
+        elapsed_s: sent.elapsed.as_secs_f64(),
+        sent_per_s: per_second(sent.sent, sent.elapsed),
+        received_per_s: 0.0,
+        ban_phase,
+    })
 }
 
 #[derive(Debug, Default)]

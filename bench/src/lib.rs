@@ -36,6 +36,7 @@ pub mod report;
 pub mod softswitch;
 pub mod stats;
 pub mod users;
+pub mod xdp_tx;
 
 use std::time::Duration;
 
