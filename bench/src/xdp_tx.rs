@@ -191,10 +191,20 @@ fn queue_thread(
     let mut free = descs;
     let mut done = free.clone();
     done.truncate(BATCH);
-    let back = |done: &[xsk_rs::FrameDesc], free: &mut Vec<xsk_rs::FrameDesc>| {
-        for d in done {
+    // Take what the kernel finished sending back into the free list; returns how many.
+    let complete = |comp: &mut xsk_rs::CompQueue,
+                    done: &mut [xsk_rs::FrameDesc],
+                    free: &mut Vec<xsk_rs::FrameDesc>| {
+        // SAFETY: `done` holds scratch descriptors; consume overwrites them with frames the
+        // kernel finished sending, which are ours again.
+        let c = unsafe { comp.consume(done) };
+        for d in &done[..c] {
             free.push(originals[d.addr() / FRAME_SIZE as usize]);
         }
+        if c > 0 {
+            on_sent(c as u64);
+        }
+        c as u64
     };
     let start = Instant::now();
     let mut sent = 0u64;
@@ -213,25 +223,13 @@ fn queue_thread(
         if tx.needs_wakeup() {
             let _ = tx.wakeup();
         }
-        // SAFETY: `done` holds scratch descriptors; consume overwrites them with frames the
-        // kernel finished sending, which are ours again.
-        let c = unsafe { comp.consume(&mut done[..]) };
-        back(&done[..c], &mut free);
-        sent += c as u64;
-        if c > 0 {
-            on_sent(c as u64);
-        }
+        sent += complete(&mut comp, &mut done, &mut free);
     }
     // Let the frames in flight finish (bounded): they count as sent when completed.
     let drain_until = Instant::now() + Duration::from_millis(200);
     while sent < queued && Instant::now() < drain_until {
         let _ = tx.wakeup();
-        // SAFETY: as above.
-        let c = unsafe { comp.consume(&mut done[..]) };
-        sent += c as u64;
-        if c > 0 {
-            on_sent(c as u64);
-        }
+        sent += complete(&mut comp, &mut done, &mut free);
     }
     Ok(Sent {
         sent,

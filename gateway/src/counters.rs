@@ -21,8 +21,10 @@ macro_rules! counters {
             /// Names of the counters, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)+];
 
-            /// One line of help per counter (its doc), in declaration order.
-            pub const HELP: &'static [&'static str] = &[$(counters!(@first $($doc)+),)+];
+            /// One line of help per counter (the first line of its doc, without the space a
+            /// `///` comment leaves), in declaration order.
+            pub const HELP: &'static [&'static str] =
+                &[$(counters!(@first $($doc)+).trim_ascii_start(),)+];
 
             /// `(name, value)` pairs in declaration order.
             pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {

@@ -196,16 +196,7 @@ fn a_hundred_users_register_through_the_gateway() {
          without our credentials; its log:\n{}",
         gw.softswitch_log()
     );
-    let registered: BTreeSet<String> = gw
-        .softswitch_log()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("registered ")?
-                .split(' ')
-                .next()
-                .map(str::to_owned)
-        })
-        .collect();
+    let registered: BTreeSet<String> = registered_users(&gw.softswitch_log());
     let expected: BTreeSet<String> = (0..USERS).map(|i| user(i).0).collect();
     assert_eq!(registered, expected);
     assert_eq!(gw.stat("forwarded_digest"), USERS as u64);

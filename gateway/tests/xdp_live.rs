@@ -403,16 +403,7 @@ fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
         USERS + 1,
         gw.softswitch_log()
     );
-    let registered: BTreeSet<String> = gw
-        .softswitch_log()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("registered ")?
-                .split(' ')
-                .next()
-                .map(str::to_owned)
-        })
-        .collect();
+    let registered: BTreeSet<String> = registered_users(&gw.softswitch_log());
     assert_eq!(registered, (0..USERS).map(|i| user(i).0).collect());
 
     // Datagrams that are not SIP, of every length, reach the engine through the socket and are
@@ -535,16 +526,7 @@ fn a_brute_force_is_dropped_in_xdp_while_a_phone_keeps_registering_and_after_a_r
         topo.banned()
     );
     assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
-    let users: BTreeSet<String> = gw
-        .softswitch_log()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("registered ")?
-                .split(' ')
-                .next()
-                .map(str::to_owned)
-        })
-        .collect();
+    let users: BTreeSet<String> = registered_users(&gw.softswitch_log());
     assert_eq!(
         users,
         BTreeSet::from([legit.0.clone()]),

@@ -18,7 +18,7 @@ use crate::counters::Counters;
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(8192);
     let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP sipgw_{name}_total {}", help.trim());
+        let _ = writeln!(out, "# HELP sipgw_{name}_total {help}");
         let _ = writeln!(out, "# TYPE sipgw_{name}_total counter");
         let _ = writeln!(out, "sipgw_{name}_total {value}");
     };

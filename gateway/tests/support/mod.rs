@@ -131,3 +131,16 @@ pub fn credentials(n: usize) -> String {
         })
         .collect()
 }
+
+/// The users the softswitch stand-in scenario logged as registered (`registered USER …` lines of
+/// `softswitch_register.xml`).
+pub fn registered_users(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| {
+            l.strip_prefix("registered ")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
+}
