@@ -143,7 +143,9 @@ pub fn write_register(buf: &mut [u8], r: &Register<'_>) -> Result<usize, TooLong
              CSeq: {cseq} REGISTER\r\n\
              Contact: <sip:{user}@{local}>\r\n\
              Expires: {expires}\r\n\
-             User-Agent: {ua}/{class}\r\n",
+             User-Agent: {ua}/{class}\r\n\
+             Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, NOTIFY\r\n\
+             Supported: path, replaces\r\n",
             local = r.local,
             cseq = r.cseq,
             user = r.user,

@@ -158,6 +158,16 @@ pub struct AuthConfig {
     pub source_max_retry: u16,
     /// How long a source ban lasts.
     pub source_suspend: Duration,
+    /// Per account and `failed_suspend` period: wrong guesses evaluated from sources that are
+    /// not known-good for the account; 0 disables the account guard.
+    pub account_budget: u16,
+    /// A source that authenticated an account this recently is known-good for it (keeps
+    /// access while the account's budget is exhausted); zero disables.
+    pub known_good_window: Duration,
+    /// IPv4 sources are aggregated by this prefix length (source lockout, bans, scopes).
+    pub ipv4_prefix: u8,
+    /// IPv6 sources are aggregated by this prefix length.
+    pub ipv6_prefix: u8,
     /// The qop offered in challenges.
     pub qop: QopMode,
     /// Require the digest `uri` to equal the Request-URI byte for byte.
@@ -193,6 +203,11 @@ pub struct Limits {
     pub max_sources: usize,
     /// A non-suspended entry idle for this long is forgotten.
     pub idle_timeout: Duration,
+    /// Known-good sources remembered per account (the oldest is replaced).
+    pub known_good_per_account: usize,
+    /// Largest reply to an unauthenticated request from a source that has not completed a
+    /// round trip, as a multiple of the request's size, in thousandths (1000 = 1.0).
+    pub amplification_limit_milli: u32,
 }
 
 /// How the gateway receives and sends packets.
@@ -478,6 +493,10 @@ struct RawAuth {
     ban_source_on_suspend: bool,
     source_max_retry: i64,
     source_suspend: i64,
+    account_budget: Option<i64>,
+    known_good_window: i64,
+    ipv4_prefix: i64,
+    ipv6_prefix: i64,
     qop: String,
     check_digest_uri: bool,
     no_auth_methods: Vec<String>,
@@ -498,6 +517,10 @@ impl Default for RawAuth {
             ban_source_on_suspend: true,
             source_max_retry: 30,
             source_suspend: 600,
+            account_budget: None,
+            known_good_window: 2_592_000,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
             qop: "auth".to_owned(),
             check_digest_uri: false,
             no_auth_methods: Vec::new(),
@@ -534,6 +557,8 @@ struct RawLimits {
     max_sessions: i64,
     max_sources: i64,
     idle_timeout: i64,
+    known_good_per_account: i64,
+    amplification_limit: f64,
 }
 
 impl Default for RawLimits {
@@ -543,6 +568,8 @@ impl Default for RawLimits {
             max_sessions: 65_536,
             max_sources: 65_536,
             idle_timeout: 3600,
+            known_good_per_account: 4,
+            amplification_limit: 1.0,
         }
     }
 }
@@ -579,6 +606,19 @@ impl Checker<'_> {
         // The range is within u16 by construction of every call site.
         self.range(key, v, lo, hi, allowed)
             .map(|v| u16::try_from(v).unwrap_or(u16::MAX))
+    }
+
+    fn u8(
+        &self,
+        key: &'static str,
+        v: i64,
+        lo: i64,
+        hi: i64,
+        allowed: &'static str,
+    ) -> Result<u8, ConfigError> {
+        // The range is within u8 by construction of every call site.
+        self.range(key, v, lo, hi, allowed)
+            .map(|v| u8::try_from(v).unwrap_or(u8::MAX))
     }
 
     fn secs(
@@ -733,15 +773,16 @@ impl RawConfig {
             }
         }
 
+        let max_retry = c.u16(
+            "auth.max_retry",
+            a.max_retry,
+            0,
+            999,
+            "0-999 (0 disables suspension)",
+        )?;
         let auth = AuthConfig {
             realm,
-            max_retry: c.u16(
-                "auth.max_retry",
-                a.max_retry,
-                0,
-                999,
-                "0-999 (0 disables suspension)",
-            )?,
+            max_retry,
             failed_suspend: c.secs(
                 "auth.failed_suspend",
                 a.failed_suspend,
@@ -775,6 +816,25 @@ impl RawConfig {
                 86_400,
                 "60-86400 seconds",
             )?,
+            account_budget: match a.account_budget {
+                None => max_retry,
+                Some(v) => c.u16(
+                    "auth.account_budget",
+                    v,
+                    0,
+                    999,
+                    "0-999 (default: max_retry; 0 disables the account guard)",
+                )?,
+            },
+            known_good_window: c.secs(
+                "auth.known_good_window",
+                a.known_good_window,
+                0,
+                31_536_000,
+                "0-31536000 seconds (0: no source is known-good)",
+            )?,
+            ipv4_prefix: c.u8("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
+            ipv6_prefix: c.u8("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
             qop,
             check_digest_uri: a.check_digest_uri,
             no_auth_methods,
@@ -825,6 +885,22 @@ impl RawConfig {
                 86_400,
                 "60-86400 seconds",
             )?,
+            known_good_per_account: usize::from(c.u8(
+                "limits.known_good_per_account",
+                l.known_good_per_account,
+                1,
+                64,
+                "1-64 sources",
+            )?),
+            amplification_limit_milli: if (1.0..=3.0).contains(&l.amplification_limit) {
+                (l.amplification_limit * 1000.0).round() as u32
+            } else {
+                return Err(c.bad(
+                    "limits.amplification_limit",
+                    l.amplification_limit.to_string(),
+                    "1.0-3.0 (times the request's size)",
+                ));
+            },
         };
 
         let credentials = self.credentials.map(|p| match base_dir {

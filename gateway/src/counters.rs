@@ -117,6 +117,21 @@ counters! {
     reply_too_large,
     /// Replies not built because the caller's buffer was too small.
     reply_buffer_too_small,
+    /// Requests not evaluated: their account's budget of guesses from sources that are not
+    /// known-good is used up for this period (dropped).
+    account_protected,
+    /// Requests from a known-good source of their account (evaluated without charging the
+    /// account's budget).
+    known_good_evaluated,
+    /// Requests not evaluated because their terminal or source could not be tracked (table full
+    /// of suspended or banned entries; fail closed, dropped).
+    untracked_dropped,
+    /// Replies not sent because they would exceed `amplification_limit` times the request (to
+    /// a source that has not completed a round trip).
+    amplification_dropped,
+    /// qop credentials answering a nonce another worker minted (re-challenged as stale: only
+    /// the minter can tell a replay).
+    foreign_nonce,
     }
 }
 

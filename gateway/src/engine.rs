@@ -41,6 +41,7 @@ use crate::counters::Counters;
 use crate::credentials::{canonical, AccountId, AuthMode, CredentialStore};
 use crate::digest::{self, Credentials, Ha1, Qop};
 use crate::event::{Event, Events, Failure, Name};
+use crate::guard::{AccountGuard, Charge, Reserve};
 use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
 use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
 use crate::shard::{Dest, Outbox, ShardId, ShardMsg};
@@ -87,6 +88,15 @@ pub enum DropReason {
     ReplyTooLarge,
     /// The caller's reply buffer was too small.
     ReplyBufferTooSmall,
+    /// The account's budget of guesses from sources that are not known-good is used up for
+    /// this period: the request was not evaluated (see [`crate::guard`]).
+    AccountProtected,
+    /// The terminal or source could not be tracked (its table is full of suspended or banned
+    /// entries): fail closed, not evaluated.
+    Untracked,
+    /// The reply to a source that has not completed a round trip with us would be larger
+    /// than `limits.amplification_limit` times the request.
+    Amplification,
     /// Placeholder of [`Verdict::default`]: the datagram was not processed.
     NotProcessed,
 }
@@ -204,6 +214,10 @@ struct Pending<'a> {
     terminal: TerminalKey,
     session: SessionKey,
     source: SourceKey,
+    /// The budget unit reserved for this guess (and its period), if one was.
+    charge: Option<(Charge, u32)>,
+    /// The source network's tag for the known-good slots.
+    net_tag: u64,
 }
 
 impl Pending<'_> {
@@ -249,7 +263,18 @@ pub struct Engine {
     fingerprint_hasher: hashbrown::DefaultHashBuilder,
     shard: ShardId,
     outbox: Outbox,
+    guard: Arc<AccountGuard>,
+    account_budget: u16,
+    period_secs: u32,
+    known_good_secs: u64,
+    amplification_milli: u32,
+    /// The datagram being decided proved a round trip: it echoed a nonce we minted for its
+    /// address. Set by `prepare` (and for every `finish`), read by `emit`.
+    proven: bool,
 }
+
+/// Bits of a nonce's salt that name the worker that minted it (`gateway.workers` ≤ 1024).
+const SHARD_BITS: u32 = 10;
 
 fn method_bit(m: Method) -> u32 {
     1 << (m as u32)
@@ -287,6 +312,11 @@ impl Engine {
             }
             None => Nonces::new(secrets.nonce, nonce_cfg),
         };
+        let guard = Arc::new(AccountGuard::new(
+            &credentials,
+            config.limits.known_good_per_account,
+            config.limits.max_terminals,
+        ));
         let (table_key, rest) = split_key(&secrets.local);
         let mut tag_key = rest;
         tag_key[0] ^= 0x5a;
@@ -318,6 +348,12 @@ impl Engine {
             nonce_salt: u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]),
             shard: ShardId::SINGLE,
             outbox: Outbox::default(),
+            guard,
+            account_budget: auth.account_budget,
+            period_secs: u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX),
+            known_good_secs: auth.known_good_window.as_secs(),
+            amplification_milli: config.limits.amplification_limit_milli,
+            proven: false,
         }
     }
 
@@ -533,11 +569,24 @@ impl Engine {
         }
         self.policy
             .set_config(PolicyConfig::new(auth, &config.limits));
+        self.account_budget = auth.account_budget;
+        self.period_secs = u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX);
+        self.known_good_secs = auth.known_good_window.as_secs();
+        self.amplification_milli = config.limits.amplification_limit_milli;
     }
 
-    /// Replace the credential store (reload); policy state is kept.
-    pub fn set_credentials(&mut self, credentials: Arc<CredentialStore>) {
+    /// Replace the credential store and its account guard (a reload, or the runtime giving
+    /// every worker the same guard); policy state is kept. The guard must have been built for
+    /// this store ([`AccountGuard::new`] or [`AccountGuard::rebuild`]) and be shared by every
+    /// engine of the runtime, so the account budget holds across workers.
+    pub fn set_credentials(&mut self, credentials: Arc<CredentialStore>, guard: Arc<AccountGuard>) {
         self.credentials = credentials;
+        self.guard = guard;
+    }
+
+    /// The account guard in use.
+    pub fn guard(&self) -> &Arc<AccountGuard> {
+        &self.guard
     }
 
     /// Rotate the nonce secret: nonces of the old one stay valid for `nonce.grace`.
@@ -673,6 +722,7 @@ impl Engine {
         reply: &mut [u8],
     ) -> Step<'a> {
         self.counters.received += 1;
+        self.proven = false;
         let ip = canonical(peer.ip());
         let source = self.policy.source_key(ip);
         if self
@@ -787,8 +837,25 @@ impl Engine {
         let unix = self.clock.unix_secs(now);
         let (nonce_id, nonce_issued) =
             match self.nonces.verify(unix, ip, &self.realm, creds.nonce.raw()) {
-                NonceStatus::Valid { id, issued } => (id, issued),
+                NonceStatus::Valid { id, issued, salt } => {
+                    self.proven = true;
+                    if creds.qop != Qop::None
+                        && self.shard.is_sharded()
+                        && salt & ((1 << SHARD_BITS) - 1) != u32::from(self.shard.index)
+                    {
+                        // Another worker minted it and holds its nonce counts: only it can
+                        // tell a replay (another port of the same address lands elsewhere).
+                        // A fresh nonce of ours costs the client one round trip.
+                        self.counters.foreign_nonce += 1;
+                        self.counters.stale_nonce += 1;
+                        return Step::Done(
+                            self.challenge(now, &msg, method, ip, session, true, reply),
+                        );
+                    }
+                    (id, issued)
+                }
                 NonceStatus::Stale => {
+                    self.proven = true;
                     self.counters.stale_nonce += 1;
                     return Step::Done(self.challenge(now, &msg, method, ip, session, true, reply));
                 }
@@ -827,6 +894,32 @@ impl Engine {
             Some((id, ha1)) => (Some(id), *ha1),
             None => (None, self.decoy_ha1(username)),
         };
+        // Fail closed: a guess is evaluated only if its failure can be counted.
+        if !self.policy.track(now, terminal, source, ip, username) {
+            self.counters.untracked_dropped += 1;
+            return Step::Done(Verdict::Drop(DropReason::Untracked));
+        }
+        let (net, prefix) = self.policy.source_net(ip);
+        let net_tag = self.guard.network_tag(net, prefix);
+        let known_good = account.is_some_and(|id| {
+            self.guard
+                .is_known_good(id, net_tag, unix, self.known_good_secs)
+        });
+        let charge = if known_good {
+            self.counters.known_good_evaluated += 1;
+            None
+        } else {
+            let period = AccountGuard::period(unix, self.period_secs);
+            let charge = self.guard.charge(account, username);
+            match self.guard.reserve(charge, period, self.account_budget) {
+                Reserve::Granted => Some((charge, period)),
+                Reserve::Unlimited => None,
+                Reserve::Exhausted => {
+                    self.counters.account_protected += 1;
+                    return Step::Done(Verdict::Drop(DropReason::AccountProtected));
+                }
+            }
+        };
         Step::Verify(Pending {
             index,
             msg,
@@ -840,7 +933,16 @@ impl Engine {
             terminal,
             session,
             source,
+            charge,
+            net_tag,
         })
+    }
+
+    /// Give back the budget unit of a guess that was right or not evaluated after all.
+    fn refund(&self, p: &Pending<'_>) {
+        if let Some((charge, period)) = p.charge {
+            self.guard.refund(charge, period);
+        }
     }
 
     fn finish(
@@ -850,6 +952,8 @@ impl Engine {
         digest_ok: bool,
         reply: &mut [u8],
     ) -> Verdict {
+        // Every pending request echoed a nonce we minted for its address.
+        self.proven = true;
         // An earlier datagram of the same batch may have banned this source or suspended this
         // terminal.
         if self
@@ -857,6 +961,7 @@ impl Engine {
             .source_banned(now, p.source, &mut self.events)
             .is_some()
         {
+            self.refund(p);
             self.counters.banned_dropped += 1;
             return Verdict::Drop(DropReason::SourceBanned);
         }
@@ -865,8 +970,13 @@ impl Engine {
             .terminal_suspended(now, p.terminal, &mut self.events)
             .is_some()
         {
+            self.refund(p);
             self.counters.suspended_dropped += 1;
             return Verdict::Drop(DropReason::TerminalSuspended);
+        }
+        if digest_ok {
+            // Only wrong guesses use the account's budget.
+            self.refund(p);
         }
         let user = p.name;
         let failure = match (p.account, digest_ok) {
@@ -930,6 +1040,10 @@ impl Engine {
             }
         }
         self.policy.on_success(p.terminal, p.session, p.source);
+        if let Some(id) = p.account {
+            self.guard
+                .remember(id, p.net_tag, self.clock.unix_secs(now));
+        }
         if self.shard.is_sharded() {
             self.share_success(p.terminal, p.source, canonical(p.peer.ip()));
         }
@@ -1020,6 +1134,10 @@ impl Engine {
             username,
             &mut self.events,
         );
+        if out.untracked {
+            self.counters.untracked_dropped += 1;
+            return Verdict::Drop(DropReason::Untracked);
+        }
         if self.shard.is_sharded() {
             self.share_failure(terminal, source, ip, username, &out);
         }
@@ -1065,10 +1183,13 @@ impl Engine {
         reply: &mut [u8],
     ) -> Verdict {
         self.policy.on_challenge(now, session);
-        self.nonce_salt = self.nonce_salt.wrapping_add(1);
+        self.nonce_salt = self.nonce_salt.wrapping_add(1 << SHARD_BITS);
+        // The low bits name this worker: credentials answering the nonce are checked for
+        // replays here only.
+        let salt = (self.nonce_salt & !((1 << SHARD_BITS) - 1)) | u32::from(self.shard.index);
         let nonce = self
             .nonces
-            .mint(self.clock.unix_secs(now), ip, &self.realm, self.nonce_salt);
+            .mint(self.clock.unix_secs(now), ip, &self.realm, salt);
         let www = self.mode.uses_401(method);
         let (status, line, header): (u16, &[u8], &[u8]) = if www {
             (
@@ -1088,14 +1209,16 @@ impl Engine {
         self.copy_dialog_headers(&mut w, msg);
         w.put(header);
         w.put(&self.realm);
-        w.put(b"\", nonce=\"");
+        w.put(b"\",nonce=\"");
         w.put(&nonce);
-        w.put(b"\", algorithm=MD5");
+        // `algorithm` is omitted: MD5 is its default (RFC 2617 §3.2.1), and every byte of a
+        // challenge counts against the amplification limit.
+        w.put(b"\"");
         if self.qop == QopMode::Auth {
-            w.put(b", qop=\"auth\"");
+            w.put(b",qop=\"auth\"");
         }
         if stale {
-            w.put(b", stale=true");
+            w.put(b",stale=true");
         }
         w.put(b"\r\nContent-Length: 0\r\n\r\n");
         self.counters.challenged += 1;
@@ -1115,15 +1238,28 @@ impl Engine {
         self.emit(w, msg, 403)
     }
 
+    /// The reply in `w`, unless it is too large: never more than [`MAX_REPLY_GROWTH`] bytes
+    /// above the request, and, for a source that has not proved a round trip (echoed a nonce
+    /// we minted for its address), never more than `limits.amplification_limit` times the
+    /// request (dropped and counted in `amplification_dropped` instead: a spoofed request
+    /// must not turn sipgw into an amplifier).
     fn emit(&mut self, w: Writer<'_>, msg: &Message<'_>, status: u16) -> Verdict {
+        let request = msg.as_bytes().len();
         match w.finish() {
             None => {
                 self.counters.reply_buffer_too_small += 1;
                 Verdict::Drop(DropReason::ReplyBufferTooSmall)
             }
-            Some(len) if len > msg.as_bytes().len() + MAX_REPLY_GROWTH => {
+            Some(len) if len > request + MAX_REPLY_GROWTH => {
                 self.counters.reply_too_large += 1;
                 Verdict::Drop(DropReason::ReplyTooLarge)
+            }
+            Some(len)
+                if !self.proven
+                    && len as u64 * 1000 > request as u64 * u64::from(self.amplification_milli) =>
+            {
+                self.counters.amplification_dropped += 1;
+                Verdict::Drop(DropReason::Amplification)
             }
             Some(len) => Verdict::Reply { len, status },
         }

@@ -157,10 +157,13 @@ pub enum Event {
         /// The address recorded with the suspension.
         source: IpAddr,
     },
-    /// Drop everything from `source` until `until` (the XDP ban map entry).
+    /// Drop everything from the network `source`/`prefix` until `until` (the XDP ban map
+    /// entry).
     SourceBanned {
-        /// The address.
+        /// The network address (the source masked to `prefix` bits).
         source: IpAddr,
+        /// Prefix length (32 or 128 for one address; `auth.ipv4_prefix`/`ipv6_prefix`).
+        prefix: u8,
         /// Why.
         reason: BanReason,
         /// End of the ban.
@@ -168,8 +171,10 @@ pub enum Event {
     },
     /// A source ban ended.
     SourceUnbanned {
-        /// The address.
+        /// The network address.
         source: IpAddr,
+        /// Prefix length.
+        prefix: u8,
     },
     /// Credentials were rejected (fail2ban-style line; the driver rate-limits logging).
     CredentialRejected {
@@ -273,6 +278,7 @@ mod tests {
         assert_eq!(e.dropped(), 10);
         e.push(Event::SourceUnbanned {
             source: "198.18.0.1".parse().unwrap(),
+            prefix: 32,
         });
         assert!(matches!(e.pop(), Some(Event::SourceUnbanned { .. })));
         assert_eq!(e.len(), REJECTION_QUEUE_CAP);

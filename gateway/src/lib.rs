@@ -9,6 +9,7 @@
 //! | [`digest`]      | Authorization / Proxy-Authorization parsing, MD5 digest verification |
 //! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
 //! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
+//! | [`guard`]       | account budget and known-good sources, shared by every worker       |
 //! | [`credentials`] | the credential store (password/HA1, IP and IP+port accounts)        |
 //! | [`config`]      | TOML configuration with VOS3000 aliases and range checks            |
 //! | [`engine`]      | `handle(now, peer, datagram)` → [`engine::Verdict`]                 |
@@ -28,6 +29,7 @@ pub mod credentials;
 pub mod digest;
 pub mod engine;
 pub mod event;
+pub mod guard;
 pub mod nonce;
 pub mod policy;
 pub mod proxy;

@@ -164,6 +164,8 @@ pub enum NonceStatus {
         id: u64,
         /// Issue time (wrapping Unix seconds) carried by the nonce.
         issued: u32,
+        /// The salt the minter chose (the engine puts its worker index in the low bits).
+        salt: u32,
     },
     /// Authentic but older than the lifetime, or minted with the previous key
     /// after its grace period: re-challenge with `stale=true`. Not a failure.
@@ -284,6 +286,7 @@ impl Nonces {
         NonceStatus::Valid {
             id: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
             issued,
+            salt,
         }
     }
 }
@@ -668,7 +671,7 @@ mod tests {
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'));
         match n.verify(T0 + 3, IP, REALM, &nonce) {
-            NonceStatus::Valid { issued, id } => {
+            NonceStatus::Valid { issued, id, .. } => {
                 assert_eq!(issued, T0 as u32);
                 assert_ne!(id, 0);
             }

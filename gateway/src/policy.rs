@@ -110,6 +110,10 @@ pub struct PolicyConfig {
     pub max_sources: usize,
     /// Non-suspended entries idle this long are forgotten.
     pub idle_timeout: Duration,
+    /// IPv4 sources are aggregated by this prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 sources are aggregated by this prefix length.
+    pub ipv6_prefix: u8,
 }
 
 impl PolicyConfig {
@@ -128,6 +132,8 @@ impl PolicyConfig {
             max_sessions: limits.max_sessions,
             max_sources: limits.max_sources,
             idle_timeout: limits.idle_timeout,
+            ipv4_prefix: auth.ipv4_prefix,
+            ipv6_prefix: auth.ipv6_prefix,
         }
     }
 }
@@ -154,6 +160,10 @@ pub struct FailureOutcome {
     pub source_banned: bool,
     /// This failure exhausted the session's retries (answer 403, session closed).
     pub session_exhausted: bool,
+    /// The terminal or the source could not be tracked (its table is full of suspended or
+    /// banned entries): the failure was not counted, so the request must not be answered as
+    /// if it had been (fail closed: drop it).
+    pub untracked: bool,
     /// End of the suspension, when `suspended`.
     pub suspended_until: Option<Instant>,
     /// End of the ban, when `source_banned`.
@@ -208,7 +218,9 @@ struct Source {
     failures: u16,
     banned_until: Option<Instant>,
     last_seen: Instant,
+    /// The network (the source address masked to its prefix).
     addr: IpAddr,
+    prefix: u8,
     /// The ban was decided by another worker (its end is not announced again here).
     mirror: bool,
 }
@@ -343,10 +355,36 @@ impl Policy {
         h
     }
 
+    fn write_net(&self, h: &mut SipHasher13, ip: IpAddr) {
+        match self.source_net(ip).0 {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+    }
+
     fn write_ip(h: &mut SipHasher13, ip: IpAddr) {
         match crate::credentials::canonical(ip) {
             IpAddr::V4(a) => h.write(&a.octets()),
             IpAddr::V6(a) => h.write(&a.octets()),
+        }
+    }
+
+    /// The network a source address counts as: the address masked to `ipv4_prefix` or
+    /// `ipv6_prefix` bits (IPv4-mapped IPv6 is IPv4), and that prefix length. Source lockout,
+    /// bans and the source part of terminal keys all use it, so rotating addresses inside one
+    /// IPv6 /64 (by default) is one source.
+    pub fn source_net(&self, ip: IpAddr) -> (IpAddr, u8) {
+        match crate::credentials::canonical(ip) {
+            IpAddr::V4(a) => {
+                let len = self.cfg.ipv4_prefix.min(32);
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                (IpAddr::V4((u32::from(a) & mask).into()), len)
+            }
+            IpAddr::V6(a) => {
+                let len = self.cfg.ipv6_prefix.min(128);
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                (IpAddr::V6((u128::from(a) & mask).into()), len)
+            }
         }
     }
 
@@ -358,9 +396,9 @@ impl Policy {
             SuspendScope::TerminalSource => {
                 h.write(username);
                 h.write_u8(0xff);
-                Self::write_ip(&mut h, source);
+                self.write_net(&mut h, source);
             }
-            SuspendScope::Source => Self::write_ip(&mut h, source),
+            SuspendScope::Source => self.write_net(&mut h, source),
         }
         TerminalKey(h.finish128().as_u128())
     }
@@ -374,10 +412,11 @@ impl Policy {
         SessionKey(h.finish128().as_u128())
     }
 
-    /// The source key of an address: the address itself (IPv4 as its IPv4-mapped IPv6 form).
-    /// No keyed hash is needed: the table's own hasher is randomly seeded.
+    /// The source key of an address: its network ([`Policy::source_net`]; IPv4 as its
+    /// IPv4-mapped IPv6 form). No keyed hash is needed: the table's own hasher is randomly
+    /// seeded.
     pub fn source_key(&self, source: IpAddr) -> SourceKey {
-        SourceKey(match crate::credentials::canonical(source) {
+        SourceKey(match self.source_net(source).0 {
             IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
             IpAddr::V6(a) => u128::from(a),
         })
@@ -398,7 +437,10 @@ impl Policy {
         s.banned_until = None;
         s.failures = 0;
         if !std::mem::take(&mut s.mirror) {
-            events.push(Event::SourceUnbanned { source: s.addr });
+            events.push(Event::SourceUnbanned {
+                source: s.addr,
+                prefix: s.prefix,
+            });
         }
         None
     }
@@ -474,7 +516,48 @@ impl Policy {
         }
     }
 
-    /// Count a failure against the terminal, the session and the source.
+    /// Make sure the terminal and the source have an entry (creating empty ones, evicting
+    /// idle or unpinned entries when a table is full). False when either table is full of
+    /// suspended or banned entries: the request cannot be tracked, so it must not be
+    /// evaluated (fail closed; the refusal is counted in [`Policy::table_full`]).
+    pub fn track(
+        &mut self,
+        now: Instant,
+        terminal: TerminalKey,
+        source: SourceKey,
+        addr: IpAddr,
+        username: &[u8],
+    ) -> bool {
+        let idle = self.cfg.idle_timeout;
+        let (net, prefix) = self.source_net(addr);
+        let source_ok = self
+            .sources
+            .upsert(source.0, now, idle, || Source {
+                failures: 0,
+                banned_until: None,
+                last_seen: now,
+                addr: net,
+                prefix,
+                mirror: false,
+            })
+            .is_some();
+        source_ok
+            && self
+                .terminals
+                .upsert(terminal.0, now, idle, || Terminal {
+                    failures: 0,
+                    suspended_until: None,
+                    last_seen: now,
+                    source: addr,
+                    name: Name::new(username),
+                    mirror: false,
+                })
+                .is_some()
+    }
+
+    /// Count a failure against the terminal, the session and the source. Fails closed: when
+    /// the terminal or source cannot be tracked nothing is counted and the outcome says
+    /// `untracked`.
     #[allow(clippy::too_many_arguments)]
     pub fn on_failure(
         &mut self,
@@ -486,6 +569,12 @@ impl Policy {
         username: &[u8],
         events: &mut Events,
     ) -> FailureOutcome {
+        if !self.track(now, terminal, source, addr, username) {
+            return FailureOutcome {
+                untracked: true,
+                ..FailureOutcome::default()
+            };
+        }
         let suspended_until = self.terminal_failure(now, terminal, addr, username, events);
         let mut out = FailureOutcome {
             suspended: suspended_until.is_some(),
@@ -570,13 +659,15 @@ impl Policy {
         events: &mut Events,
     ) -> Option<Instant> {
         let cfg = self.cfg;
+        let (net, prefix) = self.source_net(addr);
         let src = self
             .sources
             .upsert(source.0, now, cfg.idle_timeout, || Source {
                 failures: 0,
                 banned_until: None,
                 last_seen: now,
-                addr,
+                addr: net,
+                prefix,
                 mirror: false,
             })?;
         src.failures = src.failures.saturating_add(1);
@@ -604,11 +695,13 @@ impl Policy {
         events: &mut Events,
     ) -> Option<Instant> {
         let idle = self.cfg.idle_timeout;
+        let (net, prefix) = self.source_net(addr);
         let src = self.sources.upsert(source.0, now, idle, || Source {
             failures: 0,
             banned_until: None,
             last_seen: now,
-            addr,
+            addr: net,
+            prefix,
             mirror: false,
         })?;
         if src.banned_until.is_some_and(|u| u >= until) {
@@ -617,7 +710,8 @@ impl Policy {
         src.banned_until = Some(until);
         src.mirror = false;
         events.push(Event::SourceBanned {
-            source: addr,
+            source: net,
+            prefix,
             reason,
             until,
         });
@@ -662,11 +756,13 @@ impl Policy {
     /// Another worker banned this source until `until`: drop it here too, without an event.
     pub fn mirror_ban(&mut self, now: Instant, source: SourceKey, addr: IpAddr, until: Instant) {
         let idle = self.cfg.idle_timeout;
+        let (net, prefix) = self.source_net(addr);
         let Some(s) = self.sources.upsert(source.0, now, idle, || Source {
             failures: 0,
             banned_until: None,
             last_seen: now,
-            addr,
+            addr: net,
+            prefix,
             mirror: true,
         }) else {
             return;
@@ -754,7 +850,10 @@ impl Policy {
         self.sources.map.retain(|_, s| match s.banned_until {
             Some(until) if now >= until => {
                 if !s.mirror {
-                    events.push(Event::SourceUnbanned { source: s.addr });
+                    events.push(Event::SourceUnbanned {
+                        source: s.addr,
+                        prefix: s.prefix,
+                    });
                 }
                 false
             }

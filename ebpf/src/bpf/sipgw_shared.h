@@ -109,6 +109,11 @@ struct sipgw_gateway_counters {
 	__u64 nonce_evicted;
 	__u64 reply_too_large;
 	__u64 reply_buffer_too_small;
+	__u64 account_protected;
+	__u64 known_good_evaluated;
+	__u64 untracked_dropped;
+	__u64 amplification_dropped;
+	__u64 foreign_nonce;
 };
 
 #endif /* SIPGW_SHARED_H */

@@ -122,6 +122,8 @@ pub struct Loaded {
     pub config: Config,
     /// The credentials it names.
     pub credentials: Arc<CredentialStore>,
+    /// The account guard of those credentials, shared by every worker.
+    pub guard: Arc<crate::guard::AccountGuard>,
     /// Where the configuration came from.
     pub path: PathBuf,
 }
@@ -160,9 +162,15 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         return Err(LoadError::NoSoftswitch { file });
     }
     let credentials = Arc::new(CredentialStore::load(creds, &config.auth.realm)?);
+    let guard = Arc::new(crate::guard::AccountGuard::new(
+        &credentials,
+        config.limits.known_good_per_account,
+        config.limits.max_terminals,
+    ));
     Ok(Loaded {
         config,
         credentials,
+        guard,
         path: path.to_owned(),
     })
 }
@@ -419,6 +427,8 @@ impl Runtime {
         {
             let mut engine =
                 Engine::new(&engine_config, loaded.credentials.clone(), &secrets, wall);
+            // One guard for every worker: the account budget is exact across them.
+            engine.set_credentials(loaded.credentials.clone(), loaded.guard.clone());
             engine.set_shard(ShardId {
                 index: index as u16,
                 count: n as u16,
@@ -493,12 +503,18 @@ impl Runtime {
     /// Check the configuration at `path` (and its credential file) and, if it is valid, make
     /// every worker use it from its next iteration. An invalid one changes nothing.
     pub fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
-        let new = load(path)?;
+        let mut new = load(path)?;
         let mut current = self
             .shared
             .current
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Budgets and known-good sources carry over, by account name.
+        new.guard = Arc::new(current.guard.rebuild(
+            &current.credentials,
+            &new.credentials,
+            current.config.limits.known_good_per_account,
+        ));
         let old = &current.config;
         let mut needs_restart = Vec::new();
         let g = (&old.gateway, &new.config.gateway);

@@ -194,7 +194,8 @@ impl Worker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         let now = self.clock.now();
-        self.engine.set_credentials(loaded.credentials.clone());
+        self.engine
+            .set_credentials(loaded.credentials.clone(), loaded.guard.clone());
         self.engine.reconfigure(now, &loaded.config, &self.config);
         self.proxy = Proxy::new(proxy_config(&loaded.config, self.proxy_key));
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
@@ -460,9 +461,11 @@ fn enforce_in_xdp(now: Instant, event: &Event, maps: &PinnedMaps, rt: &mut Runti
     let result = match event {
         Event::SourceBanned {
             source,
+            prefix: _,
             reason,
             until,
         } => {
+            // PREFIX: the XDP ban map takes exact addresses until it has a prefix map.
             let reason = match reason {
                 BanReason::TerminalSuspended => sipgw_ebpf::BanReason::Suspended,
                 BanReason::SourceLockout => sipgw_ebpf::BanReason::Lockout,
@@ -470,7 +473,7 @@ fn enforce_in_xdp(now: Instant, event: &Event, maps: &PinnedMaps, rt: &mut Runti
             maps.ban(*source, until.saturating_duration_since(now), reason)
                 .map(|()| rt.xdp_bans_written += 1)
         }
-        Event::SourceUnbanned { source } => maps.unban(*source),
+        Event::SourceUnbanned { source, .. } => maps.unban(*source),
         _ => Ok(()),
     };
     if let Err(e) = result {
@@ -509,20 +512,23 @@ fn log_event(now: Instant, event: Event, budget: &mut LogBudget, rt: &mut Runtim
         ),
         Event::SourceBanned {
             source,
+            prefix,
             reason,
             until,
         } => tracing::warn!(
             target: "sipgw::security",
             event = "banned",
             source = %source,
+            prefix,
             reason = reason.as_str(),
             seconds = secs(until),
             "source banned"
         ),
-        Event::SourceUnbanned { source } => tracing::info!(
+        Event::SourceUnbanned { source, prefix } => tracing::info!(
             target: "sipgw::security",
             event = "unbanned",
             source = %source,
+            prefix,
             "source ban lifted"
         ),
         Event::CredentialRejected {

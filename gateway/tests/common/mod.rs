@@ -156,6 +156,8 @@ pub fn request(method: &str, user: &str, call_id: &str, cseq: u32, extra: &str) 
         "{method} {uri} SIP/2.0\r\n\
          Via: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK{call_id}{cseq}\r\n\
          Max-Forwards: 70\r\n\
+         User-Agent: test phone (sipgw)\r\n\
+         Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n\
          From: <sip:{user}@198.18.0.1>;tag=ft{call_id}\r\n\
          To: <sip:{user}@198.18.0.1>\r\n\
          Call-ID: {call_id}\r\n\
