@@ -999,7 +999,7 @@ impl Engine {
         }
         if p.credentials.qop != Qop::None {
             let unix = self.clock.unix_secs(now);
-            let fingerprint = self.fingerprint(&p.msg);
+            let fingerprint = self.fingerprint(&p.msg, p.peer.port());
             match self.replay.check(
                 unix,
                 self.nonce_lifetime,
@@ -1317,13 +1317,15 @@ impl Engine {
     }
 
     /// Fingerprint of a request for telling a retransmission (same top Via, CSeq and
-    /// Call-ID) from a replay of its nonce count.
-    fn fingerprint(&self, msg: &Message<'_>) -> u32 {
+    /// Call-ID, from the same port: a UDP retransmission comes from the socket that sent the
+    /// original) from a replay of its nonce count.
+    fn fingerprint(&self, msg: &Message<'_>, port: u16) -> u32 {
         use std::hash::BuildHasher;
         let h = self.fingerprint_hasher.hash_one((
             msg.header(HeaderName::Via),
             msg.header(HeaderName::CSeq),
             msg.header(HeaderName::CallId),
+            port,
         ));
         h as u32
     }

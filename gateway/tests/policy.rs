@@ -471,6 +471,11 @@ fn source_lockout_catches_credential_stuffing() {
 #[test]
 fn suspend_scope_terminal_source_protects_the_real_phone() {
     let mut gw = Gw::new("[auth]\nsuspend_scope = \"terminal+source\"\n");
+    // Alice registered from her phone before the attack: that address is known-good.
+    assert!(matches!(
+        Phone::new(PHONE, "alice", "before").login(&mut gw, "secret"),
+        Verdict::Forward(_)
+    ));
     let v = wrong_guesses(&mut gw, ATTACKER, "alice", 6);
     assert!(matches!(v[5], Verdict::Reply { status: 403, .. }));
     let ev = gw.events();
@@ -486,11 +491,20 @@ fn suspend_scope_terminal_source_protects_the_real_phone() {
         Phone::new(ATTACKER, "alice", "a").bare(&mut gw),
         Verdict::Drop(DropReason::SourceBanned)
     );
-    // ... and alice from her own address is not locked out.
+    // ... and alice from her own address is not locked out ...
     assert!(matches!(
         Phone::new(PHONE, "alice", "b").login(&mut gw, "secret"),
         Verdict::Forward(_)
     ));
+    // ... while the account's budget for other addresses is used up: a new address is not
+    // evaluated, even with the right password.
+    let mut fresh = Phone::new(OTHER_PHONE, "alice", "c");
+    assert!(is_challenge(fresh.bare(&mut gw)));
+    let ch = gw.challenge();
+    assert_eq!(
+        fresh.answer(&mut gw, &ch, "secret"),
+        Verdict::Drop(DropReason::AccountProtected)
+    );
 }
 
 #[test]
@@ -586,7 +600,9 @@ fn ack_cancel_and_responses_pass_and_our_own_acks_are_absorbed() {
 
 #[test]
 fn replies_copy_the_dialog_headers_and_stay_small() {
-    let mut gw = Gw::new("");
+    // This minimal request is smaller than its challenge: allowed only with a higher
+    // amplification limit (the default drops it, checked at the end).
+    let mut gw = Gw::new("[limits]\namplification_limit = 3.0\n");
     let msg = b"REGISTER sip:198.18.0.1 SIP/2.0\r\n\
         v: SIP/2.0/UDP 198.18.0.2:5060;branch=z9hG4bK1\r\n\
         Via: SIP/2.0/UDP 198.18.0.9;branch=z9hG4bK0, SIP/2.0/UDP 198.18.0.10;branch=z9hG4bKx\r\n\
@@ -609,10 +625,10 @@ fn replies_copy_the_dialog_headers_and_stay_small() {
         t: <sip:alice@198.18.0.1>;tag=";
     assert!(text.starts_with(expected_prefix), "{text}");
     assert!(text.contains(
-        "\r\ni: cid-1\r\nCSeq: 7 REGISTER\r\nProxy-Authenticate: Digest realm=\"sipgw\", nonce=\""
+        "\r\ni: cid-1\r\nCSeq: 7 REGISTER\r\nProxy-Authenticate: Digest realm=\"sipgw\",nonce=\""
     ));
     assert!(
-        text.ends_with("algorithm=MD5, qop=\"auth\"\r\nContent-Length: 0\r\n\r\n"),
+        text.ends_with("\",qop=\"auth\"\r\nContent-Length: 0\r\n\r\n"),
         "{text}"
     );
     assert!(!text.contains("User-Agent") && !text.contains("Max-Forwards"));
@@ -632,6 +648,12 @@ fn replies_copy_the_dialog_headers_and_stay_small() {
     assert!(gw
         .reply_text()
         .contains("To: <sip:alice@198.18.0.1>;tag=dialog\r\n"));
+    let mut strict = Gw::new("");
+    assert_eq!(
+        strict.send(PHONE, msg),
+        Verdict::Drop(DropReason::Amplification)
+    );
+    assert_eq!(strict.engine.counters().amplification_dropped, 1);
 }
 
 #[test]
@@ -675,7 +697,10 @@ fn batch_form_agrees_with_single_form() {
     // Same traffic through handle() and handle_batch() on two identical engines.
     // (Without the source ban: a ban made by one datagram of a batch is seen by the later ones
     // only if they reach the digest stage, see the engine docs.)
-    let cfg = "[auth]\nmax_retry = 3\nban_source_on_suspend = false\n";
+    // (Without the account guard too: the batch reserves its budget in the first phase, so its
+    // later guesses are refused as AccountProtected where the single form, one datagram at a
+    // time, sees the suspension first; both are "not evaluated".)
+    let cfg = "[auth]\nmax_retry = 3\nban_source_on_suspend = false\naccount_budget = 0\n";
     let mut single = Gw::new(cfg);
     let mut batch = Gw::new(cfg);
     let mut p = Phone::new(PHONE, "alice", "b");

@@ -36,7 +36,7 @@ impl Cluster {
             origin_unix: Duration::from_secs(1_700_000_000),
         };
         let secrets = Secrets::new(&config, [9u8; 64]);
-        let engines = (0..workers)
+        let engines: Vec<Engine> = (0..workers)
             .map(|index| {
                 let mut e = Engine::new(&config, store.clone(), &secrets, wall);
                 e.set_shard(ShardId {
@@ -53,6 +53,17 @@ impl Cluster {
             reply: vec![0; 4096],
             inflight: vec![Vec::new(); usize::from(workers)],
         }
+    }
+
+    /// The runtime's arrangement: one account guard shared by every worker.
+    fn shared(workers: u16, config: &str) -> Cluster {
+        let mut c = Cluster::new(workers, config);
+        let guard = c.engines[0].guard().clone();
+        let store = c.engines[0].credentials().clone();
+        for e in &mut c.engines {
+            e.set_credentials(store.clone(), guard.clone());
+        }
+        c
     }
 
     fn now(&self) -> Instant {
@@ -332,4 +343,72 @@ session_retry = 6
     // Another address is not affected.
     let v = c.attempt(1, "198.18.0.8:5060", "alice", "secret", 99);
     assert!(matches!(v, Some(Verdict::Forward(_))), "{v:?}");
+}
+
+#[test]
+fn a_shared_guard_bounds_the_account_across_workers_even_if_messages_never_arrive() {
+    let workers = 4;
+    let mut c = Cluster::shared(workers, CONFIG);
+    let mut evaluated = 0;
+    for guess in 0..100u32 {
+        let w = (guess % u32::from(workers)) as usize;
+        // A new address every time: no per-terminal or per-source limit applies.
+        let peer = format!("198.18.{}.{}:5060", 16 + guess / 200, guess % 200 + 1);
+        let v = c.attempt(w, &peer, "alice", "wrong", guess);
+        if matches!(v, Some(Verdict::Reply { .. })) {
+            evaluated += 1;
+        } else {
+            assert!(
+                matches!(v, Some(Verdict::Drop(DropReason::AccountProtected))),
+                "{v:?}"
+            );
+        }
+    }
+    assert_eq!(
+        evaluated, 6,
+        "account_budget, whatever the number of workers"
+    );
+}
+
+#[test]
+fn credentials_replayed_from_other_ports_are_never_forwarded() {
+    let workers = 8;
+    let mut c = Cluster::shared(workers, CONFIG);
+    // alice registers through worker 0 (the kernel's choice for her port).
+    let bare = request("REGISTER", "alice", "r1", 1, "");
+    assert!(is_challenge(c.send(0, "198.18.0.2:5060", &bare)));
+    let ch = c.challenge();
+    assert!(ch.qop);
+    let auth = authorization(&ch, "alice", "secret", "REGISTER", 1);
+    let answer = request("REGISTER", "alice", "r1", 2, &auth);
+    assert!(matches!(
+        c.send(0, "198.18.0.2:5060", &answer),
+        Verdict::Forward(_)
+    ));
+    // A retransmission from the same socket is forwarded again (the softswitch absorbs it) ...
+    assert!(matches!(
+        c.send(0, "198.18.0.2:5060", &answer),
+        Verdict::Forward(_)
+    ));
+    // ... but the same bytes from 8 other ports of the address, whichever worker each lands on,
+    // are not.
+    let mut forwarded = 0;
+    for port in 0..8u16 {
+        for w in [0, usize::from(port % workers)] {
+            let peer = format!("198.18.0.2:{}", 41000 + port);
+            if matches!(c.send(w, &peer, &answer), Verdict::Forward(_)) {
+                forwarded += 1;
+            }
+        }
+    }
+    assert_eq!(forwarded, 0);
+    let foreign: u64 = c.engines.iter().map(|e| e.counters().foreign_nonce).sum();
+    let replayed: u64 = c.engines.iter().map(|e| e.counters().replayed_nonce).sum();
+    assert_eq!(
+        foreign, 7,
+        "workers 1..7 re-challenge: they cannot see worker 0's counts"
+    );
+    // Worker 0 gets 9 of them: 6 are counted as replays (then max_retry and session_retry
+    // refuse the rest before they are evaluated).
+    assert_eq!(replayed, 6, "worker 0 sees the replays");
 }
