@@ -912,7 +912,16 @@ impl Engine {
             let period = AccountGuard::period(unix, self.period_secs);
             let charge = self.guard.charge(account, username);
             match self.guard.reserve(charge, period, self.account_budget) {
-                Reserve::Granted => Some((charge, period)),
+                Reserve::Granted { last } => {
+                    if last {
+                        self.events.push(Event::AccountProtected {
+                            username: Name::new(username),
+                            source: ip,
+                            until_unix: (u64::from(period) + 1) * u64::from(self.period_secs),
+                        });
+                    }
+                    Some((charge, period))
+                }
                 Reserve::Unlimited => None,
                 Reserve::Exhausted => {
                     self.counters.account_protected += 1;

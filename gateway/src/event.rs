@@ -176,6 +176,16 @@ pub enum Event {
         /// Prefix length.
         prefix: u8,
     },
+    /// An account's budget of guesses from sources that are not known-good is used up for
+    /// this period: such sources are not evaluated for it until `until` (UNIX seconds).
+    AccountProtected {
+        /// The username (an account, or an unknown name with its decoy budget).
+        username: Name,
+        /// The source whose guess took the last unit.
+        source: IpAddr,
+        /// End of the period, UNIX seconds.
+        until_unix: u64,
+    },
     /// Credentials were rejected (fail2ban-style line; the driver rate-limits logging).
     CredentialRejected {
         /// Who sent them.

@@ -54,7 +54,10 @@ pub enum Charge {
 #[must_use = "an exhausted budget means the guess must not be evaluated"]
 pub enum Reserve {
     /// One unit reserved: evaluate the guess, then [`AccountGuard::refund`] it if it was right.
-    Granted,
+    Granted {
+        /// It was the last unit of the period: the account is protected from now on.
+        last: bool,
+    },
     /// The guard is off (`account_budget = 0`): evaluate, nothing to refund.
     Unlimited,
     /// The budget of this period is used up: do not evaluate.
@@ -191,10 +194,15 @@ impl AccountGuard {
                         (true, _) => None,
                     }
                 });
-                if r.is_ok() {
-                    Reserve::Granted
-                } else {
-                    Reserve::Exhausted
+                match r {
+                    Ok(prev) => {
+                        let (p, n) = unpack(prev);
+                        let taken = if p == period { n + 1 } else { 1 };
+                        Reserve::Granted {
+                            last: taken >= budget,
+                        }
+                    }
+                    Err(_) => Reserve::Exhausted,
                 }
             }
             Charge::Decoy(tag) => {
@@ -211,10 +219,15 @@ impl AccountGuard {
                         None
                     }
                 });
-                if r.is_ok() {
-                    Reserve::Granted
-                } else {
-                    Reserve::Exhausted
+                match r {
+                    Ok(prev) => {
+                        let same = (prev >> 32) as u32 == t && (prev >> 16) as u16 == p;
+                        let taken = if same { u32::from(prev as u16) + 1 } else { 1 };
+                        Reserve::Granted {
+                            last: taken >= budget,
+                        }
+                    }
+                    Err(_) => Reserve::Exhausted,
                 }
             }
         }
@@ -324,20 +337,20 @@ mod tests {
     fn the_budget_is_exact_and_refunds_right_guesses() {
         let g = AccountGuard::new(&store(2), 4, 1024);
         let a = Charge::Account(AccountId(0));
-        for _ in 0..6 {
-            assert_eq!(g.reserve(a, 7, 6), Reserve::Granted);
+        for i in 0..6 {
+            assert_eq!(g.reserve(a, 7, 6), Reserve::Granted { last: i == 5 });
         }
         assert_eq!(g.reserve(a, 7, 6), Reserve::Exhausted);
         g.refund(a, 7);
         assert_eq!(g.charged(a, 7), 5);
-        assert_eq!(g.reserve(a, 7, 6), Reserve::Granted);
+        assert_eq!(g.reserve(a, 7, 6), Reserve::Granted { last: true });
         assert_eq!(g.reserve(a, 7, 6), Reserve::Exhausted);
         // The other account and the next period are untouched.
         assert_eq!(
             g.reserve(Charge::Account(AccountId(1)), 7, 6),
-            Reserve::Granted
+            Reserve::Granted { last: false }
         );
-        assert_eq!(g.reserve(a, 8, 6), Reserve::Granted);
+        assert_eq!(g.reserve(a, 8, 6), Reserve::Granted { last: false });
         assert_eq!(g.charged(a, 8), 1);
         // A refund for a past period changes nothing.
         g.refund(a, 7);
@@ -355,7 +368,7 @@ mod tests {
                     let g = &g;
                     s.spawn(move || {
                         (0..10_000)
-                            .filter(|_| g.reserve(a, 1, 6) == Reserve::Granted)
+                            .filter(|_| matches!(g.reserve(a, 1, 6), Reserve::Granted { .. }))
                             .count() as u32
                     })
                 })
@@ -370,11 +383,11 @@ mod tests {
         let g = AccountGuard::new(&store(1), 4, 1024);
         let d = g.charge(None, b"nobody");
         assert!(matches!(d, Charge::Decoy(_)));
-        for _ in 0..6 {
-            assert_eq!(g.reserve(d, 3, 6), Reserve::Granted);
+        for i in 0..6 {
+            assert_eq!(g.reserve(d, 3, 6), Reserve::Granted { last: i == 5 });
         }
         assert_eq!(g.reserve(d, 3, 6), Reserve::Exhausted);
-        assert_eq!(g.reserve(d, 4, 6), Reserve::Granted);
+        assert_eq!(g.reserve(d, 4, 6), Reserve::Granted { last: false });
     }
 
     #[test]

@@ -28,8 +28,11 @@
 //! get rid of tombstones); [`Policy::memory_bytes`] is the exact allocation. When a table is full, idle entries
 //! (untouched for `idle_timeout`) are dropped first, then arbitrary non-suspended entries until
 //! an eighth of the table is free (amortised O(1) per insertion); suspended and banned entries
-//! are never evicted. If a table is full of suspended entries the new terminal is not tracked
-//! and [`Policy::table_full`] counts it. Terminal and session keys are SipHash-1-3 of the identifying
+//! are never evicted. If a table is full of suspended entries a new terminal cannot be tracked:
+//! [`Policy::track`] says so before anything is evaluated and [`Policy::on_failure`] reports it
+//! (`untracked`), so the engine fails closed (drops the request), and [`Policy::table_full`]
+//! counts it. Sources count as their network ([`Policy::source_net`]: `ipv4_prefix`,
+//! `ipv6_prefix`). Terminal and session keys are SipHash-1-3 of the identifying
 //! bytes under a per-process secret, so an attacker cannot aim collisions at the tables; source
 //! keys are the address itself (the maps' own hasher is randomly seeded).
 

@@ -191,6 +191,15 @@ fn a_known_good_source_keeps_access_while_the_account_is_under_attack() {
             }
         }
         assert_eq!(evaluated(&g), 6, "{scope}");
+        let protected = g
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::AccountProtected { .. }))
+            .count();
+        assert_eq!(
+            protected, 1,
+            "{scope}: one log line when the budget runs out"
+        );
         // The real phone, from the network it authenticated from, is still evaluated ...
         assert!(
             matches!(

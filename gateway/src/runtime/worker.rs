@@ -531,6 +531,19 @@ fn log_event(now: Instant, event: Event, budget: &mut LogBudget, rt: &mut Runtim
             prefix,
             "source ban lifted"
         ),
+        Event::AccountProtected {
+            username,
+            source,
+            until_unix,
+        } => tracing::warn!(
+            target: "sipgw::security",
+            event = "account_protected",
+            user = %username,
+            source = %source,
+            until_unix,
+            "account protected: its budget of guesses from new sources is used up; \
+             only known-good sources are evaluated until the period ends"
+        ),
         Event::CredentialRejected {
             source,
             username,
