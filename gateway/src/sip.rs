@@ -3185,6 +3185,43 @@ l:\r\n 2\r\n\
     }
 
     #[test]
+    fn quoted_pair_control_chars() {
+        let msg = |to: &[u8]| {
+            let mut m = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nTo: ".to_vec();
+            m.extend_from_slice(to);
+            m.extend_from_slice(b"\r\nCall-ID: x\r\n\r\n");
+            m
+        };
+        // RFC 4475 intmeth: NUL, BEL, DEL escaped inside a quoted display name.
+        let ok = msg(b"\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:a@b>");
+        let m = Message::parse(&ok).expect("quoted-pairs are allowed");
+        assert!(m.header(HeaderName::To).is_some_and(|t| t.contains(&0)));
+        assert_eq!(m.header(HeaderName::CallId), Some(&b"x"[..]));
+        // Also after a folded line, and an escaped backslash does not escape what follows.
+        let ok = msg(b"\"a\r\n b\\\x01\" <sip:a@b>");
+        assert!(Message::parse(&ok).is_ok());
+        for bad in [
+            &b"\"\\\\\x00\" <sip:a@b>"[..], // `\\` then a raw NUL
+            b"\\\x00 <sip:a@b>",            // a backslash outside quotes escapes nothing
+            b"\"a\" \x07<sip:a@b>",         // after the quoted string
+            b"\"\\\r\" <sip:a@b>",          // CR cannot be escaped
+        ] {
+            assert_eq!(
+                err(&msg(bad)),
+                ParseError::ControlChar,
+                "{}",
+                bad.escape_ascii()
+            );
+        }
+        // A quoted string does not run into the next header.
+        let mut v = msg(b"\"open <sip:a@b>");
+        let at = v.windows(7).position(|w| w == b"Call-ID").unwrap() + 8;
+        v.insert(at, b'\\');
+        v.insert(at + 1, 0);
+        assert_eq!(err(&v), ParseError::ControlChar);
+    }
+
+    #[test]
     fn too_many_headers() {
         let mut msg = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
