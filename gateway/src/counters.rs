@@ -132,6 +132,44 @@ counters! {
     /// qop credentials answering a nonce another worker minted (re-challenged as stale: only
     /// the minter can tell a replay).
     foreign_nonce,
+    /// Requests/responses with more than one Call-ID (400 Multiple Call-ID, or dropped).
+    invalid_multiple_call_id,
+    /// Requests/responses with more than one CSeq (400 Multiple CSeq, or dropped).
+    invalid_multiple_cseq,
+    /// Requests/responses with more than one From (400 Multiple From, or dropped).
+    invalid_multiple_from,
+    /// Requests/responses with more than one To (400 Multiple To, or dropped).
+    invalid_multiple_to,
+    /// Requests with more than one Max-Forwards (400 Multiple Max-Forwards, or dropped).
+    invalid_multiple_max_forwards,
+    /// Requests/responses with more than one Content-Length (400 Multiple Content-Length, or dropped).
+    invalid_multiple_content_length,
+    /// Requests/responses whose CSeq is not `number method` (400 Bad CSeq, or dropped).
+    invalid_cseq,
+    /// Requests/responses whose CSeq number exceeds 2^31-1 (400 CSeq Out Of Range, or dropped).
+    invalid_cseq_range,
+    /// Requests whose CSeq method differs from the request method (400 CSeq Method Mismatch, or dropped).
+    invalid_cseq_method,
+    /// Requests whose Max-Forwards is not decimal (400 Bad Max-Forwards, or dropped).
+    invalid_max_forwards,
+    /// Requests whose Max-Forwards exceeds 255 (400 Max-Forwards Out Of Range, or dropped).
+    invalid_max_forwards_range,
+    /// Requests whose From is not a name-addr/addr-spec (400 Bad From, or dropped).
+    invalid_from,
+    /// Requests whose To is not a name-addr/addr-spec (400 Bad To, or dropped).
+    invalid_to,
+    /// Requests with a Via (responses: a top Via) that does not parse strictly (400 Bad Via, or dropped).
+    invalid_via,
+    /// Requests/responses with an unbracketed IPv6 address in a Via or the Request-URI (400 Unbracketed IPv6, or dropped).
+    invalid_unbracketed_ipv6,
+    /// Requests whose sip:/sips: Request-URI host or port does not parse (400 Bad Request-URI, or dropped).
+    invalid_request_uri,
+    /// Requests with headers (`?`) in the Request-URI (400 Headers In Request-URI, or dropped).
+    invalid_request_uri_headers,
+    /// Requests with a Proxy-Require option that is not a token (400 Bad Proxy-Require, or dropped).
+    invalid_proxy_require,
+    /// Requests with a Proxy-Require extension (none is supported: 420 Bad Extension, or dropped).
+    bad_extension,
     }
 }
 

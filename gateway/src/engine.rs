@@ -6,7 +6,8 @@
 //! construction. Its outputs are values:
 //!
 //! - a [`Verdict`] per datagram (`#[must_use]`): forward (with the authenticated identity),
-//!   reply (a 401/407/403 written into the caller's buffer), drop (with a reason) or pass;
+//!   reply (a 401/407/403, or a 400/420 for an invalid request, written into the caller's
+//!   buffer), drop (with a reason) or pass;
 //! - [`Event`]s for the driver (`poll_event`): suspensions, source bans for the XDP ban map,
 //!   rejected credentials for fail2ban-style logs;
 //! - [`Counters`] by reason;
@@ -14,7 +15,9 @@
 //!   and bans, forgetting idle entries).
 //!
 //! The decision for a request (see `docs/architecture.md` for the diagram):
-//! banned source → drop; unparseable → drop; response → pass; ACK for our own reply → absorb;
+//! banned source → drop; unparseable → drop; invalid ([`crate::validate`], before anything
+//! else looks at the message) → `400 <reason>` / `420 Bad Extension` (an ACK or a response:
+//! drop; replies off: drop); response → pass; ACK for our own reply → absorb;
 //! ACK/CANCEL/`no_auth_methods` → pass; address-authenticated account → forward; no
 //! credentials for our realm → challenge (unless suspended, session closed, or silenced);
 //! credentials → nonce check (stale → re-challenge without counting), digest check (batched),
@@ -46,6 +49,7 @@ use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict}
 use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
 use crate::shard::{Dest, Outbox, ShardId, ShardMsg};
 use crate::sip::{self, HeaderName, Message, Method, StartLine};
+use crate::validate;
 
 /// A reply is never more than this many bytes larger than the request that caused it.
 pub const MAX_REPLY_GROWTH: usize = 256;
@@ -97,6 +101,10 @@ pub enum DropReason {
     /// The reply to a source that has not completed a round trip with us would be larger
     /// than `limits.amplification_limit` times the request.
     Amplification,
+    /// Failed [`validate`]: an ACK or a response (never answered), counted by reason. A
+    /// request is answered instead (`Verdict::Reply` with 400/420), or dropped as
+    /// [`DropReason::Silenced`] when `reply_unauthorized` is off.
+    Invalid(validate::Invalid),
     /// Placeholder of [`Verdict::default`]: the datagram was not processed.
     NotProcessed,
 }
@@ -124,7 +132,7 @@ pub enum Verdict {
     Reply {
         /// Bytes written.
         len: usize,
-        /// Status code of the reply (401, 407 or 403).
+        /// Status code of the reply (401, 407, 403, or 400/420 for an invalid request).
         status: u16,
     },
     /// Drop it silently.
@@ -740,6 +748,10 @@ impl Engine {
                 return Step::Done(Verdict::Drop(DropReason::Malformed(e)));
             }
         };
+        // Before any pass, evaluation or forward decision (docs/validation.md).
+        if let Err(invalid) = validate::message(&msg) {
+            return Step::Done(self.reject_invalid(&msg, invalid, reply));
+        }
         let method = match msg.start_line() {
             StartLine::Response { .. } => {
                 self.counters.responses_passed += 1;
@@ -767,17 +779,7 @@ impl Engine {
             }
             _ => {}
         }
-        let required = [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ];
-        if required.iter().any(|&h| msg.header(h).is_none()) {
-            self.counters.missing_headers += 1;
-            return Step::Done(Verdict::Drop(DropReason::MissingHeaders));
-        }
+        // Via, From, To, Call-ID and CSeq are present (exactly once): `validate` checked it.
         if let Some((account, mode)) = self.credentials.by_address(peer) {
             self.counters.forwarded_address += 1;
             return Step::Done(Verdict::Forward(Identity { account, mode }));
@@ -1245,6 +1247,46 @@ impl Engine {
         w.put(b"Content-Length: 0\r\n\r\n");
         self.counters.forbidden_sent += 1;
         self.emit(w, msg, 403)
+    }
+
+    /// A message that failed [`validate`]: counted by reason; a request (not an ACK) is
+    /// answered `400 <reason>` (or `420 Bad Extension` with `Unsupported`) unless replies are
+    /// off; an ACK or a response is dropped.
+    fn reject_invalid(
+        &mut self,
+        msg: &Message<'_>,
+        invalid: validate::Invalid,
+        reply: &mut [u8],
+    ) -> Verdict {
+        invalid.count(&mut self.counters);
+        if invalid == validate::Invalid::MissingHeaders {
+            return Verdict::Drop(DropReason::MissingHeaders);
+        }
+        if !msg.is_request() || msg.method() == Some(Method::Ack) {
+            return Verdict::Drop(DropReason::Invalid(invalid));
+        }
+        if !self.reply_unauthorized {
+            self.counters.silenced += 1;
+            return Verdict::Drop(DropReason::Silenced {
+                status: invalid.status(),
+            });
+        }
+        let mut w = Writer::new(reply);
+        w.put(invalid.status_line());
+        self.copy_dialog_headers(&mut w, msg);
+        if invalid == validate::Invalid::BadExtension {
+            w.put(b"Unsupported: ");
+            let options = validate::proxy_require_values(msg).flat_map(sip::split_list);
+            for (i, option) in options.enumerate() {
+                if i > 0 {
+                    w.put(b", ");
+                }
+                w.put(option);
+            }
+            w.put(b"\r\n");
+        }
+        w.put(b"Content-Length: 0\r\n\r\n");
+        self.emit(w, msg, invalid.status())
     }
 
     /// The reply in `w`, unless it is too large: never more than [`MAX_REPLY_GROWTH`] bytes

@@ -6,6 +6,7 @@
 //! | module          | what it does                                                        |
 //! |-----------------|---------------------------------------------------------------------|
 //! | [`sip`]         | zero-copy checked view over a SIP datagram                          |
+//! | [`validate`]    | strict checks before any decision (400/420 reasons)                 |
 //! | [`digest`]      | Authorization / Proxy-Authorization parsing, MD5 digest verification |
 //! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
 //! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
@@ -36,6 +37,7 @@ pub mod proxy;
 pub mod runtime;
 pub mod shard;
 pub mod sip;
+pub mod validate;
 
 pub use config::Config;
 pub use counters::Counters;

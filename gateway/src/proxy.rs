@@ -1120,22 +1120,33 @@ fn after_first(value: &[u8]) -> Option<&[u8]> {
 
 /// A parsed via-parm: `SIP/2.0/transport sent-by` then parameters.
 #[derive(Debug, Clone, Copy)]
-struct Via<'a> {
+pub(crate) struct Via<'a> {
     /// From the start to the end of sent-by, as written.
-    head: &'a [u8],
+    pub(crate) head: &'a [u8],
+    /// protocol-name and protocol-version (`SIP`, `2.0`), trimmed of LWS.
+    pub(crate) protocol: (&'a [u8], &'a [u8]),
     /// sent-by host as written (IPv6 with brackets).
-    host: &'a [u8],
+    pub(crate) host: &'a [u8],
     /// sent-by port, if written.
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Everything after sent-by: empty or starting with `;`.
-    params: &'a [u8],
+    pub(crate) params: &'a [u8],
+}
+
+/// Why a via-parm does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ViaError {
+    /// sent-by is an IPv6 address without the `[` `]` of an IPv6reference (RFC 5118 §4.2).
+    UnbracketedIpv6,
+    /// Anything else.
+    Syntax,
 }
 
 fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-fn trim(s: &[u8]) -> &[u8] {
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|&b| !is_lws(b)).map_or(start, |e| e + 1);
     s.get(start..end).unwrap_or(&[])
@@ -1148,31 +1159,42 @@ fn skip_lws(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 /// Parses a via-parm (trimmed by the caller or not).
 fn parse_via(v: &[u8]) -> Option<Via<'_>> {
+    parse_via_checked(v).ok()
+}
+
+/// [`parse_via`], telling an unbracketed IPv6 sent-by from other errors.
+pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
+    use ViaError::Syntax;
     let v = trim(v);
-    let s1 = memchr(b'/', v)?;
-    let s2 = s1 + 1 + memchr(b'/', v.get(s1 + 1..)?)?;
+    let s1 = memchr(b'/', v).ok_or(Syntax)?;
+    let s2 = s1 + 1 + memchr(b'/', v.get(s1 + 1..).ok_or(Syntax)?).ok_or(Syntax)?;
+    let protocol = (
+        trim(v.get(..s1).ok_or(Syntax)?),
+        trim(v.get(s1 + 1..s2).ok_or(Syntax)?),
+    );
     let mut i = skip_lws(v, s2 + 1);
     let t0 = i;
     while v.get(i).is_some_and(|&b| is_token_byte(b)) {
         i += 1;
     }
     if i == t0 {
-        return None;
+        return Err(Syntax);
     }
     let after_transport = i;
     i = skip_lws(v, i);
     if i == after_transport {
-        return None;
+        return Err(Syntax);
     }
     let h0 = i;
-    if v.get(i) == Some(&b'[') {
-        i += memchr(b']', v.get(i..)?)? + 1;
+    let bracketed = v.get(i) == Some(&b'[');
+    if bracketed {
+        i += memchr(b']', v.get(i..).ok_or(Syntax)?).ok_or(Syntax)? + 1;
     } else {
         while v
             .get(i)
@@ -1181,9 +1203,21 @@ fn parse_via(v: &[u8]) -> Option<Via<'_>> {
             i += 1;
         }
     }
-    let host = v.get(h0..i)?;
+    let host = v.get(h0..i).ok_or(Syntax)?;
+    // `2001:db8::1` (or `::1`): hex digits and more than one colon in an unbracketed sent-by.
+    let colons = |from: usize| {
+        v.get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            .filter(|&&b| b == b':')
+            .count()
+    };
+    if !bracketed && v.get(i) == Some(&b':') && colons(i) > 1 {
+        return Err(ViaError::UnbracketedIpv6);
+    }
     if host.is_empty() {
-        return None;
+        return Err(Syntax);
     }
     let mut port = None;
     if v.get(i) == Some(&b':') {
@@ -1192,15 +1226,16 @@ fn parse_via(v: &[u8]) -> Option<Via<'_>> {
         while v.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
-        port = Some(parse_port(v.get(p0..i)?)?);
+        port = Some(parse_port(v.get(p0..i).ok_or(Syntax)?).ok_or(Syntax)?);
     }
-    let head = v.get(..i)?;
-    let params = v.get(skip_lws(v, i)..)?;
+    let head = v.get(..i).ok_or(Syntax)?;
+    let params = v.get(skip_lws(v, i)..).ok_or(Syntax)?;
     if !params.is_empty() && params.first() != Some(&b';') {
-        return None;
+        return Err(Syntax);
     }
-    Some(Via {
+    Ok(Via {
         head,
+        protocol,
         host,
         port,
         params,
@@ -1209,12 +1244,12 @@ fn parse_via(v: &[u8]) -> Option<Via<'_>> {
 
 /// The `;`-separated parameters of a via-parm (`params` empty or starting with `;`), each as
 /// written between the separators; `;` inside quoted strings does not separate.
-struct Params<'a> {
+pub(crate) struct Params<'a> {
     rest: Option<&'a [u8]>,
 }
 
 impl<'a> Params<'a> {
-    fn new(params: &'a [u8]) -> Params<'a> {
+    pub(crate) fn new(params: &'a [u8]) -> Params<'a> {
         Params {
             rest: params.strip_prefix(b";"),
         }
@@ -1246,7 +1281,7 @@ impl<'a> Iterator for Params<'a> {
 }
 
 /// `name[=value]` → (trimmed name, trimmed value if there is a `=`).
-fn split_param(seg: &[u8]) -> (&[u8], Option<&[u8]>) {
+pub(crate) fn split_param(seg: &[u8]) -> (&[u8], Option<&[u8]>) {
     match memchr(b'=', seg) {
         Some(eq) => (
             trim(seg.get(..eq).unwrap_or(&[])),
@@ -1258,16 +1293,19 @@ fn split_param(seg: &[u8]) -> (&[u8], Option<&[u8]>) {
 
 /// The parts of a `sip:` / `sips:` URI the proxy routes by.
 #[derive(Debug, Clone, Copy)]
-struct SipUri<'a> {
+pub(crate) struct SipUri<'a> {
     /// user part (without `:password`), if any.
-    user: Option<&'a [u8]>,
+    pub(crate) user: Option<&'a [u8]>,
     /// host as written (IPv6 with brackets).
-    host: &'a [u8],
+    pub(crate) host: &'a [u8],
     /// port, if written.
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
 }
 
-fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
+/// A `sip:` / `sips:` URI (trimmed) split after its scheme into userinfo (before the first
+/// `@`, if any) and the rest (hostport, then parameters and headers as written); `None` for
+/// other schemes.
+pub(crate) fn sip_uri_split(uri: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
     let uri = trim(uri);
     let rest = if uri
         .get(..4)
@@ -1282,13 +1320,20 @@ fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
     } else {
         return None;
     };
-    let (user, hostport) = match memchr(b'@', rest) {
-        Some(at) => {
-            let userinfo = rest.get(..at)?;
-            let end = memchr(b':', userinfo).unwrap_or(userinfo.len());
-            (Some(userinfo.get(..end)?), rest.get(at + 1..)?)
-        }
+    Some(match memchr(b'@', rest) {
+        Some(at) => (Some(rest.get(..at)?), rest.get(at + 1..)?),
         None => (None, rest),
+    })
+}
+
+pub(crate) fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
+    let (userinfo, hostport) = sip_uri_split(uri)?;
+    let user = match userinfo {
+        Some(userinfo) => {
+            let end = memchr(b':', userinfo).unwrap_or(userinfo.len());
+            Some(userinfo.get(..end)?)
+        }
+        None => None,
     };
     let mut i = 0;
     if hostport.first() == Some(&b'[') {
@@ -1330,7 +1375,7 @@ fn uri_addr(u: &SipUri<'_>) -> Option<SocketAddr> {
 }
 
 /// An IP literal: dotted IPv4, or IPv6 with or without brackets.
-fn parse_ip(host: &[u8]) -> Option<IpAddr> {
+pub(crate) fn parse_ip(host: &[u8]) -> Option<IpAddr> {
     let host = host
         .strip_prefix(b"[")
         .and_then(|h| h.strip_suffix(b"]"))

@@ -14,8 +14,9 @@
 //! * Every header's [`HeaderName`] is resolved once, while parsing, so lookups
 //!   are a scan over a small table of one-byte tags.
 //! * The start line and header section contain no control characters other
-//!   than HT and the CR LF / bare LF line structure; the body may contain
-//!   anything.
+//!   than HT, the CR LF / bare LF line structure and, inside a quoted string,
+//!   one escaped by a backslash (an RFC 3261 quoted-pair, as the NUL, BEL and
+//!   DEL in RFC 4475's `intmeth`); the body may contain anything.
 //! * If `Content-Length` (or its compact form `l`) is present, every
 //!   occurrence agrees, is plain decimal that fits in `u32`, and the body is
 //!   exactly that many bytes (extra datagram bytes are ignored, RFC 3261
@@ -808,7 +809,7 @@ impl<'a> Message<'a> {
         // An error found in the header section is reported as `ControlChar`
         // if a control character precedes it.
         let fail = |upto: usize, e: ParseError| {
-            if has_ctl_multiline(buf.get(headers_at..upto).unwrap_or(&[])) {
+            if has_bad_ctl_multiline(buf.get(headers_at..upto).unwrap_or(&[])) {
                 ParseError::ControlChar
             } else {
                 e
@@ -866,9 +867,10 @@ impl<'a> Message<'a> {
         };
 
         // One vectorised pass over the whole header section: no control
-        // characters, and every CR is the CR of a CR LF line end.
+        // characters (but quoted-pairs), and every CR is the CR of a CR LF
+        // line end.
         let section = &buf[headers_at..header_end];
-        if has_ctl_multiline(section) {
+        if has_bad_ctl_multiline(section) {
             return Err(ParseError::ControlChar);
         }
 
@@ -1657,7 +1659,7 @@ fn is_tchar(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 
-fn is_token(s: &[u8]) -> bool {
+pub(crate) fn is_token(s: &[u8]) -> bool {
     s.iter().all(|&b| is_tchar(b))
 }
 
@@ -1703,6 +1705,60 @@ fn has_ctl_multiline(s: &[u8]) -> bool {
     let tail = s.get(done..).unwrap_or(&[]);
     let tail_next = next.get(done..).unwrap_or(&[]);
     tail.iter().zip(tail_next).any(|(&b, &n)| bad(b, n)) || s.last().is_some_and(|&b| stray(b))
+}
+
+/// [`has_ctl_multiline`], except that a control character other than CR and
+/// LF right after a backslash inside a quoted string is allowed: that is an
+/// RFC 3261 §25.1 quoted-pair (`"\\" (%x00-09 / %x0B-0C / %x0E-7F)`), as in
+/// the valid RFC 4475 §3.1.1.2 message `intmeth`. The vectorised check runs
+/// first; only a section that has a control character is walked byte by byte.
+fn has_bad_ctl_multiline(s: &[u8]) -> bool {
+    has_ctl_multiline(s) && has_unescaped_ctl(s)
+}
+
+/// The byte-by-byte walk of [`has_bad_ctl_multiline`]: quoted strings are
+/// tracked per header (a line that does not start with SP/HT starts a new
+/// header and leaves any unterminated quoted string of the previous one).
+fn has_unescaped_ctl(s: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut line_start = true;
+    for (i, &b) in s.iter().enumerate() {
+        if line_start && !is_ws(b) {
+            quoted = false;
+            escaped = false;
+        }
+        line_start = false;
+        match b {
+            b'\n' => {
+                line_start = true;
+                escaped = false;
+                continue;
+            }
+            // A CR is only allowed as the CR of a CR LF, or as the very
+            // last byte (the first half of a cut CR LF).
+            b'\r' if s.get(i + 1).is_none_or(|&n| n == b'\n') => continue,
+            b'\r' => return true,
+            _ => {}
+        }
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if is_ctl(b) {
+            return true;
+        }
+        if quoted {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            quoted = true;
+        }
+    }
+    false
 }
 
 // ---- word-at-a-time (SWAR) scanning -----------------------------------
@@ -1914,7 +1970,7 @@ fn trim_ws_range(s: &[u8], base: usize) -> (usize, usize) {
 
 /// Trims linear white space (SP, HT, CR, LF) from both ends.
 #[inline]
-fn trim_lws(s: &[u8]) -> &[u8] {
+pub(crate) fn trim_lws(s: &[u8]) -> &[u8] {
     if let (Some(&first), Some(&last)) = (s.first(), s.last()) {
         if !is_lws(first) && !is_lws(last) {
             return s;
@@ -2048,6 +2104,23 @@ impl<'a> Iterator for ListItems<'a> {
 /// elements are skipped. `a, "x,y" <sip:b,c>;p=1` → `a`, `"x,y" <sip:b,c>;p=1`.
 pub fn split_list(value: &[u8]) -> ListItems<'_> {
     ListItems { rest: Some(value) }
+}
+
+/// Whether a comma-separated header value has an empty element: an empty
+/// value, or nothing but linear white space before, between or after its
+/// commas (`a,,b`, `a,`). [`split_list`] skips such elements; a strict
+/// reader (`crate::validate`) rejects them. Never panics.
+pub fn has_empty_list_element(value: &[u8]) -> bool {
+    let mut start = 0;
+    for (i, b) in TopLevel::new(value, true) {
+        if b == b',' {
+            if trim_lws(value.get(start..i).unwrap_or(&[])).is_empty() {
+                return true;
+            }
+            start = i + 1;
+        }
+    }
+    trim_lws(value.get(start..).unwrap_or(&[])).is_empty()
 }
 
 /// URI inside a name-addr or addr-spec header value (From/To/Contact/Route):
@@ -3109,6 +3182,43 @@ l:\r\n 2\r\n\
                 assert!(Message::parse(&v).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn quoted_pair_control_chars() {
+        let msg = |to: &[u8]| {
+            let mut m = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nTo: ".to_vec();
+            m.extend_from_slice(to);
+            m.extend_from_slice(b"\r\nCall-ID: x\r\n\r\n");
+            m
+        };
+        // RFC 4475 intmeth: NUL, BEL, DEL escaped inside a quoted display name.
+        let ok = msg(b"\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:a@b>");
+        let m = Message::parse(&ok).expect("quoted-pairs are allowed");
+        assert!(m.header(HeaderName::To).is_some_and(|t| t.contains(&0)));
+        assert_eq!(m.header(HeaderName::CallId), Some(&b"x"[..]));
+        // Also after a folded line, and an escaped backslash does not escape what follows.
+        let ok = msg(b"\"a\r\n b\\\x01\" <sip:a@b>");
+        assert!(Message::parse(&ok).is_ok());
+        for bad in [
+            &b"\"\\\\\x00\" <sip:a@b>"[..], // `\\` then a raw NUL
+            b"\\\x00 <sip:a@b>",            // a backslash outside quotes escapes nothing
+            b"\"a\" \x07<sip:a@b>",         // after the quoted string
+            b"\"\\\r\" <sip:a@b>",          // CR cannot be escaped
+        ] {
+            assert_eq!(
+                err(&msg(bad)),
+                ParseError::ControlChar,
+                "{}",
+                bad.escape_ascii()
+            );
+        }
+        // A quoted string does not run into the next header.
+        let mut v = msg(b"\"open <sip:a@b>");
+        let at = v.windows(7).position(|w| w == b"Call-ID").unwrap() + 8;
+        v.insert(at, b'\\');
+        v.insert(at + 1, 0);
+        assert_eq!(err(&v), ParseError::ControlChar);
     }
 
     #[test]

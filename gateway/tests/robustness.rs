@@ -1,6 +1,6 @@
 //! Nasty inputs: a corpus with the expected outcome of each, and property tests that the parser
 //! and the engine never panic, never reply with more than the allowed growth, and only ever
-//! reply with well-formed 401/407/403 responses.
+//! reply with well-formed 401/407/403 responses (or 400/420 for an invalid request).
 
 mod common;
 
@@ -18,6 +18,8 @@ enum Expect {
     Failure(&'static str),
     Missing,
     Pass,
+    /// Answered with this status by the validation (docs/validation.md).
+    Invalid(u16),
 }
 
 fn with_header(extra: &str) -> Vec<u8> {
@@ -138,9 +140,10 @@ fn corpus_of_nasty_messages() {
         ("no Via", no_via, Expect::Missing),
         ("folded Via", folded_via, Expect::Challenge),
         (
+            // Methods are case-sensitive: `register` is not the CSeq's `REGISTER`.
             "lower-case method",
             replace(base.clone(), "REGISTER sip:", "register sip:"),
-            Expect::Challenge,
+            Expect::Invalid(400),
         ),
         (
             "unterminated quote in credentials",
@@ -203,6 +206,12 @@ fn corpus_of_nasty_messages() {
             }
             Expect::Missing => assert_eq!(v, Verdict::Drop(DropReason::MissingHeaders), "{what}"),
             Expect::Pass => assert!(matches!(v, Verdict::Pass(_)), "{what}: {v:?}"),
+            Expect::Invalid(status) => {
+                assert!(
+                    matches!(v, Verdict::Reply { status: s, .. } if s == status),
+                    "{what}: {v:?}"
+                );
+            }
         }
         if let Verdict::Reply { len, .. } = v {
             assert!(
@@ -253,7 +262,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 fn check_verdict(msg: &[u8], v: Verdict, reply: &[u8]) {
     if let Verdict::Reply { len, status } = v {
-        assert!(matches!(status, 401 | 403 | 407));
+        assert!(matches!(status, 400 | 401 | 403 | 407 | 420));
         assert!(
             len <= msg.len() + MAX_REPLY_GROWTH,
             "reply {len} for request {}",

@@ -114,6 +114,25 @@ struct sipgw_gateway_counters {
 	__u64 untracked_dropped;
 	__u64 amplification_dropped;
 	__u64 foreign_nonce;
+	__u64 invalid_multiple_call_id;
+	__u64 invalid_multiple_cseq;
+	__u64 invalid_multiple_from;
+	__u64 invalid_multiple_to;
+	__u64 invalid_multiple_max_forwards;
+	__u64 invalid_multiple_content_length;
+	__u64 invalid_cseq;
+	__u64 invalid_cseq_range;
+	__u64 invalid_cseq_method;
+	__u64 invalid_max_forwards;
+	__u64 invalid_max_forwards_range;
+	__u64 invalid_from;
+	__u64 invalid_to;
+	__u64 invalid_via;
+	__u64 invalid_unbracketed_ipv6;
+	__u64 invalid_request_uri;
+	__u64 invalid_request_uri_headers;
+	__u64 invalid_proxy_require;
+	__u64 bad_extension;
 };
 
 #endif /* SIPGW_SHARED_H */
