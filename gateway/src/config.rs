@@ -168,6 +168,9 @@ pub struct AuthConfig {
     pub ipv4_prefix: u8,
     /// IPv6 sources are aggregated by this prefix length.
     pub ipv6_prefix: u8,
+    /// In-dialog requests whose top Route is our Record-Route of that dialog (MAC-checked)
+    /// pass without a challenge.
+    pub trust_dialogs: bool,
     /// The qop offered in challenges.
     pub qop: QopMode,
     /// Require the digest `uri` to equal the Request-URI byte for byte.
@@ -497,6 +500,7 @@ struct RawAuth {
     known_good_window: i64,
     ipv4_prefix: i64,
     ipv6_prefix: i64,
+    trust_dialogs: bool,
     qop: String,
     check_digest_uri: bool,
     no_auth_methods: Vec<String>,
@@ -521,6 +525,7 @@ impl Default for RawAuth {
             known_good_window: 2_592_000,
             ipv4_prefix: 32,
             ipv6_prefix: 64,
+            trust_dialogs: true,
             qop: "auth".to_owned(),
             check_digest_uri: false,
             no_auth_methods: Vec::new(),
@@ -835,6 +840,7 @@ impl RawConfig {
             )?,
             ipv4_prefix: c.u8("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
             ipv6_prefix: c.u8("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
+            trust_dialogs: a.trust_dialogs,
             qop,
             check_digest_uri: a.check_digest_uri,
             no_auth_methods,

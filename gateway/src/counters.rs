@@ -170,6 +170,9 @@ counters! {
     invalid_proxy_require,
     /// Requests with a Proxy-Require extension (none is supported: 420 Bad Extension, or dropped).
     bad_extension,
+    /// In-dialog requests of a dialog we record-routed (valid Route MAC), passed without a
+    /// challenge (`auth.trust_dialogs`).
+    dialog_passed,
     }
 }
 

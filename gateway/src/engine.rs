@@ -120,6 +120,9 @@ pub enum PassReason {
     Cancel,
     /// A method listed in `auth.no_auth_methods`.
     NoAuthMethod,
+    /// An in-dialog request of a dialog the gateway record-routed for this endpoint
+    /// (`auth.trust_dialogs`; see [`crate::proxy::Proxy::in_dialog`]).
+    InDialog,
 }
 
 /// What to do with a datagram.
@@ -276,6 +279,9 @@ pub struct Engine {
     period_secs: u32,
     known_good_secs: u64,
     amplification_milli: u32,
+    trust_dialogs: bool,
+    /// The proxy whose Record-Route MACs recognise our dialogs (set by the driver).
+    dialogs: Option<crate::proxy::Proxy>,
     /// The datagram being decided proved a round trip: it echoed a nonce we minted for its
     /// address. Set by `prepare` (and for every `finish`), read by `emit`.
     proven: bool,
@@ -361,6 +367,8 @@ impl Engine {
             period_secs: u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX),
             known_good_secs: auth.known_good_window.as_secs(),
             amplification_milli: config.limits.amplification_limit_milli,
+            trust_dialogs: auth.trust_dialogs,
+            dialogs: None,
             proven: false,
         }
     }
@@ -581,6 +589,15 @@ impl Engine {
         self.period_secs = u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX);
         self.known_good_secs = auth.known_good_window.as_secs();
         self.amplification_milli = config.limits.amplification_limit_milli;
+        self.trust_dialogs = auth.trust_dialogs;
+    }
+
+    /// The proxy that writes this runtime's Record-Route entries: with it (and
+    /// `auth.trust_dialogs`), in-dialog requests carrying a Route to one of our dialogs pass
+    /// without a challenge. Without it every request is authenticated. Set it again after a
+    /// reload rebuilt the proxy.
+    pub fn set_dialog_proxy(&mut self, proxy: crate::proxy::Proxy) {
+        self.dialogs = Some(proxy);
     }
 
     /// Replace the credential store and its account guard (a reload, or the runtime giving
@@ -780,6 +797,16 @@ impl Engine {
             _ => {}
         }
         // Via, From, To, Call-ID and CSeq are present (exactly once): `validate` checked it.
+        if self.trust_dialogs
+            && method != Method::Register
+            && self
+                .dialogs
+                .as_ref()
+                .is_some_and(|p| p.in_dialog(&msg, peer))
+        {
+            self.counters.dialog_passed += 1;
+            return Step::Done(Verdict::Pass(PassReason::InDialog));
+        }
         if let Some((account, mode)) = self.credentials.by_address(peer) {
             self.counters.forwarded_address += 1;
             return Step::Done(Verdict::Forward(Identity { account, mode }));

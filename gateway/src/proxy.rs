@@ -168,6 +168,10 @@ pub const DEFAULT_MAX_FORWARDS: u32 = 70;
 /// Port assumed when a SIP URI or a Via sent-by has none.
 pub const DEFAULT_SIP_PORT: u16 = 5060;
 
+/// Hex digits of the dialog MAC in our Record-Route URIs (`;dlg=`, see
+/// [`Proxy::dialog_mac`]).
+pub const DIALOG_MAC_LEN: usize = 16;
+
 /// Length of our branch after [`BRANCH_PREFIX`]: 32 hex digits of transaction hash and 16 of
 /// MAC (see [`Proxy::response`]).
 pub const BRANCH_HASH_LEN: usize = 48;
@@ -490,6 +494,58 @@ impl Proxy {
     /// does not match).
     pub fn decode_flow_token(&self, token: &[u8]) -> Option<SocketAddr> {
         self.decode_token(token).ok()
+    }
+
+    /// The dialog MAC of our Record-Route URIs (`;dlg=` + 16 hex digits): SipHash-1-3/64
+    /// (second half of the key) over the dialog's Call-ID and the endpoint's flow, so a Route
+    /// to us names one dialog of one endpoint and nobody else can mint one.
+    pub fn dialog_mac(&self, call_id: &[u8], flow: SocketAddr) -> [u8; DIALOG_MAC_LEN] {
+        let mut h = SipHasher13::new_with_key(&self.flow_key);
+        h.write(b"sipgw-dialog");
+        h.write(self.flow_token(flow).as_bytes());
+        h.write_u8(0xff);
+        h.write(trim(call_id));
+        let mut out = [0u8; DIALOG_MAC_LEN];
+        put_hex(&mut out, &h.finish().to_be_bytes());
+        out
+    }
+
+    /// Whether `msg`, from `peer`, is an in-dialog request of a dialog the gateway
+    /// record-routed for that endpoint: a To-tag, and a top Route entry that is ours, whose
+    /// flow token is valid and names `peer`'s IP address (any port: NATs rebind), and whose
+    /// `dlg` parameter is the [`Proxy::dialog_mac`] of the request's Call-ID and that flow.
+    /// Such a request belongs to a dialog whose creating request we forwarded (authenticated
+    /// upstream, or from the softswitch downstream). Constant-time MAC comparison.
+    pub fn in_dialog(&self, msg: &Message<'_>, peer: SocketAddr) -> bool {
+        let has_to_tag = msg
+            .header(HeaderName::To)
+            .is_some_and(|to| sip::header_param(to, b"tag").is_some());
+        if !has_to_tag {
+            return false;
+        }
+        let Some(uri) = msg
+            .headers_named(HeaderName::Route)
+            .flat_map(sip::split_list)
+            .next()
+            .and_then(sip::name_addr_uri)
+        else {
+            return false;
+        };
+        let Some(flow) = parse_sip_uri(uri)
+            .filter(|u| self.is_ours(u))
+            .and_then(|u| u.user)
+            .and_then(|t| self.decode_token(t).ok())
+        else {
+            return false;
+        };
+        if canonical(flow.ip()) != canonical(peer.ip()) {
+            return false;
+        }
+        let Some(mac) = uri_param(uri, b"dlg") else {
+            return false;
+        };
+        let want = self.dialog_mac(msg.header(HeaderName::CallId).unwrap_or_default(), flow);
+        bool::from(mac.ct_eq(&want[..]))
     }
 
     fn flow_mac(&self, data: &[u8]) -> [u8; 8] {
@@ -848,10 +904,11 @@ impl Proxy {
         w.put(&plan.branch);
         w.put(b"\r\n");
         if let Some(flow) = plan.record_route {
-            self.write_flow_uri(&mut w, b"Record-Route", flow);
+            let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
+            self.write_flow_uri(&mut w, b"Record-Route", flow, Some(call_id));
         }
         if let Some(flow) = plan.path {
-            self.write_flow_uri(&mut w, b"Path", flow);
+            self.write_flow_uri(&mut w, b"Path", flow, None);
         }
         if let Some(user) = plan.identity {
             w.headers += 1;
@@ -923,13 +980,25 @@ impl Proxy {
         w.finish()
     }
 
-    fn write_flow_uri(&self, w: &mut Out<'_>, name: &[u8], flow: SocketAddr) {
+    /// `<sip:TOKEN@advertised;lr>`, with `;dlg=MAC` binding it to the dialog of `call_id`.
+    fn write_flow_uri(
+        &self,
+        w: &mut Out<'_>,
+        name: &[u8],
+        flow: SocketAddr,
+        call_id: Option<&[u8]>,
+    ) {
         w.begin(name);
         w.put(b"<sip:");
         w.put(self.flow_token(flow).as_bytes());
         w.put(b"@");
         w.put(self.adv_text.as_bytes());
-        w.put(b";lr>\r\n");
+        w.put(b";lr");
+        if let Some(call_id) = call_id {
+            w.put(b";dlg=");
+            w.put(&self.dialog_mac(call_id, flow));
+        }
+        w.put(b">\r\n");
     }
 
     fn is_our_credential(&self, value: &[u8]) -> bool {
@@ -1366,6 +1435,18 @@ pub(crate) fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
     })
 }
 
+/// The value of URI parameter `name` (case-insensitive) in a SIP URI (`;name=value`,
+/// before any `?headers`).
+fn uri_param<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let end = memchr(b'?', uri).unwrap_or(uri.len());
+    let uri = uri.get(..end)?;
+    let mut params = uri.split(|&b| b == b';').skip(1);
+    params.find_map(|p| {
+        let (n, v) = split_param(p);
+        n.eq_ignore_ascii_case(name).then_some(v).flatten()
+    })
+}
+
 /// A URI's address: its host must be an IP literal; port default 5060.
 fn uri_addr(u: &SipUri<'_>) -> Option<SocketAddr> {
     Some(SocketAddr::new(
@@ -1664,10 +1745,19 @@ mod tests {
         )
     }
 
-    /// The flow token in a `<sip:TOKEN@203.0.113.1:5060;lr>` value.
+    /// The flow token in a `<sip:TOKEN@203.0.113.1:5060;lr>` value (a Record-Route's
+    /// `;dlg=` MAC of 16 hex digits after `lr` is allowed).
     fn token_of(value: &str) -> &str {
         let rest = value.strip_prefix("<sip:").unwrap();
         let (token, host) = rest.split_once('@').unwrap();
+        let host = match host.split_once(";dlg=") {
+            Some((h, mac)) => {
+                assert_eq!(mac.len(), DIALOG_MAC_LEN + 1, "{mac}");
+                assert!(mac[..DIALOG_MAC_LEN].bytes().all(|b| b.is_ascii_hexdigit()));
+                format!("{h}>")
+            }
+            None => host.to_owned(),
+        };
         assert_eq!(host, "203.0.113.1:5060;lr>");
         token
     }
@@ -2592,7 +2682,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
         let (_, text) = up(&p, INVITE_NOAUTH, peer(), None);
         assert!(text.contains("\r\nVia: SIP/2.0/UDP [2001:db8::100]:5070;branch=z9hG4bK-sgw-"));
         let rr = values(&text, "Record-Route")[0];
-        assert!(rr.ends_with("@[2001:db8::100]:5070;lr>"));
+        assert!(rr.contains("@[2001:db8::100]:5070;lr;dlg="), "{rr}");
         let ok = response_to(&text, "200 OK");
         assert!(
             matches!(resp(&p, &ok), Route::Send { to, .. } if to == addr("198.51.100.7:15063"))

@@ -225,7 +225,23 @@ fn a_call_completes_through_the_gateway_in_both_directions() {
         "softswitch"
     );
     assert!(gw.softswitch_log().contains(&format!("call from {u} ")));
+    // The BYE reached the softswitch unchallenged: its Route carried our dialog MAC.
+    assert_eq!(gw.stat("dialog_passed"), 1, "{}", gw.log());
     drop(softswitch);
+    // A forged in-dialog BYE (made-up Route and MAC) is challenged, not passed.
+    let upstream = gw.stat("upstream_requests");
+    assert_eq!(
+        gw.phone("forged_bye.xml", &u, &p, 1, 10),
+        Some(0),
+        "forged BYE: {}",
+        gw.log()
+    );
+    assert_eq!(gw.stat("dialog_passed"), 1);
+    assert_eq!(
+        gw.stat("upstream_requests"),
+        upstream,
+        "nothing reached the softswitch"
+    );
 
     // The softswitch hangs up: its BYE follows the Record-Route through sipgw to the phone.
     let mut softswitch = gw.softswitch("softswitch_call_hangup.xml", 1);

@@ -133,6 +133,7 @@ struct sipgw_gateway_counters {
 	__u64 invalid_request_uri_headers;
 	__u64 invalid_proxy_require;
 	__u64 bad_extension;
+	__u64 dialog_passed;
 };
 
 #endif /* SIPGW_SHARED_H */

@@ -433,11 +433,14 @@ impl Runtime {
                 index: index as u16,
                 count: n as u16,
             });
+            let proxy = Proxy::new(proxy_config(config, proxy_key));
+            // The engine recognises the dialogs this proxy record-routes.
+            engine.set_dialog_proxy(proxy.clone());
             let w = worker::Worker {
                 index,
                 socket,
                 engine,
-                proxy: Proxy::new(proxy_config(config, proxy_key)),
+                proxy,
                 proxy_key,
                 inbox,
                 peers: senders.clone(),

@@ -198,6 +198,7 @@ impl Worker {
             .set_credentials(loaded.credentials.clone(), loaded.guard.clone());
         self.engine.reconfigure(now, &loaded.config, &self.config);
         self.proxy = Proxy::new(proxy_config(&loaded.config, self.proxy_key));
+        self.engine.set_dialog_proxy(self.proxy.clone());
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
         self.config = loaded.config.clone();
         self.generation = generation;
