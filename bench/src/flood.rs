@@ -126,10 +126,16 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
     let ban_phase = match opts.mode {
         FloodMode::Unauth => None,
         FloodMode::Banned => {
+            // One user per source: sipgw's account guard caps the guesses at one account
+            // from all sources together, so sources sharing a user would not all reach their
+            // own suspension (and ban).
+            let targets = (0..threads)
+                .map(|i| format!("{}-ban{i}", users[0]))
+                .collect();
             let b = bruteforce::run(
                 &BruteforceOptions {
                     gateway: opts.gateway,
-                    targets: vec![users[0].clone()],
+                    targets,
                     sources: threads as u32,
                     ports: 1,
                     source_base: opts.source_base,
@@ -299,6 +305,7 @@ fn template(
          Contact: <sip:{user}@{local}>\r\n\
          Expires: 60\r\n\
          User-Agent: {ua}/flood\r\n\
+         Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n\
          Content-Length: 0\r\n\r\n",
         host = gateway.ip(),
         ua = crate::USER_AGENT,

@@ -423,3 +423,106 @@ fn sighup_reloads_credentials_and_keeps_the_old_config_when_the_new_one_is_bad()
     );
     assert!(gw.log().contains("stopped"));
 }
+
+/// A REGISTER of `user` from `local` to the gateway, with `auth` (a header line or "").
+fn register_from(local: SocketAddr, gw: SocketAddr, user: &str, cseq: u32, auth: &str) -> String {
+    format!(
+        "REGISTER sip:{gw} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-replay-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{gw}>;tag=replay\r\n\
+         To: <sip:{user}@{gw}>\r\n\
+         Call-ID: replay-1@test\r\n\
+         CSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>\r\n\
+         User-Agent: replay test (sipgw)\r\n\
+         Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n\
+         Expires: 3600\r\n\
+         {auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn credentials_replayed_from_eight_ports_are_never_forwarded() {
+    use sipgw::digest::{self, Algorithm, Qop};
+    use std::net::UdpSocket;
+
+    let gw = Gateway::start("replay", 4, "[auth]\nrealm = \"sipgw.test\"\n");
+    let (user, password) = user(3);
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let local = phone.local_addr().unwrap();
+    phone
+        .send_to(
+            register_from(local, gw.sip, &user, 1, "").as_bytes(),
+            gw.sip,
+        )
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = phone.recv_from(&mut buf).expect("a challenge");
+    let reply = std::str::from_utf8(&buf[..n]).unwrap().to_owned();
+    let param = |name: &str| {
+        let key = format!("{name}=\"");
+        let start = reply.find(&key).expect(&key) + key.len();
+        reply[start..start + reply[start..].find('"').unwrap()].to_owned()
+    };
+    let (realm, nonce) = (param("realm"), param("nonce"));
+    assert!(reply.contains("qop=\"auth\""), "{reply}");
+    let uri = format!("sip:{}", gw.sip);
+    let ha1 = digest::ha1(user.as_bytes(), realm.as_bytes(), password.as_bytes());
+    let response = digest::client_response(
+        &ha1,
+        b"REGISTER",
+        uri.as_bytes(),
+        nonce.as_bytes(),
+        Qop::Auth,
+        b"00000001",
+        b"c0ffee",
+        Algorithm::Md5,
+        b"",
+    );
+    let header = if reply.starts_with("SIP/2.0 401") {
+        "Authorization"
+    } else {
+        "Proxy-Authorization"
+    };
+    let auth = format!(
+        "{header}: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{}\", qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n",
+        std::str::from_utf8(&response).unwrap()
+    );
+    let answer = register_from(local, gw.sip, &user, 2, &auth);
+    phone.send_to(answer.as_bytes(), gw.sip).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("forwarded_digest") < 1 {
+        assert!(Instant::now() < deadline, "not forwarded: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same datagram from 8 other ports of the address: the kernel spreads them over the
+    // 4 workers; none may be forwarded.
+    let attackers: Vec<UdpSocket> = (0..8)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for a in &attackers {
+        a.send_to(answer.as_bytes(), gw.sip).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("received") < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "replays not received: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(gw.stat("forwarded_digest"), 1, "{}", gw.log());
+    assert_eq!(
+        gw.stat("replayed_nonce") + gw.stat("foreign_nonce"),
+        8,
+        "every replay refused: counted as a replay by the minting worker, re-challenged by \
+         the others"
+    );
+}
