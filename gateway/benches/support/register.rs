@@ -14,6 +14,7 @@ pub fn register(call_id: &str, cseq: u32, auth: &str) -> Vec<u8> {
          {auth}\
          Expires: 3600\r\n\
          User-Agent: bench-phone/1.0\r\n\
+         Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, NOTIFY\r\n\
          Content-Length: 0\r\n\r\n"
     )
     .into_bytes()
