@@ -24,13 +24,23 @@ enum sipgw_ban_reason {
 	SIPGW_BAN_FLOOD = 4,      /* a flood detected by the gateway */
 };
 
-/* Value of the `bans` map. */
+/* Key of the `ban_prefixes` LPM trie: a network. `prefixlen` counts the bits of `addr` that
+ * must match, in the 16-byte address: an IPv6 /n is n, an IPv4 /n is 96 + n (the ::ffff:0:0/96
+ * of the IPv4-mapped form comes first). Bits past `prefixlen` are zero. Single addresses
+ * (/32, /128) live in the exact `bans` hash instead. Rust: sipgw_ebpf::BanPrefix. */
+struct sipgw_prefix {
+	__u32 prefixlen;
+	struct sipgw_addr addr;
+};
+
+/* Value of the `bans` and `ban_prefixes` maps. */
 struct sipgw_ban {
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) nanoseconds; 0 = never expires */
 	__u64 created_ns; /* CLOCK_MONOTONIC nanoseconds when the ban was written */
 	__u64 dropped;    /* packets dropped because of this ban */
 	enum sipgw_ban_reason reason; /* 4 bytes; bpftool prints its name */
-	__u32 _pad;
+	__u32 prefixlen;  /* the key's prefixlen (ban_prefixes: lets the program delete an expired
+			   * entry it matched; bans: 128) */
 };
 
 /* Bits of sipgw_config.flags. Rust mirror: sipgw_ebpf::config_flags. */

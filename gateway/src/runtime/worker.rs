@@ -455,25 +455,31 @@ fn wait_readable(socket: BorrowedFd<'_>, xsk: BorrowedFd<'_>) {
     let _ = rustix::event::poll(&mut fds, Some(&timeout));
 }
 
-/// Write a ban decided by the engine into the XDP ban map (a syscall per ban event, never per
-/// packet), so the program drops the source from its next packet on.
+/// Write a ban decided by the engine into the XDP ban maps (a syscall per ban event, never per
+/// packet), so the program drops the source's network from its next packet on.
 fn enforce_in_xdp(now: Instant, event: &Event, maps: &PinnedMaps, rt: &mut RuntimeCounters) {
     let result = match event {
         Event::SourceBanned {
             source,
-            prefix: _,
+            prefix,
             reason,
             until,
         } => {
-            // PREFIX: the XDP ban map takes exact addresses until it has a prefix map.
+            // The whole network the engine banned (`auth.ipv4_prefix`/`ipv6_prefix`): one
+            // address in the exact map, a shorter prefix in the trie.
             let reason = match reason {
                 BanReason::TerminalSuspended => sipgw_ebpf::BanReason::Suspended,
                 BanReason::SourceLockout => sipgw_ebpf::BanReason::Lockout,
             };
-            maps.ban(*source, until.saturating_duration_since(now), reason)
-                .map(|()| rt.xdp_bans_written += 1)
+            maps.ban(
+                *source,
+                *prefix,
+                until.saturating_duration_since(now),
+                reason,
+            )
+            .map(|()| rt.xdp_bans_written += 1)
         }
-        Event::SourceUnbanned { source, .. } => maps.unban(*source),
+        Event::SourceUnbanned { source, prefix } => maps.unban(*source, *prefix),
         _ => Ok(()),
     };
     if let Err(e) = result {
