@@ -105,6 +105,13 @@ impl Topo {
         for (ns, dev) in [(&t.p, &pp), (&t.g, &gp), (&t.g, &gs), (&t.s, &ss)] {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
+        // The phones' sockets are local to this host: with TX checksum offload on, veth hands
+        // their frames over with partial UDP checksums (the kernel trusts those; AF_XDP sees
+        // raw frames and drops them as bad, like a NIC's wire would never deliver them). Off,
+        // the phones' kernel computes full checksums, as a real sender's NIC does.
+        run(&[
+            "ip", "netns", "exec", &t.p, "ethtool", "-K", &pp, "tx", "off",
+        ]);
         // The softswitch answers the gateway's advertised address (on the phone side).
         run(&[
             "ip",
@@ -706,4 +713,106 @@ fn keep_attached_leaves_the_program_on_the_interface() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A REGISTER from `PHONE4:port` to the gateway, as the UDP header and payload a raw IPv4
+/// socket sends (the kernel adds the IP header and leaves the UDP checksum as given).
+fn register_datagram(port: u16, call: &str, checksum_ok: bool) -> Vec<u8> {
+    let (u, _) = user(0);
+    let payload = format!(
+        "REGISTER sip:{GW4} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE4}:{port};branch=z9hG4bK-{call};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{u}@sipgw.test>;tag={call}\r\nTo: <sip:{u}@sipgw.test>\r\n\
+         Call-ID: {call}@{PHONE4}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{u}@{PHONE4}:{port}>\r\n\
+         Expires: 60\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, \
+         MESSAGE, SUBSCRIBE, PRACK\r\nSupported: path, gruu, outbound, replaces, timer\r\n\
+         User-Agent: sipgw-test-phone/1.0 (a raw socket, so that the checksum is ours)\r\n\
+         X-Padding: {pad}\r\nContent-Length: 0\r\n\r\n",
+        // The challenge may not be larger than the request (limits.amplification_limit).
+        pad = "x".repeat(200)
+    );
+    let gw: std::net::Ipv4Addr = GW4.parse().unwrap();
+    let phone: std::net::Ipv4Addr = PHONE4.parse().unwrap();
+    let header = etherparse::UdpHeader::without_ipv4_checksum(port, 5060, payload.len())
+        .expect("UDP length");
+    let sum = header
+        .calc_checksum_ipv4_raw(phone.octets(), gw.octets(), payload.as_bytes())
+        .expect("checksum");
+    let mut header = header;
+    // Off by one (never 0, which over IPv4 would mean "no checksum").
+    header.checksum = if checksum_ok {
+        sum
+    } else if sum == 1 {
+        2
+    } else {
+        sum - 1
+    };
+    let mut out = header.to_bytes().to_vec();
+    out.extend_from_slice(payload.as_bytes());
+    out
+}
+
+#[test]
+fn a_register_with_a_bad_udp_checksum_is_dropped_and_counted() {
+    let topo = Topo::new();
+    let gw = Gw::start(&topo, "xdp-checksum", "");
+    let replies = in_ns(&topo.p, || {
+        use rustix::net::{bind, ipproto, sendto, socket, AddressFamily, SendFlags, SocketType};
+        let phone: std::net::Ipv4Addr = PHONE4.parse().unwrap();
+        let to = SocketAddr::new(GW4.parse().unwrap(), 0);
+        let sock = std::net::UdpSocket::bind((phone, 0)).expect("bind the phone's socket");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let port = sock.local_addr().expect("port").port();
+        let raw = socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::UDP))
+            .expect("raw IPv4 socket (needs root)");
+        bind(&raw, &SocketAddr::new(phone.into(), 0)).expect("bind the raw socket");
+        let mut buf = [0u8; 2048];
+        let mut answer = |call: &str, ok: bool| {
+            let d = register_datagram(port, call, ok);
+            sendto(&raw, &d, SendFlags::empty(), &to).expect("send");
+            sock.recv_from(&mut buf)
+                .ok()
+                .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        // Bad first (nothing may come back), then the same REGISTER intact (challenged: the
+        // path works, so the silence was the checksum).
+        (answer("badsum1", false), answer("goodsum1", true))
+    });
+    assert_eq!(
+        replies.0,
+        None,
+        "a bad checksum got an answer: {}",
+        gw.log()
+    );
+    let good = replies.1.unwrap_or_else(|| {
+        let mut st: Vec<(String, u64)> = gw
+            .try_stats()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect();
+        st.sort();
+        panic!("no challenge: {st:?} {}", gw.log())
+    });
+    assert!(
+        good.starts_with("SIP/2.0 401") || good.starts_with("SIP/2.0 407"),
+        "{good}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("xsk_bad_checksum") < 1 {
+        assert!(Instant::now() < deadline, "not counted: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(gw.stat("xsk_bad_checksum"), 1);
+    assert_eq!(gw.stat("xsk_not_udp"), 0);
+    assert_eq!(
+        gw.stat("challenged"),
+        1,
+        "only the intact REGISTER reached the engine"
+    );
+    assert_eq!(
+        topo.xdp_counter("redirected"),
+        2,
+        "both went to the AF_XDP socket"
+    );
 }

@@ -95,6 +95,9 @@ counters! {
     xsk_not_udp,
     /// In-place replies that did not fit in the frame (dropped).
     xsk_reply_too_large,
+    /// AF_XDP frames with a wrong IPv4 header or UDP checksum, or no UDP checksum over IPv6
+    /// (dropped, as the kernel would).
+    xsk_bad_checksum,
     /// Bans written into the XDP ban map.
     xdp_bans_written,
     /// Failed updates of the XDP maps.

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quanta::{Clock, Instant};
 
 use super::udp::{RxRing, TxRing, BATCH};
-use super::xdp::frame::{self, FrameInfo};
+use super::xdp::frame::{self, FrameInfo, Reject};
 use super::xdp::{PinnedMaps, XskPort};
 use super::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use crate::config::Config;
@@ -342,17 +342,23 @@ impl Worker {
             let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
             for i in 0..n {
                 let bytes = port.frame(i);
-                let info = frame::parse(bytes);
-                match info {
-                    Some(f) => input.push(Some((
-                        f.peer,
-                        &bytes[f.payload_off..f.payload_off + f.payload_len],
-                    ))),
-                    None => {
-                        rt.xsk_not_udp += 1;
-                        input.push(None);
+                let info = match frame::parse(bytes) {
+                    Ok(f) => {
+                        input.push(Some((
+                            f.peer,
+                            &bytes[f.payload_off..f.payload_off + f.payload_len],
+                        )));
+                        Some(f)
                     }
-                }
+                    Err(reject) => {
+                        match reject {
+                            Reject::NotUdp => rt.xsk_not_udp += 1,
+                            Reject::BadChecksum => rt.xsk_bad_checksum += 1,
+                        }
+                        input.push(None);
+                        None
+                    }
+                };
                 infos.push(info);
             }
             self.judge(now, &input, tx, verdicts, rt)
