@@ -129,7 +129,7 @@ pub enum Error {
         source: libbpf_rs::Error,
     },
     /// A ban reason that is not one of the known names.
-    #[error("unknown ban reason `{0}` (expected manual, suspended, lockout or flood)")]
+    #[error("unknown ban reason `{0}` (expected manual, suspended or lockout)")]
     Reason(String),
     /// Not an address or a network in CIDR notation, or one with host bits set.
     #[error("`{value}` is not a valid ban: {why}")]
@@ -191,8 +191,6 @@ pub enum BanReason {
     Suspended,
     /// The gateway locked the source out.
     Lockout,
-    /// A flood detected by the gateway.
-    Flood,
     /// A number this version does not know (written by a newer version).
     Other(u32),
 }
@@ -204,7 +202,6 @@ impl BanReason {
             BanReason::Manual => 1,
             BanReason::Suspended => 2,
             BanReason::Lockout => 3,
-            BanReason::Flood => 4,
             BanReason::Other(n) => n,
         }
     }
@@ -215,7 +212,6 @@ impl BanReason {
             1 => BanReason::Manual,
             2 => BanReason::Suspended,
             3 => BanReason::Lockout,
-            4 => BanReason::Flood,
             n => BanReason::Other(n),
         }
     }
@@ -227,7 +223,6 @@ impl std::fmt::Display for BanReason {
             BanReason::Manual => f.write_str("manual"),
             BanReason::Suspended => f.write_str("suspended"),
             BanReason::Lockout => f.write_str("lockout"),
-            BanReason::Flood => f.write_str("flood"),
             BanReason::Other(n) => write!(f, "reason-{n}"),
         }
     }
@@ -240,7 +235,6 @@ impl FromStr for BanReason {
             "manual" => Ok(BanReason::Manual),
             "suspended" => Ok(BanReason::Suspended),
             "lockout" => Ok(BanReason::Lockout),
-            "flood" => Ok(BanReason::Flood),
             _ => Err(Error::Reason(s.to_owned())),
         }
     }
@@ -940,12 +934,15 @@ mod tests {
 
     #[test]
     fn reasons_parse_and_print() {
-        for r in ["manual", "suspended", "lockout", "flood"] {
+        for r in ["manual", "suspended", "lockout"] {
             let reason: BanReason = r.parse().unwrap();
             assert_eq!(reason.to_string(), r);
             assert_eq!(BanReason::from_code(reason.code()), reason);
         }
         assert_eq!(BanReason::from_code(99).to_string(), "reason-99");
+        // 4 was a flood reason nothing produced: reserved, shown by number.
+        assert_eq!(BanReason::from_code(4).to_string(), "reason-4");
+        assert!("flood".parse::<BanReason>().is_err());
         let e = "angry".parse::<BanReason>().unwrap_err().to_string();
         assert!(e.contains("`angry`"), "{e}");
     }

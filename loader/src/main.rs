@@ -98,7 +98,7 @@ enum BanCommand {
         /// How long, in seconds [default: until `ban del`].
         #[arg(long, value_name = "SECS")]
         ttl: Option<u64>,
-        /// Why: manual, suspended, lockout or flood.
+        /// Why: manual, suspended or lockout.
         #[arg(long, default_value = "manual")]
         reason: BanReason,
     },

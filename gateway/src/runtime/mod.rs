@@ -81,7 +81,7 @@ counters! {
     events_dropped,
     /// Rejected-credential log lines not written (rate limit).
     rejections_not_logged,
-    /// Configuration reloads applied.
+    /// Configuration reloads accepted (once per reload, not per worker).
     reloads,
     /// Frames received on the AF_XDP sockets.
     xsk_rx_frames,
@@ -301,6 +301,9 @@ impl Shared {
             s.gauges.sources += w.tables[2].load(Ordering::Relaxed);
             s.per_worker_rx.push(w.runtime[0].load(Ordering::Relaxed));
         }
+        // One per accepted reload, not one per worker that applied it: the generation moves
+        // once per `Runtime::reload` that succeeded.
+        s.runtime.reloads = self.generation.load(Ordering::Acquire);
         s
     }
 }

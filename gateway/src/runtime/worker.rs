@@ -106,7 +106,7 @@ impl Worker {
         while !self.shared.stop.load(Ordering::Relaxed) {
             let generation = self.shared.generation.load(Ordering::Acquire);
             if generation != self.generation {
-                self.apply_reload(generation, &mut budget, &mut rt);
+                self.apply_reload(generation, &mut budget);
             }
             if let (Some(port), true) = (&xsk, idle) {
                 wait_readable(self.socket.as_fd(), port.as_fd());
@@ -186,7 +186,7 @@ impl Worker {
         }
     }
 
-    fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget, rt: &mut RuntimeCounters) {
+    fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget) {
         let loaded = self
             .shared
             .current
@@ -201,7 +201,8 @@ impl Worker {
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
         self.config = loaded.config.clone();
         self.generation = generation;
-        rt.reloads += 1;
+        // `reloads` is counted once per reload by the runtime (not here: every worker applies
+        // each one).
     }
 
     /// Judge one batch: endpoints' datagrams go through the engine together, the
