@@ -28,6 +28,8 @@ const PHONE4: &str = "198.18.1.2";
 const ATTACKER4: &str = "198.18.1.3";
 const GW6: &str = "2001:2:1::1";
 const PHONE6: &str = "2001:2:1::2";
+/// Another address of the phones' /64 (a brute-forcer next to the IPv6 phone).
+const ATTACKER6: &str = "2001:2:1::3";
 const SOFTSWITCH4: &str = "198.18.2.2";
 
 fn run(args: &[&str]) -> Output {
@@ -90,10 +92,11 @@ impl Topo {
             "ip", "link", "add", &gs, "netns", &t.g, "type", "veth", "peer", "name", &ss, "netns",
             &t.s,
         ]);
-        let addrs: [(&str, &str, &str); 7] = [
+        let addrs: [(&str, &str, &str); 8] = [
             (&t.p, &pp, "198.18.1.2/24"),
             (&t.p, &pp, "198.18.1.3/24"),
             (&t.p, &pp, "2001:2:1::2/64"),
+            (&t.p, &pp, "2001:2:1::3/64"),
             (&t.g, &gp, "198.18.1.1/24"),
             (&t.g, &gp, "2001:2:1::1/64"),
             (&t.g, &gs, "198.18.2.1/24"),
@@ -149,6 +152,31 @@ impl Topo {
             .iter()
             .map(|v| v["value"][field].as_u64().expect("named field"))
             .sum()
+    }
+
+    /// The networks in the pinned `ban_prefixes` trie, as CIDR.
+    fn banned_prefixes(&self) -> BTreeSet<String> {
+        let dump = self.dump("ban_prefixes");
+        dump.as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                let key = &e["formatted"]["key"];
+                let b: Vec<u8> = key["addr"]["addr"]
+                    .as_array()
+                    .expect("addr bytes")
+                    .iter()
+                    .map(|v| v.as_u64().expect("byte") as u8)
+                    .collect();
+                let a: [u8; 16] = b.try_into().expect("16 bytes");
+                let bits = key["prefixlen"].as_u64().expect("prefixlen");
+                let addr = std::net::Ipv6Addr::from(a);
+                match addr.to_ipv4_mapped() {
+                    Some(v4) => format!("{v4}/{}", bits - 96),
+                    None => format!("{addr}/{bits}"),
+                }
+            })
+            .collect()
     }
 
     /// The sources in the pinned ban map.
@@ -814,5 +842,61 @@ fn a_register_with_a_bad_udp_checksum_is_dropped_and_counted() {
         topo.xdp_counter("redirected"),
         2,
         "both went to the AF_XDP socket"
+    );
+}
+
+#[test]
+fn an_ipv6_brute_force_bans_its_whole_64_in_xdp() {
+    let topo = Topo::new();
+    // The engine aggregates IPv6 sources by /64: the ban it decides covers the network.
+    let gw = Gw::start(
+        &topo,
+        "xdp-prefix",
+        "max_retry = 3\nfailed_suspend = 60\nipv6_prefix = 64\n",
+    );
+    let remote6 = format!("[{GW6}]:5060");
+    let (victim, _) = user(1);
+    assert_eq!(
+        gw.phone(
+            "bruteforce.xml",
+            (&victim, "guess"),
+            ATTACKER6,
+            &remote6,
+            1,
+            10,
+            20
+        ),
+        Some(0),
+        "re-challenged, then 403: {}",
+        gw.log()
+    );
+    assert_eq!(gw.stat("suspensions"), 1, "{}", gw.log());
+    assert!(gw.stat("xdp_bans_written") >= 1, "{}", gw.log());
+    assert_eq!(gw.stat("xdp_map_errors"), 0, "{}", gw.log());
+    assert_eq!(
+        topo.banned_prefixes(),
+        BTreeSet::from(["2001:2:1::/64".to_owned()]),
+        "the /64 is in the trie, not one address in the exact map"
+    );
+    assert!(topo.banned().is_empty(), "{:?}", topo.banned());
+
+    // Another address of the /64 (the IPv6 phone, which did nothing wrong) is dropped in the
+    // driver too; IPv4 from the same host is another network and still served.
+    let received = gw.stat("received");
+    let dropped = topo.xdp_counter("dropped_banned");
+    let (u, p) = user(0);
+    assert_ne!(
+        gw.phone("register.xml", (&u, &p), PHONE6, &remote6, 1, 10, 2),
+        Some(0),
+        "a phone inside the banned /64 got through"
+    );
+    assert!(topo.xdp_counter("dropped_banned") > dropped);
+    assert_eq!(gw.stat("received"), received, "nothing reached the gateway");
+    let _softswitch = gw.softswitch("softswitch_register.xml", 1);
+    assert_eq!(
+        gw.phone("register.xml", (&u, &p), PHONE4, &remote4(), 1, 10, 10),
+        Some(0),
+        "IPv4 is outside the ban: {}",
+        gw.log()
     );
 }
