@@ -475,25 +475,47 @@ impl<M: MapCore> ExactBans<M> {
 pub struct PrefixBans<M>(pub M);
 
 impl<M: MapCore> PrefixBans<M> {
-    /// The longest banned prefix containing `ip` and its ban, if any. (A trie lookup: the
-    /// kernel gives the value, the key is found among the entries.)
-    pub fn matching(&self, ip: IpAddr) -> Result<Option<(BanPrefix, Ban)>, Error> {
-        let best = self
-            .entries()?
-            .into_iter()
-            .filter(|(p, _)| p.contains(ip))
-            .max_by_key(|(p, _)| p.prefix_len());
-        Ok(best)
+    /// The longest-prefix match of `key` (its value and the matched entry's `prefixlen`, which
+    /// the value carries: the kernel returns no key).
+    fn longest(&self, key: &[u8], what: &str) -> Result<Option<(u32, Ban)>, Error> {
+        let Some(v) = self
+            .0
+            .lookup(key, MapFlags::ANY)
+            .map_err(Error::map(format!(
+                "looking up {what} in the ban_prefixes map"
+            )))?
+        else {
+            return Ok(None);
+        };
+        let ban = Ban::from_bytes(&v)?;
+        Ok(Some((Ban::prefixlen_of(&v)?, ban)))
     }
 
-    /// The ban of exactly `prefix`, if any.
+    /// The longest banned prefix containing `ip` and its ban, if any.
+    pub fn matching(&self, ip: IpAddr) -> Result<Option<(BanPrefix, Ban)>, Error> {
+        let host = BanPrefix::host(ip);
+        let mut key = host.to_key();
+        key[0..4].copy_from_slice(&128u32.to_ne_bytes());
+        let Some((bits, ban)) = self.longest(&key, &ip.to_string())? else {
+            return Ok(None);
+        };
+        let len = if host.addr().is_ipv4() {
+            bits.saturating_sub(96)
+        } else {
+            bits
+        };
+        let len = u8::try_from(len).unwrap_or(u8::MAX);
+        let prefix = BanPrefix::new(BanPrefix::mask(host.addr(), len), len)?;
+        Ok(Some((prefix, ban)))
+    }
+
+    /// The ban of exactly `prefix`, if any: one lookup. The longest match of `prefix` is
+    /// `prefix` itself exactly when its entry exists; the value's `prefixlen` says which
+    /// entry matched.
     pub fn get(&self, prefix: &BanPrefix) -> Result<Option<Ban>, Error> {
-        // A trie lookup returns the longest match, which may be a shorter prefix: only the
-        // listing says whether `prefix` itself is a key.
         Ok(self
-            .entries()?
-            .into_iter()
-            .find(|(p, _)| p == prefix)
+            .longest(&prefix.to_key(), &prefix.to_string())?
+            .filter(|(bits, _)| *bits == prefix.key_bits())
             .map(|(_, b)| b))
     }
 
@@ -681,6 +703,17 @@ impl Ban {
                 b[24..28].try_into().expect("4 bytes"),
             )),
         })
+    }
+
+    /// The `prefixlen` field of a map value (the key's prefix length in the trie; 128 in the
+    /// exact map).
+    pub fn prefixlen_of(b: &[u8]) -> Result<u32, Error> {
+        let f = b.get(28..32).ok_or(Error::Size {
+            what: "struct sipgw_ban",
+            expected: Self::SIZE,
+            got: b.len(),
+        })?;
+        Ok(u32::from_ne_bytes(f.try_into().expect("4 bytes")))
     }
 
     /// Whether the XDP program would still drop with this ban at monotonic time `now_ns`.

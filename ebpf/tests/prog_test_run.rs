@@ -684,12 +684,37 @@ fn prefix_bans() {
     ban_prefix(&skel, "198.18.64.0/24", 1);
     assert_eq!(prefixes(&skel).prune(monotonic_ns()).expect("prune"), 1);
     assert!(prefix_ban_of(&skel, "198.18.64.0/24").is_none());
-    // The longest match.
+    // The longest match, and exact gets that a shorter match does not fool.
     let (p, _) = prefixes(&skel)
         .matching("198.18.17.9".parse().unwrap())
         .expect("read")
         .expect("inside the /20");
     assert_eq!(p.to_string(), "198.18.16.0/20");
+    ban_prefix(&skel, "198.18.17.0/24", 0);
+    let (p, _) = prefixes(&skel)
+        .matching("198.18.17.9".parse().unwrap())
+        .expect("read")
+        .expect("inside the /24");
+    assert_eq!(p.to_string(), "198.18.17.0/24");
+    let (p, _) = prefixes(&skel)
+        .matching("2001:db8:1::77".parse().unwrap())
+        .expect("read")
+        .expect("inside the /64");
+    assert_eq!(p.to_string(), "2001:db8:1::/64");
+    assert!(prefixes(&skel)
+        .matching("198.19.0.1".parse().unwrap())
+        .expect("read")
+        .is_none());
+    assert!(
+        prefix_ban_of(&skel, "198.18.17.0/25").is_none(),
+        "inside a ban, not one"
+    );
+    assert!(
+        prefix_ban_of(&skel, "198.18.16.0/21").is_none(),
+        "inside a ban, not one"
+    );
+    assert!(prefix_ban_of(&skel, "198.18.17.0/24").is_some());
+    assert!(prefix_ban_of(&skel, "198.18.16.0/20").is_some());
 }
 
 #[test]
