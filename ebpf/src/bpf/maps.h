@@ -8,7 +8,8 @@
 #include "consts.h"
 #include "sipgw_shared.h"
 
-/* Banned single addresses -> expiry and reason (the fast path: one hash lookup). Written by sipgw-loader and the gateway. */
+/* Banned single addresses -> expiry and reason (the fast path: one hash lookup). Written by
+ * sipgw-loader and the gateway. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SIPGW_MAX_BANS);

@@ -1,7 +1,8 @@
 //! The XDP program's pinned maps as the gateway uses them: writing its bans into the ban maps
-//! (single addresses in `bans`, shorter prefixes in `ban_prefixes`, so the program drops those sources from the next packet on), registering AF_XDP sockets in
-//! the `xsks` map, and publishing the workers' decision counters in the mmapped `gw_counters`
-//! array (so `bpftool map dump` shows them live).
+//! (single addresses in `bans`, shorter prefixes in `ban_prefixes`, so the program drops those
+//! networks from the next packet on), registering AF_XDP sockets in the `xsks` map, and
+//! publishing the workers' decision counters in the mmapped `gw_counters` array (so
+//! `bpftool map dump` shows them live).
 //!
 //! Layer: I/O. `unsafe` is limited to mapping the counters array and storing into it.
 
