@@ -79,6 +79,10 @@ class Topo:
                         (self.s, self.s_if)):
             sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("ip", "-n", self.s, "route", "add", "default", "via", "198.18.2.1")
+        # Local senders over veth leave partial UDP checksums with TX offload on; the AF_XDP
+        # gateway checks checksums like the kernel on the wire would and drops those: the load
+        # side computes full checksums instead (docs/xdp.md, "Checksums").
+        sh("ip", "netns", "exec", self.l, "ethtool", "-K", self.l_if, "tx", "off")
         return self
 
     def __exit__(self, *exc):

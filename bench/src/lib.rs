@@ -4,7 +4,9 @@
 //! Layer: tooling around the gateway (it is not part of the data path). Everything protocol
 //! related is reused from the `sipgw` library: digest computation ([`sipgw::digest`]), the
 //! credential file ([`sipgw::credentials`]), SIP parsing ([`sipgw::sip`]) and the batched
-//! `recvmmsg`/`sendmmsg` rings ([`sipgw::runtime::udp`]), so this crate has no `unsafe` code.
+//! `recvmmsg`/`sendmmsg` rings ([`sipgw::runtime::udp`]), so the UDP paths need no `unsafe`.
+//! The one module with `unsafe` is [`xdp_tx`] (the raw flood's AF_XDP UMEM frames, fenced
+//! there with `// SAFETY:` comments); the rest of the crate is under the workspace's deny.
 //!
 //! | module          | what it does                                                         |
 //! |-----------------|----------------------------------------------------------------------|

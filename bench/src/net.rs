@@ -3,8 +3,9 @@
 //!
 //! Layer: I/O. The batched syscalls are sipgw's own ([`sipgw::runtime::udp::RxRing`] and
 //! [`sipgw::runtime::udp::TxRing`]: one `recvmmsg`/`sendmmsg` per [`BATCH`] datagrams, buffers
-//! allocated once), so this crate needs no `unsafe`. A thread owns one receive ring and one
-//! [`Tx`] and may drive several sockets with them: a ring is not tied to a socket.
+//! allocated once), so this module needs no `unsafe` (the crate's only `unsafe` is the raw
+//! flood's UMEM in `xdp_tx`). A thread owns one receive ring and one [`Tx`] and may drive
+//! several sockets with them: a ring is not tied to a socket.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

@@ -2,7 +2,9 @@
 
 use libbpf_rs::btf::types::Struct;
 use libbpf_rs::btf::{Btf, HasSize};
-use sipgw_ebpf::{Ban, Layout, SourceKey, XdpConfig, GATEWAY_COUNTERS, OBJECT, XDP_COUNTERS};
+use sipgw_ebpf::{
+    Ban, BanPrefix, Layout, SourceKey, XdpConfig, GATEWAY_COUNTERS, OBJECT, XDP_COUNTERS,
+};
 
 fn size_of_struct(name: &str) -> usize {
     let btf = Btf::from_raw("sipgw", OBJECT)
@@ -16,6 +18,8 @@ fn size_of_struct(name: &str) -> usize {
 fn encoders_match_the_c_structs() {
     assert_eq!(size_of_struct("sipgw_addr"), SourceKey::SIZE);
     assert_eq!(size_of_struct("sipgw_ban"), Ban::SIZE);
+    let p: BanPrefix = "198.18.0.0/24".parse().unwrap();
+    assert_eq!(size_of_struct("sipgw_prefix"), p.to_key().len());
     assert_eq!(size_of_struct("sipgw_config"), XdpConfig::SIZE);
 }
 

@@ -9,10 +9,11 @@ use std::net::IpAddr;
 
 use common::*;
 use libbpf_rs::skel::OpenSkel as _;
+use libbpf_rs::MapHandle;
 use libbpf_rs::{MapCore, MapFlags, ProgramInput};
 use sipgw_ebpf::{
-    config_flags, monotonic_ns, open_skel, read_percpu, Ban, BanReason, Layout, SipgwSkel,
-    SourceKey, XdpConfig, XDP_COUNTERS,
+    config_flags, monotonic_ns, open_skel, read_percpu, Ban, BanPrefix, BanReason, Layout,
+    PrefixBans, SipgwSkel, SourceKey, XdpConfig, XDP_COUNTERS,
 };
 
 const PASS: u32 = 2; // XDP_PASS
@@ -99,6 +100,28 @@ fn ban_of(skel: &SipgwSkel<'_>, addr: &str) -> Option<Ban> {
         .map(|v| Ban::from_bytes(&v).expect("ban value"))
 }
 
+fn prefixes(skel: &SipgwSkel<'_>) -> PrefixBans<MapHandle> {
+    PrefixBans(MapHandle::try_from(&skel.maps.ban_prefixes).expect("dup the trie's fd"))
+}
+
+fn ban_prefix(skel: &SipgwSkel<'_>, cidr: &str, expires_ns: u64) {
+    let p: BanPrefix = cidr.parse().expect("CIDR");
+    assert!(!p.is_host(), "{cidr} belongs in the exact map");
+    let value = Ban {
+        expires_ns,
+        created_ns: monotonic_ns(),
+        dropped: 0,
+        reason: BanReason::Lockout,
+    };
+    prefixes(skel).put(&p, &value).expect("add prefix ban");
+}
+
+fn prefix_ban_of(skel: &SipgwSkel<'_>, cidr: &str) -> Option<Ban> {
+    prefixes(skel)
+        .get(&cidr.parse().expect("CIDR"))
+        .expect("read the trie")
+}
+
 /// Run one frame; returns the action.
 fn run(skel: &SipgwSkel<'_>, frame: &[u8]) -> u32 {
     let input = ProgramInput {
@@ -167,6 +190,12 @@ const BANNED4: &[(&str, u64)] = &[
     ("packets", 1),
     ("dropped", 1),
     ("ipv4", 1),
+    ("dropped_banned", 1),
+];
+const BANNED6: &[(&str, u64)] = &[
+    ("packets", 1),
+    ("dropped", 1),
+    ("ipv6", 1),
     ("dropped_banned", 1),
 ];
 const PARSE4: &[(&str, u64)] = &[
@@ -453,6 +482,56 @@ fn verdicts_and_counters() {
             PASS,
             PARSE6,
         ),
+        // Lengths checked as the kernel checks them (ip_rcv, ipv6_rcv, udp_rcv): beyond what
+        // carries them is malformed; short of it leaves padding, which the kernel trims.
+        row(
+            "IPv4 total length beyond the frame",
+            adjust16(udp4(clean, 5060), ETH + 2, 1),
+            PASS,
+            PARSE4,
+        ),
+        row(
+            "IPv4 with link-layer padding after the datagram",
+            padded(udp4(clean, 5060), 6),
+            PASS,
+            SIP_PASS4,
+        ),
+        row(
+            "UDP length beyond the IPv4 datagram",
+            adjust16(udp4(clean, 5060), ETH + IP4 + 4, 1),
+            PASS,
+            PARSE4,
+        ),
+        row(
+            "UDP length beyond the IPv4 datagram, frame padded to cover it",
+            padded(adjust16(udp4(clean, 5060), ETH + IP4 + 4, 4), 4),
+            PASS,
+            PARSE4,
+        ),
+        row(
+            "IPv6 payload length beyond the frame",
+            adjust16(udp6("2001:db8::2", 5060), ETH + 4, 1),
+            PASS,
+            PARSE6,
+        ),
+        row(
+            "IPv6 payload length 0 (no jumbogram)",
+            poke(poke(udp6("2001:db8::2", 5060), ETH + 4, 0), ETH + 5, 0),
+            PASS,
+            PARSE6,
+        ),
+        row(
+            "UDP length beyond the IPv6 payload",
+            adjust16(udp6("2001:db8::2", 5060), ETH + IP6 + 4, 1),
+            PASS,
+            PARSE6,
+        ),
+        row(
+            "IPv6 with padding after the packet",
+            padded(udp6("2001:db8::2", 5060), 3),
+            PASS,
+            SIP_PASS6,
+        ),
     ];
     check_rows(&skel, rows);
 
@@ -466,6 +545,176 @@ fn verdicts_and_counters() {
     );
     let b = ban_of(&skel, "198.18.0.66").expect("active ban kept");
     assert_eq!(b.dropped, 4, "per-ban drop count");
+}
+
+#[test]
+fn prefix_bans() {
+    let mut obj = MaybeUninit::uninit();
+    let skel = setup(&mut obj, XdpConfig::default());
+    let now = monotonic_ns();
+    let hour = now + 3600 * 1_000_000_000;
+    ban_prefix(&skel, "2001:db8:1::/64", hour);
+    ban_prefix(&skel, "198.18.7.0/24", 0);
+    ban_prefix(&skel, "2001:db8:2::/64", now - 1);
+    // An expired /24 inside an active /20: the /24 goes, the /20 still drops.
+    ban_prefix(&skel, "198.18.16.0/20", hour);
+    ban_prefix(&skel, "198.18.17.0/24", 1);
+    // An exact ban and a prefix ban of the same source: the exact one counts the drop.
+    ban_prefix(&skel, "198.18.32.0/24", hour);
+    ban(&skel, "198.18.32.1", hour);
+
+    let expired_then_dropped4: &[(&str, u64)] = &[
+        ("packets", 1),
+        ("dropped", 1),
+        ("ipv4", 1),
+        ("dropped_banned", 1),
+        ("bans_expired", 1),
+    ];
+    let rows = vec![
+        row(
+            "an address inside the banned /64",
+            udp6("2001:db8:1::5", 5060),
+            DROP,
+            BANNED6,
+        ),
+        row(
+            "another address of the /64, any port",
+            udp6("2001:db8:1::ffff:1234", 22),
+            DROP,
+            BANNED6,
+        ),
+        row(
+            "the next /64 passes",
+            udp6("2001:db8:1:1::5", 5060),
+            PASS,
+            SIP_PASS6,
+        ),
+        row(
+            "an address inside the banned IPv4 /24",
+            udp4("198.18.7.200", 5060),
+            DROP,
+            BANNED4,
+        ),
+        row(
+            "the next IPv4 /24 passes",
+            udp4("198.18.8.200", 5060),
+            PASS,
+            SIP_PASS4,
+        ),
+        row(
+            "an IPv4 /24 does not cover the IPv6 address with the same bits",
+            udp6("::c612:701", 5060),
+            PASS,
+            SIP_PASS6,
+        ),
+        row(
+            "expired prefix ban: passes, entry deleted",
+            udp6("2001:db8:2::1", 5060),
+            PASS,
+            &[
+                ("packets", 1),
+                ("passed", 1),
+                ("ipv6", 1),
+                ("bans_expired", 1),
+                ("sip", 1),
+                ("sip_to_stack", 1),
+            ],
+        ),
+        row(
+            "expired /24 inside an active /20: deleted, the /20 drops",
+            udp4("198.18.17.3", 5060),
+            DROP,
+            expired_then_dropped4,
+        ),
+        row(
+            "the /20 alone now",
+            udp4("198.18.17.4", 5060),
+            DROP,
+            BANNED4,
+        ),
+        row(
+            "exact and prefix ban of one source",
+            udp4("198.18.32.1", 5060),
+            DROP,
+            BANNED4,
+        ),
+        row(
+            "the prefix covers the neighbours",
+            udp4("198.18.32.2", 5060),
+            DROP,
+            BANNED4,
+        ),
+    ];
+    check_rows(&skel, rows);
+
+    assert_eq!(
+        prefix_ban_of(&skel, "2001:db8:1::/64")
+            .expect("kept")
+            .dropped,
+        2,
+        "per-prefix drop count"
+    );
+    assert_eq!(
+        prefix_ban_of(&skel, "198.18.7.0/24").expect("kept").dropped,
+        1
+    );
+    assert_eq!(
+        prefix_ban_of(&skel, "198.18.16.0/20")
+            .expect("kept")
+            .dropped,
+        2
+    );
+    assert_eq!(
+        prefix_ban_of(&skel, "198.18.32.0/24")
+            .expect("kept")
+            .dropped,
+        1
+    );
+    assert_eq!(ban_of(&skel, "198.18.32.1").expect("kept").dropped, 1);
+    assert!(
+        prefix_ban_of(&skel, "2001:db8:2::/64").is_none(),
+        "expired deleted"
+    );
+    assert!(
+        prefix_ban_of(&skel, "198.18.17.0/24").is_none(),
+        "expired deleted"
+    );
+
+    // Pruning removes expired entries the program has not met.
+    ban_prefix(&skel, "198.18.64.0/24", 1);
+    assert_eq!(prefixes(&skel).prune(monotonic_ns()).expect("prune"), 1);
+    assert!(prefix_ban_of(&skel, "198.18.64.0/24").is_none());
+    // The longest match, and exact gets that a shorter match does not fool.
+    let (p, _) = prefixes(&skel)
+        .matching("198.18.17.9".parse().unwrap())
+        .expect("read")
+        .expect("inside the /20");
+    assert_eq!(p.to_string(), "198.18.16.0/20");
+    ban_prefix(&skel, "198.18.17.0/24", 0);
+    let (p, _) = prefixes(&skel)
+        .matching("198.18.17.9".parse().unwrap())
+        .expect("read")
+        .expect("inside the /24");
+    assert_eq!(p.to_string(), "198.18.17.0/24");
+    let (p, _) = prefixes(&skel)
+        .matching("2001:db8:1::77".parse().unwrap())
+        .expect("read")
+        .expect("inside the /64");
+    assert_eq!(p.to_string(), "2001:db8:1::/64");
+    assert!(prefixes(&skel)
+        .matching("198.19.0.1".parse().unwrap())
+        .expect("read")
+        .is_none());
+    assert!(
+        prefix_ban_of(&skel, "198.18.17.0/25").is_none(),
+        "inside a ban, not one"
+    );
+    assert!(
+        prefix_ban_of(&skel, "198.18.16.0/21").is_none(),
+        "inside a ban, not one"
+    );
+    assert!(prefix_ban_of(&skel, "198.18.17.0/24").is_some());
+    assert!(prefix_ban_of(&skel, "198.18.16.0/20").is_some());
 }
 
 #[test]

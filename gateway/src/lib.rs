@@ -21,8 +21,11 @@
 //!
 //! and the driver that runs them on UDP sockets, [`runtime`] (`sipgw run`).
 //!
-//! None of the sans-IO modules use `unsafe`; each forbids it (only `runtime::udp` has some,
-//! for `recvmmsg`/`sendmmsg`). See `docs/architecture.md`.
+//! None of the sans-IO modules use `unsafe`; each forbids it. The workspace denies it
+//! everywhere else, and exactly three runtime modules allow it, each block with a `// SAFETY:`
+//! comment: `runtime::udp` (`recvmmsg`/`sendmmsg`), `runtime::xdp::xsk` (the AF_XDP UMEM and
+//! rings) and `runtime::xdp::maps` (the mmapped `gw_counters` array). See
+//! `docs/architecture.md`.
 
 pub mod config;
 pub mod counters;

@@ -383,7 +383,7 @@ fn sighup_reloads_credentials_and_keeps_the_old_config_when_the_new_one_is_bad()
     std::fs::write(gw.dir.0.join("users.toml"), creds).unwrap();
     gw.proc.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.stat("reloads") < 2 {
+    while gw.stat("reloads") < 1 {
         assert!(Instant::now() < deadline, "not reloaded: {}", gw.log());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -391,6 +391,8 @@ fn sighup_reloads_credentials_and_keeps_the_old_config_when_the_new_one_is_bad()
         gw.phone("register.xml", newcomer.0, newcomer.1, 1, 10),
         Some(0)
     );
+    // One SIGHUP is one reload, however many workers (two here) applied it.
+    assert_eq!(gw.stat("reloads"), 1);
     assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
 
     // A broken configuration is refused with the key named, and the gateway keeps working.
@@ -408,7 +410,7 @@ fn sighup_reloads_credentials_and_keeps_the_old_config_when_the_new_one_is_bad()
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(gw.log().contains("auth.max_retry = 1000"), "{}", gw.log());
-    assert_eq!(gw.stat("reloads"), 2, "nothing applied");
+    assert_eq!(gw.stat("reloads"), 1, "nothing applied");
     let _softswitch = gw.softswitch("softswitch_register.xml", 1);
     let (u, p) = user(0);
     assert_eq!(gw.phone("register.xml", &u, &p, 1, 10), Some(0));

@@ -28,6 +28,8 @@ const PHONE4: &str = "198.18.1.2";
 const ATTACKER4: &str = "198.18.1.3";
 const GW6: &str = "2001:2:1::1";
 const PHONE6: &str = "2001:2:1::2";
+/// Another address of the phones' /64 (a brute-forcer next to the IPv6 phone).
+const ATTACKER6: &str = "2001:2:1::3";
 const SOFTSWITCH4: &str = "198.18.2.2";
 
 fn run(args: &[&str]) -> Output {
@@ -90,10 +92,11 @@ impl Topo {
             "ip", "link", "add", &gs, "netns", &t.g, "type", "veth", "peer", "name", &ss, "netns",
             &t.s,
         ]);
-        let addrs: [(&str, &str, &str); 7] = [
+        let addrs: [(&str, &str, &str); 8] = [
             (&t.p, &pp, "198.18.1.2/24"),
             (&t.p, &pp, "198.18.1.3/24"),
             (&t.p, &pp, "2001:2:1::2/64"),
+            (&t.p, &pp, "2001:2:1::3/64"),
             (&t.g, &gp, "198.18.1.1/24"),
             (&t.g, &gp, "2001:2:1::1/64"),
             (&t.g, &gs, "198.18.2.1/24"),
@@ -105,6 +108,13 @@ impl Topo {
         for (ns, dev) in [(&t.p, &pp), (&t.g, &gp), (&t.g, &gs), (&t.s, &ss)] {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
+        // The phones' sockets are local to this host: with TX checksum offload on, veth hands
+        // their frames over with partial UDP checksums (the kernel trusts those; AF_XDP sees
+        // raw frames and drops them as bad, like a NIC's wire would never deliver them). Off,
+        // the phones' kernel computes full checksums, as a real sender's NIC does.
+        run(&[
+            "ip", "netns", "exec", &t.p, "ethtool", "-K", &pp, "tx", "off",
+        ]);
         // The softswitch answers the gateway's advertised address (on the phone side).
         run(&[
             "ip",
@@ -142,6 +152,31 @@ impl Topo {
             .iter()
             .map(|v| v["value"][field].as_u64().expect("named field"))
             .sum()
+    }
+
+    /// The networks in the pinned `ban_prefixes` trie, as CIDR.
+    fn banned_prefixes(&self) -> BTreeSet<String> {
+        let dump = self.dump("ban_prefixes");
+        dump.as_array()
+            .expect("array")
+            .iter()
+            .map(|e| {
+                let key = &e["formatted"]["key"];
+                let b: Vec<u8> = key["addr"]["addr"]
+                    .as_array()
+                    .expect("addr bytes")
+                    .iter()
+                    .map(|v| v.as_u64().expect("byte") as u8)
+                    .collect();
+                let a: [u8; 16] = b.try_into().expect("16 bytes");
+                let bits = key["prefixlen"].as_u64().expect("prefixlen");
+                let addr = std::net::Ipv6Addr::from(a);
+                match addr.to_ipv4_mapped() {
+                    Some(v4) => format!("{v4}/{}", bits - 96),
+                    None => format!("{addr}/{bits}"),
+                }
+            })
+            .collect()
     }
 
     /// The sources in the pinned ban map.
@@ -706,4 +741,162 @@ fn keep_attached_leaves_the_program_on_the_interface() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A REGISTER from `PHONE4:port` to the gateway, as the UDP header and payload a raw IPv4
+/// socket sends (the kernel adds the IP header and leaves the UDP checksum as given).
+fn register_datagram(port: u16, call: &str, checksum_ok: bool) -> Vec<u8> {
+    let (u, _) = user(0);
+    let payload = format!(
+        "REGISTER sip:{GW4} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE4}:{port};branch=z9hG4bK-{call};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{u}@sipgw.test>;tag={call}\r\nTo: <sip:{u}@sipgw.test>\r\n\
+         Call-ID: {call}@{PHONE4}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{u}@{PHONE4}:{port}>\r\n\
+         Expires: 60\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, \
+         MESSAGE, SUBSCRIBE, PRACK\r\nSupported: path, gruu, outbound, replaces, timer\r\n\
+         User-Agent: sipgw-test-phone/1.0 (a raw socket, so that the checksum is ours)\r\n\
+         X-Padding: {pad}\r\nContent-Length: 0\r\n\r\n",
+        // The challenge may not be larger than the request (limits.amplification_limit).
+        pad = "x".repeat(200)
+    );
+    let gw: std::net::Ipv4Addr = GW4.parse().unwrap();
+    let phone: std::net::Ipv4Addr = PHONE4.parse().unwrap();
+    let header = etherparse::UdpHeader::without_ipv4_checksum(port, 5060, payload.len())
+        .expect("UDP length");
+    let sum = header
+        .calc_checksum_ipv4_raw(phone.octets(), gw.octets(), payload.as_bytes())
+        .expect("checksum");
+    let mut header = header;
+    // Off by one (never 0, which over IPv4 would mean "no checksum").
+    header.checksum = if checksum_ok {
+        sum
+    } else if sum == 1 {
+        2
+    } else {
+        sum - 1
+    };
+    let mut out = header.to_bytes().to_vec();
+    out.extend_from_slice(payload.as_bytes());
+    out
+}
+
+#[test]
+fn a_register_with_a_bad_udp_checksum_is_dropped_and_counted() {
+    let topo = Topo::new();
+    let gw = Gw::start(&topo, "xdp-checksum", "");
+    let replies = in_ns(&topo.p, || {
+        use rustix::net::{bind, ipproto, sendto, socket, AddressFamily, SendFlags, SocketType};
+        let phone: std::net::Ipv4Addr = PHONE4.parse().unwrap();
+        let to = SocketAddr::new(GW4.parse().unwrap(), 0);
+        let sock = std::net::UdpSocket::bind((phone, 0)).expect("bind the phone's socket");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let port = sock.local_addr().expect("port").port();
+        let raw = socket(AddressFamily::INET, SocketType::RAW, Some(ipproto::UDP))
+            .expect("raw IPv4 socket (needs root)");
+        bind(&raw, &SocketAddr::new(phone.into(), 0)).expect("bind the raw socket");
+        let mut buf = [0u8; 2048];
+        let mut answer = |call: &str, ok: bool| {
+            let d = register_datagram(port, call, ok);
+            sendto(&raw, &d, SendFlags::empty(), &to).expect("send");
+            sock.recv_from(&mut buf)
+                .ok()
+                .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        // Bad first (nothing may come back), then the same REGISTER intact (challenged: the
+        // path works, so the silence was the checksum).
+        (answer("badsum1", false), answer("goodsum1", true))
+    });
+    assert_eq!(
+        replies.0,
+        None,
+        "a bad checksum got an answer: {}",
+        gw.log()
+    );
+    let good = replies.1.unwrap_or_else(|| {
+        let mut st: Vec<(String, u64)> = gw
+            .try_stats()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect();
+        st.sort();
+        panic!("no challenge: {st:?} {}", gw.log())
+    });
+    assert!(
+        good.starts_with("SIP/2.0 401") || good.starts_with("SIP/2.0 407"),
+        "{good}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.stat("xsk_bad_checksum") < 1 {
+        assert!(Instant::now() < deadline, "not counted: {}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(gw.stat("xsk_bad_checksum"), 1);
+    assert_eq!(gw.stat("xsk_not_udp"), 0);
+    assert_eq!(
+        gw.stat("challenged"),
+        1,
+        "only the intact REGISTER reached the engine"
+    );
+    assert_eq!(
+        topo.xdp_counter("redirected"),
+        2,
+        "both went to the AF_XDP socket"
+    );
+}
+
+#[test]
+fn an_ipv6_brute_force_bans_its_whole_64_in_xdp() {
+    let topo = Topo::new();
+    // The engine aggregates IPv6 sources by /64: the ban it decides covers the network.
+    let gw = Gw::start(
+        &topo,
+        "xdp-prefix",
+        "max_retry = 3\nfailed_suspend = 60\nipv6_prefix = 64\n",
+    );
+    let remote6 = format!("[{GW6}]:5060");
+    let (victim, _) = user(1);
+    assert_eq!(
+        gw.phone(
+            "bruteforce.xml",
+            (&victim, "guess"),
+            ATTACKER6,
+            &remote6,
+            1,
+            10,
+            20
+        ),
+        Some(0),
+        "re-challenged, then 403: {}",
+        gw.log()
+    );
+    assert_eq!(gw.stat("suspensions"), 1, "{}", gw.log());
+    assert!(gw.stat("xdp_bans_written") >= 1, "{}", gw.log());
+    assert_eq!(gw.stat("xdp_map_errors"), 0, "{}", gw.log());
+    assert_eq!(
+        topo.banned_prefixes(),
+        BTreeSet::from(["2001:2:1::/64".to_owned()]),
+        "the /64 is in the trie, not one address in the exact map"
+    );
+    assert!(topo.banned().is_empty(), "{:?}", topo.banned());
+
+    // Another address of the /64 (the IPv6 phone, which did nothing wrong) is dropped in the
+    // driver too; IPv4 from the same host is another network and still served.
+    let received = gw.stat("received");
+    let dropped = topo.xdp_counter("dropped_banned");
+    let (u, p) = user(0);
+    assert_ne!(
+        gw.phone("register.xml", (&u, &p), PHONE6, &remote6, 1, 10, 2),
+        Some(0),
+        "a phone inside the banned /64 got through"
+    );
+    assert!(topo.xdp_counter("dropped_banned") > dropped);
+    assert_eq!(gw.stat("received"), received, "nothing reached the gateway");
+    let _softswitch = gw.softswitch("softswitch_register.xml", 1);
+    assert_eq!(
+        gw.phone("register.xml", (&u, &p), PHONE4, &remote4(), 1, 10, 10),
+        Some(0),
+        "IPv4 is outside the ban: {}",
+        gw.log()
+    );
 }

@@ -8,7 +8,6 @@
 use std::fs;
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,9 +17,9 @@ use libbpf_rs::skel::OpenSkel as _;
 use libbpf_rs::{MapCore, MapFlags, MapHandle, Program, Xdp, XdpFlags};
 use serde::Serialize;
 use sipgw_ebpf::{
-    config_flags, monotonic_ns, open_skel, pin_dir, read_percpu, read_slots, Ban, BanReason,
-    Layout, SourceKey, XdpConfig, GATEWAY_COUNTERS, MAP_NAMES, MAX_PORTS, MAX_WORKERS, PROGRAM_PIN,
-    XDP_COUNTERS,
+    config_flags, monotonic_ns, open_skel, pin_dir, read_percpu, read_slots, Ban, BanMaps,
+    BanPrefix, BanReason, Layout, XdpConfig, GATEWAY_COUNTERS, MAP_NAMES, MAX_PORTS, MAX_WORKERS,
+    PROGRAM_PIN, XDP_COUNTERS,
 };
 
 pub mod sys;
@@ -91,11 +90,11 @@ pub enum Error {
         /// The interface.
         iface: String,
     },
-    /// The address has no ban.
-    #[error("{addr} is not banned on {iface}")]
+    /// The address or network has no ban of its own.
+    #[error("{ban} is not banned on {iface}")]
     NotBanned {
-        /// The address.
-        addr: IpAddr,
+        /// The address or network.
+        ban: BanPrefix,
         /// The interface.
         iface: String,
     },
@@ -123,7 +122,7 @@ pub enum Error {
     },
     /// A map layout or BTF problem in the program object.
     #[error(transparent)]
-    Ebpf(#[from] sipgw_ebpf::Error),
+    Ebpf(sipgw_ebpf::Error),
     /// A file-system or socket operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -132,6 +131,16 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+}
+
+impl From<sipgw_ebpf::Error> for Error {
+    /// A failed map call keeps its words and the OS error in the message.
+    fn from(e: sipgw_ebpf::Error) -> Error {
+        match e {
+            sipgw_ebpf::Error::Map { what, source } => Error::Bpf { what, source },
+            e => Error::Ebpf(e),
+        }
+    }
 }
 
 fn bpf(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> Error {
@@ -168,6 +177,11 @@ impl Target {
             });
         }
         MapHandle::from_pinned_path(&path).map_err(bpf(format!("opening {}", path.display())))
+    }
+
+    /// The two ban maps (`bans`, `ban_prefixes`).
+    fn bans(&self) -> Result<BanMaps<MapHandle>, Error> {
+        Ok(BanMaps::new(self.map("bans")?, self.map("ban_prefixes")?))
     }
 }
 
@@ -603,7 +617,10 @@ pub fn status(t: &Target) -> Result<Status, Error> {
             .filter_map(|k| k.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]])))
             .collect();
         ports.sort_unstable();
-        bans_active = Some(ban_list(t)?.len());
+        // Pins of an older version may lack a map (attach creates it): no count then.
+        if MAP_NAMES.iter().all(|m| t.path(m).exists()) {
+            bans_active = Some(ban_list(t)?.len());
+        }
     }
     Ok(Status {
         iface: t.iface.clone(),
@@ -647,8 +664,12 @@ pub fn counters(t: &Target) -> Result<Counters, Error> {
 /// One ban, as `ban list` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BanEntry {
-    /// The banned source.
-    pub addr: IpAddr,
+    /// The banned address or network, in CIDR notation (`198.18.0.0/24`, `2001:db8::9/128`).
+    pub cidr: String,
+    /// The network address (the address itself for a single address).
+    pub addr: std::net::IpAddr,
+    /// The prefix length (32 or 128 for a single address).
+    pub prefix: u8,
     /// Why.
     pub reason: String,
     /// Seconds until it ends; `None` = never.
@@ -659,9 +680,11 @@ pub struct BanEntry {
     pub dropped: u64,
 }
 
-fn entry(key: SourceKey, ban: &Ban, now: u64) -> BanEntry {
+fn entry(prefix: BanPrefix, ban: &Ban, now: u64) -> BanEntry {
     BanEntry {
-        addr: key.addr(),
+        cidr: prefix.to_string(),
+        addr: prefix.addr(),
+        prefix: prefix.prefix_len(),
         reason: ban.reason.to_string(),
         expires_in_secs: (ban.expires_ns != 0)
             .then(|| (ban.expires_ns.saturating_sub(now)).div_ceil(1_000_000_000)),
@@ -670,15 +693,16 @@ fn entry(key: SourceKey, ban: &Ban, now: u64) -> BanEntry {
     }
 }
 
-/// Ban `addr` for `ttl` (`None` = until removed).
+/// Ban `prefix` (one address, or a network: the XDP program drops every source inside it) for
+/// `ttl` (`None` = until removed).
 pub fn ban_add(
     t: &Target,
-    addr: IpAddr,
+    prefix: BanPrefix,
     ttl: Option<Duration>,
     reason: BanReason,
 ) -> Result<BanEntry, Error> {
     sys::require_privileges("write the ban map")?;
-    let m = t.map("bans")?;
+    let maps = t.bans()?;
     let now = monotonic_ns();
     let ban = Ban {
         expires_ns: ttl.map_or(0, |d| now + d.as_nanos() as u64),
@@ -686,54 +710,39 @@ pub fn ban_add(
         dropped: 0,
         reason,
     };
-    let key = SourceKey::from(addr);
-    m.update(&key.0, &ban.to_bytes(), MapFlags::ANY)
-        .map_err(bpf(format!("banning {addr}")))?;
-    Ok(entry(key, &ban, now))
+    maps.put(&prefix, &ban)?;
+    Ok(entry(prefix, &ban, now))
 }
 
-/// Remove the ban of `addr`.
-pub fn ban_del(t: &Target, addr: IpAddr) -> Result<(), Error> {
+/// Remove the ban of exactly `prefix` (a ban of a network containing it stays).
+pub fn ban_del(t: &Target, prefix: BanPrefix) -> Result<(), Error> {
     sys::require_privileges("write the ban map")?;
-    let m = t.map("bans")?;
-    let key = SourceKey::from(addr);
+    let maps = t.bans()?;
     let now = monotonic_ns();
-    let present = m
-        .lookup(&key.0, MapFlags::ANY)
-        .map_err(bpf(format!("looking up {addr}")))?
-        .map(|v| Ban::from_bytes(&v))
-        .transpose()?;
-    match present {
-        Some(b) if b.active_at(now) => m
-            .delete(&key.0)
-            .map_err(bpf(format!("removing the ban of {addr}"))),
+    match maps.get(&prefix)? {
+        Some(b) if b.active_at(now) => {
+            maps.remove(&prefix)?;
+            Ok(())
+        }
         _ => Err(Error::NotBanned {
-            addr,
+            ban: prefix,
             iface: t.iface.clone(),
         }),
     }
 }
 
-/// The bans in force, oldest first (expired entries, which the XDP program ignores, are left
-/// out).
+/// The bans in force (addresses and networks), oldest first (expired entries, which the XDP
+/// program ignores, are left out).
 pub fn ban_list(t: &Target) -> Result<Vec<BanEntry>, Error> {
     sys::require_privileges("read the ban map")?;
-    let m = t.map("bans")?;
+    let maps = t.bans()?;
     let now = monotonic_ns();
-    let mut out = Vec::new();
-    for k in m.keys() {
-        // An entry can vanish between keys() and lookup() (LRU eviction, expiry): skip it.
-        let Some(v) = m
-            .lookup(&k, MapFlags::ANY)
-            .map_err(bpf("reading the ban map"))?
-        else {
-            continue;
-        };
-        let ban = Ban::from_bytes(&v)?;
-        if ban.active_at(now) {
-            out.push(entry(SourceKey::from_bytes(&k)?, &ban, now));
-        }
-    }
+    let mut out: Vec<BanEntry> = maps
+        .entries()?
+        .into_iter()
+        .filter(|(_, b)| b.active_at(now))
+        .map(|(p, b)| entry(p, &b, now))
+        .collect();
     out.sort_by_key(|e| std::cmp::Reverse(e.age_secs));
     Ok(out)
 }

@@ -1,14 +1,13 @@
 //! `sipgw-loader`: attach sipgw's XDP program, show its state and counters, manage bans.
 
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Map, Value};
-use sipgw_ebpf::{BanReason, DEFAULT_PIN_ROOT};
+use sipgw_ebpf::{BanPrefix, BanReason, DEFAULT_PIN_ROOT};
 use sipgw_loader::{AttachOptions, BanEntry, BanScope, Counters, Detached, Error, Status, Target};
 
 /// Attach sipgw's XDP program to an interface, pin its maps under
@@ -85,29 +84,34 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BanCommand {
-    /// Ban a source address (IPv4 or IPv6).
+    /// Ban a source address or a whole network (IPv4 or IPv6).
+    ///
+    /// A bare address is one source (/32, /128); ADDRESS/LENGTH bans every source inside the
+    /// network (198.18.0.0/24, 2001:db8::/64). Host bits past the length are refused.
     Add {
         /// The interface.
         #[arg(long, short)]
         iface: String,
-        /// The source address.
-        addr: IpAddr,
+        /// The source: ADDRESS or ADDRESS/LENGTH.
+        #[arg(value_name = "ADDR[/LEN]")]
+        addr: BanPrefix,
         /// How long, in seconds [default: until `ban del`].
         #[arg(long, value_name = "SECS")]
         ttl: Option<u64>,
-        /// Why: manual, suspended, lockout or flood.
+        /// Why: manual, suspended or lockout.
         #[arg(long, default_value = "manual")]
         reason: BanReason,
     },
-    /// Remove a ban.
+    /// Remove a ban: the one of exactly this address or network.
     Del {
         /// The interface.
         #[arg(long, short)]
         iface: String,
-        /// The source address.
-        addr: IpAddr,
+        /// The ban: ADDRESS or ADDRESS/LENGTH, as `ban list` shows it.
+        #[arg(value_name = "ADDR[/LEN]")]
+        addr: BanPrefix,
     },
-    /// List the bans in force.
+    /// List the bans in force (addresses as /32 or /128, networks as CIDR).
     List {
         /// The interface.
         #[arg(long, short)]
@@ -198,13 +202,13 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 if out.json {
                     out.value(&serde_json::to_value(&e).expect("serializable"));
                 } else {
-                    println!("banned {} ({}, {})", e.addr, e.reason, expiry(&e));
+                    println!("banned {} ({}, {})", e.cidr, e.reason, expiry(&e));
                 }
             }
             BanCommand::Del { iface, addr } => {
                 sipgw_loader::ban_del(&target(&root, iface), addr)?;
                 if out.json {
-                    out.value(&json!({ "removed": addr }));
+                    out.value(&json!({ "removed": addr.to_string() }));
                 } else {
                     println!("removed the ban of {addr}");
                 }
@@ -235,7 +239,7 @@ fn print_bans(list: &[BanEntry]) {
         return;
     }
     println!(
-        "{:<40} {:<10} {:>12} {:>10} {:>12}",
+        "{:<44} {:<10} {:>12} {:>10} {:>12}",
         "ADDRESS", "REASON", "EXPIRES IN", "AGE", "DROPPED"
     );
     for e in list {
@@ -243,8 +247,8 @@ fn print_bans(list: &[BanEntry]) {
             .expires_in_secs
             .map_or_else(|| "never".to_owned(), |s| format!("{s} s"));
         println!(
-            "{:<40} {:<10} {:>12} {:>10} {:>12}",
-            e.addr.to_string(),
+            "{:<44} {:<10} {:>12} {:>10} {:>12}",
+            e.cidr,
             e.reason,
             exp,
             format!("{} s", e.age_secs),

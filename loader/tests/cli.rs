@@ -108,10 +108,12 @@ fn ban_add_list_del() {
         "lockout",
     ]);
     assert_eq!(b["addr"], "198.18.0.9");
+    assert_eq!(b["cidr"], "198.18.0.9/32");
+    assert_eq!(b["prefix"], 32);
     assert_eq!(b["reason"], "lockout");
     assert_eq!(b["expires_in_secs"], 100);
     let text = net.ok(&["ban", "add", "--iface", &iface, "2001:2::9"]);
-    assert_eq!(text.trim(), "banned 2001:2::9 (manual, no expiry)");
+    assert_eq!(text.trim(), "banned 2001:2::9/128 (manual, no expiry)");
 
     let list = net.json(&["ban", "list", "--iface", &iface]);
     let list = list.as_array().expect("array");
@@ -133,9 +135,9 @@ fn ban_add_list_del() {
     assert_eq!(net.bpftool_dump("bans").as_array().expect("array").len(), 2);
 
     let text = net.ok(&["ban", "del", "--iface", &iface, "198.18.0.9"]);
-    assert_eq!(text.trim(), "removed the ban of 198.18.0.9");
+    assert_eq!(text.trim(), "removed the ban of 198.18.0.9/32");
     let err = net.fails(&["ban", "del", "--iface", &iface, "198.18.0.9"]);
-    assert!(err.contains("198.18.0.9 is not banned on"), "{err}");
+    assert!(err.contains("198.18.0.9/32 is not banned on"), "{err}");
     let list = net.json(&["ban", "list", "--iface", &iface]);
     assert_eq!(list.as_array().expect("array").len(), 1);
     net.ok(&["ban", "del", "--iface", &iface, "2001:2::9"]);
@@ -166,6 +168,112 @@ fn ban_add_list_del() {
         "grumpy",
     ]);
     assert!(err.contains("unknown ban reason `grumpy`"), "{err}");
+}
+
+#[test]
+fn ban_networks_in_cidr_notation() {
+    let net = Net::new();
+    net.attach(&[]);
+    let iface = net.gw_if.clone();
+    let text = net.ok(&[
+        "ban",
+        "add",
+        "--iface",
+        &iface,
+        "198.18.5.0/24",
+        "--ttl",
+        "60",
+    ]);
+    assert_eq!(
+        text.trim(),
+        "banned 198.18.5.0/24 (manual, expires in 60 s)"
+    );
+    let b = net.json(&["ban", "add", "--iface", &iface, "2001:db8::/64"]);
+    assert_eq!(b["cidr"], "2001:db8::/64");
+    assert_eq!(b["addr"], "2001:db8::");
+    assert_eq!(b["prefix"], 64);
+    // /32 and /128 are single addresses: the exact map.
+    net.ok(&["ban", "add", "--iface", &iface, "198.18.5.7/32"]);
+    net.ok(&["ban", "add", "--iface", &iface, "2001:db8::7/128"]);
+    assert_eq!(net.bpftool_dump("bans").as_array().expect("array").len(), 2);
+    assert_eq!(
+        net.bpftool_dump("ban_prefixes")
+            .as_array()
+            .expect("array")
+            .len(),
+        2
+    );
+
+    let list = net.json(&["ban", "list", "--iface", &iface]);
+    let mut cidrs: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["cidr"].as_str().expect("cidr"))
+        .collect();
+    cidrs.sort_unstable();
+    assert_eq!(
+        cidrs,
+        [
+            "198.18.5.0/24",
+            "198.18.5.7/32",
+            "2001:db8::/64",
+            "2001:db8::7/128"
+        ]
+    );
+    let text = net.ok(&["ban", "list", "--iface", &iface]);
+    assert!(
+        text.contains("198.18.5.0/24") && text.contains("2001:db8::/64"),
+        "{text}"
+    );
+    let st = net.json(&["status", "--iface", &iface]);
+    assert_eq!(st["bans_active"], 4, "{st}");
+
+    // del removes exactly the ban named: an address inside a banned network is not banned by
+    // itself, and the network's ban stays.
+    let err = net.fails(&["ban", "del", "--iface", &iface, "198.18.5.9"]);
+    assert!(err.contains("198.18.5.9/32 is not banned on"), "{err}");
+    let err = net.fails(&["ban", "del", "--iface", &iface, "198.18.0.0/16"]);
+    assert!(err.contains("198.18.0.0/16 is not banned on"), "{err}");
+    let text = net.ok(&["ban", "del", "--iface", &iface, "198.18.5.0/24"]);
+    assert_eq!(text.trim(), "removed the ban of 198.18.5.0/24");
+    let err = net.fails(&["ban", "del", "--iface", &iface, "198.18.5.0/24"]);
+    assert!(err.contains("198.18.5.0/24 is not banned on"), "{err}");
+    net.ok(&["ban", "del", "--iface", &iface, "2001:db8::/64"]);
+    assert_eq!(
+        net.json(&["ban", "list", "--iface", &iface])
+            .as_array()
+            .expect("array")
+            .len(),
+        2
+    );
+
+    // Bad networks are refused, naming the value and what is wrong.
+    for (bad, says) in [
+        (
+            "198.18.5.1/24",
+            "host bits are set past /24 (the network is 198.18.5.0/24)",
+        ),
+        ("2001:db8::1/64", "the network is 2001:db8::/64"),
+        ("198.18.5.0/33", "must be 1 to 32 for IPv4"),
+        ("2001:db8::/300", "must be 1 to 128 for IPv6"),
+        (
+            "2001:db8::/-1",
+            "the prefix length after `/` must be a number",
+        ),
+        ("2001:db8::/129", "must be 1 to 128 for IPv6"),
+        ("198.18.5.0/0", "must be 1 to 32"),
+        ("198.18.5.0/", "must be a number"),
+        ("example.com/24", "expected an IPv4 or IPv6 address"),
+    ] {
+        let err = net.fails(&["ban", "add", "--iface", &iface, bad]);
+        assert!(
+            err.contains(&format!("`{bad}` is not a valid ban")) && err.contains(says),
+            "{bad}: {err}"
+        );
+        let err = net.fails(&["ban", "del", "--iface", &iface, bad]);
+        assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+    }
 }
 
 #[test]

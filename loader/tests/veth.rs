@@ -232,3 +232,58 @@ fn bans_survive_detach_and_reattach() {
         "the ban works again after re-attaching"
     );
 }
+
+#[test]
+fn a_prefix_ban_drops_every_address_of_the_network() {
+    let net = Net::new();
+    net.attach(&["--mode", "native"]);
+    // Two sources of one /64 (not the clean client's).
+    const A: &str = "2001:2:0:66::a";
+    const B: &str = "2001:2:0:66:ffff::b";
+    net.add_client_addr(&format!("{A}/64"));
+    net.add_client_addr(&format!("{B}/64"));
+    let rx = Receiver::start(&net, &["[2001:2::1]:5060"]);
+    let b = net.json(&[
+        "ban",
+        "add",
+        "--iface",
+        &net.gw_if,
+        "2001:2:0:66::/64",
+        "--reason",
+        "lockout",
+    ]);
+    assert_eq!(b["cidr"], "2001:2:0:66::/64", "{b}");
+    assert_eq!(b["prefix"], 64, "{b}");
+
+    const N: usize = 20;
+    send(&net, A, "[2001:2::1]:5060", N);
+    send(&net, B, "[2001:2::1]:5060", N);
+    send(&net, CLIENT6, "[2001:2::1]:5060", N);
+    assert!(
+        rx.wait_for(CLIENT6, N as u64, Duration::from_secs(5)),
+        "the clean source outside the /64 arrives"
+    );
+    assert_eq!(rx.count(A), 0, "{A} is inside the banned /64");
+    assert_eq!(rx.count(B), 0, "{B} is inside the banned /64");
+
+    let list = net.json(&["ban", "list", "--iface", &net.gw_if]);
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["cidr"], "2001:2:0:66::/64");
+    assert!(list[0]["dropped"].as_u64().expect("dropped") >= 2 * N as u64);
+    // bpftool prints the trie's key and value by name.
+    let dump = net.bpftool_dump("ban_prefixes");
+    let e = &dump.as_array().expect("array")[0];
+    assert_eq!(e["formatted"]["key"]["prefixlen"], 64, "{e}");
+    assert_eq!(
+        e["formatted"]["value"]["reason"], "SIPGW_BAN_LOCKOUT",
+        "{e}"
+    );
+
+    net.ok(&["ban", "del", "--iface", &net.gw_if, "2001:2:0:66::/64"]);
+    send(&net, A, "[2001:2::1]:5060", N);
+    assert!(
+        rx.wait_for(A, N as u64, Duration::from_secs(5)),
+        "the ban is lifted"
+    );
+}

@@ -6,6 +6,9 @@
 #ifndef SIPGW_MAX_BANS
 #define SIPGW_MAX_BANS 262144 /* ban map entries (LRU: the oldest go first when full) */
 #endif
+#ifndef SIPGW_MAX_BAN_PREFIXES
+#define SIPGW_MAX_BAN_PREFIXES 65536 /* banned networks (LPM trie, not LRU) */
+#endif
 #ifndef SIPGW_MAX_FLOOD_SOURCES
 #define SIPGW_MAX_FLOOD_SOURCES 65536 /* flood-guard buckets per CPU (LRU) */
 #endif

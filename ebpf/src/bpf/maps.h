@@ -8,7 +8,8 @@
 #include "consts.h"
 #include "sipgw_shared.h"
 
-/* Banned sources -> expiry and reason. Written by sipgw-loader and the gateway. */
+/* Banned single addresses -> expiry and reason (the fast path: one hash lookup). Written by
+ * sipgw-loader and the gateway. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SIPGW_MAX_BANS);
@@ -16,6 +17,18 @@ struct {
 	__type(value, struct sipgw_ban);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bans SEC(".maps");
+
+/* Banned networks (prefixes shorter than one address) -> expiry and reason. Longest-prefix
+ * match; not LRU: when full, writes fail (ENOSPC) until expired entries are pruned (userspace
+ * does that before giving up). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SIPGW_MAX_BAN_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sipgw_prefix);
+	__type(value, struct sipgw_ban);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ban_prefixes SEC(".maps");
 
 /* Per-source token buckets of the flood guard (per CPU: the rate applies on each CPU). */
 struct {

@@ -62,9 +62,11 @@ static __always_inline void addr_from_ipv4(struct sipgw_addr *a, __be32 saddr)
 	__builtin_memcpy(&a->addr[12], &saddr, 4);
 }
 
-/* IPv4 with options. *fragment is set for any fragment (first or not). */
+/* IPv4 with options. *fragment is set for any fragment (first or not); *l3_end is where the
+ * datagram ends by its total length. As in the kernel's ip_rcv: a total length beyond the frame
+ * is malformed, one short of it leaves link-layer padding after the datagram. */
 static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end, struct sipgw_addr *src,
-				       int *fragment)
+				       int *fragment, void **l3_end)
 {
 	struct iphdr *iph = c->pos;
 	if ((void *)(iph + 1) > data_end)
@@ -72,10 +74,14 @@ static __always_inline int parse_iphdr(struct hdr_cursor *c, void *data_end, str
 	if (iph->version != 4 || iph->ihl < 5)
 		return -1;
 	__u32 hlen = iph->ihl * 4;
-	if (bpf_ntohs(iph->tot_len) < hlen)
+	__u32 tot_len = bpf_ntohs(iph->tot_len);
+	if (tot_len < hlen)
 		return -1;
 	if (c->pos + hlen > data_end)
 		return -1;
+	if (c->pos + tot_len > data_end)
+		return -1;
+	*l3_end = c->pos + tot_len;
 	c->pos += hlen;
 	addr_from_ipv4(src, iph->saddr);
 	*fragment = (iph->frag_off & bpf_htons(IP_MF_OFFSET)) != 0;
@@ -88,9 +94,10 @@ struct ipv6_ext {
 };
 
 /* IPv6 and up to SIPGW_MAX_IPV6_EXT extension headers (hop-by-hop, routing, destination
- * options, fragment, authentication). */
+ * options, fragment, authentication). *l3_end is where the packet ends by its payload length:
+ * beyond the frame is malformed (ipv6_rcv drops it), short of it is padding. */
 static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end,
-					struct sipgw_addr *src, int *fragment)
+					struct sipgw_addr *src, int *fragment, void **l3_end)
 {
 	struct ipv6hdr *ip6h = c->pos;
 	if ((void *)(ip6h + 1) > data_end)
@@ -98,6 +105,10 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end,
 	if (ip6h->version != 6)
 		return -1;
 	c->pos = ip6h + 1;
+	__u32 plen = bpf_ntohs(ip6h->payload_len);
+	if (c->pos + plen > data_end)
+		return -1;
+	*l3_end = c->pos + plen;
 	__builtin_memcpy(src->addr, &ip6h->saddr, 16);
 	*fragment = 0;
 	__u8 next = ip6h->nexthdr;
@@ -134,13 +145,19 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *c, void *data_end,
 	return -1;
 }
 
-/* UDP: returns the destination port (host order) or -1. */
-static __always_inline int parse_udphdr(struct hdr_cursor *c, void *data_end)
+/* UDP: returns the destination port (host order) or -1. As in the kernel's udp_rcv, a length
+ * below 8 or beyond the IP datagram (l3_end) is malformed; one short of it is trimmed there. */
+static __always_inline int parse_udphdr(struct hdr_cursor *c, void *data_end, void *l3_end)
 {
 	struct udphdr *h = c->pos;
 	if ((void *)(h + 1) > data_end)
 		return -1;
-	if (bpf_ntohs(h->len) < sizeof(*h))
+	if ((void *)(h + 1) > l3_end)
+		return -1;
+	__u32 ulen = bpf_ntohs(h->len);
+	if (ulen < sizeof(*h))
+		return -1;
+	if (c->pos + ulen > l3_end)
 		return -1;
 	c->pos = h + 1;
 	return bpf_ntohs(h->dest);

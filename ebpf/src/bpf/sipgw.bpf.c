@@ -3,7 +3,8 @@
  * sipgw.bpf.c: sipgw's XDP program.
  *
  * For every frame: parse Ethernet (+ up to two VLAN tags), IPv4 or IPv6, UDP. Drop sources in
- * the ban map (unless their ban has expired: then delete it and go on); on the SIP ports, drop
+ * the ban map or inside a banned prefix (unless the ban has expired: then delete it and go on);
+ * on the SIP ports, drop
  * sources over the optional flood-guard rate and redirect the rest into the AF_XDP socket of the
  * RX queue (or pass them to the kernel stack when the queue has none). Everything else passes.
  * Every verdict leaves through `out`, which records it in the per-CPU counters.
@@ -13,20 +14,46 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Look the source up in the ban map; returns 1 if it is banned now. */
+static __always_inline int ban_expired(struct sipgw_ban *ban)
+{
+	__u64 expires = ban->expires_ns;
+	return expires != 0 && expires <= bpf_ktime_get_ns();
+}
+
+/* Look the source up in the exact ban map, then in the prefix trie (longest match first);
+ * returns 1 if it is banned now. An expired entry found on the way is deleted and counted;
+ * after deleting an expired prefix the trie is asked once more (a shorter, still active prefix
+ * of the same source drops this packet too). */
 static __always_inline int banned(struct sipgw_addr *src, struct sipgw_xdp_counters *cnt)
 {
 	struct sipgw_ban *ban = bpf_map_lookup_elem(&bans, src);
-	if (!ban)
-		return 0;
-	__u64 expires = ban->expires_ns;
-	if (expires != 0 && expires <= bpf_ktime_get_ns()) {
+	if (ban) {
+		if (!ban_expired(ban)) {
+			__sync_fetch_and_add(&ban->dropped, 1);
+			return 1;
+		}
 		bpf_map_delete_elem(&bans, src);
 		cnt->bans_expired++;
-		return 0;
 	}
-	__sync_fetch_and_add(&ban->dropped, 1);
-	return 1;
+	struct sipgw_prefix key = { .prefixlen = 128 };
+	__builtin_memcpy(key.addr.addr, src->addr, sizeof(key.addr.addr));
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		ban = bpf_map_lookup_elem(&ban_prefixes, &key);
+		if (!ban)
+			return 0;
+		if (!ban_expired(ban)) {
+			__sync_fetch_and_add(&ban->dropped, 1);
+			return 1;
+		}
+		/* The trie ignores the address bits past prefixlen: the source itself names the
+		 * entry it matched. */
+		struct sipgw_prefix hit = key;
+		hit.prefixlen = ban->prefixlen;
+		bpf_map_delete_elem(&ban_prefixes, &hit);
+		cnt->bans_expired++;
+	}
+	return 0;
 }
 
 /* Token bucket per source; returns 1 if this packet is over the rate. */
@@ -65,6 +92,7 @@ int sipgw_xdp(struct xdp_md *ctx)
 	struct hdr_cursor c = { .pos = data };
 	struct sipgw_addr src;
 	int action = XDP_PASS;
+	void *l3_end = data_end;
 	int fragment = 0, tags = 0, l4;
 	__u32 zero = 0;
 
@@ -83,10 +111,10 @@ int sipgw_xdp(struct xdp_md *ctx)
 	}
 	if (proto == ETH_P_IP) {
 		cnt->ipv4++;
-		l4 = parse_iphdr(&c, data_end, &src, &fragment);
+		l4 = parse_iphdr(&c, data_end, &src, &fragment, &l3_end);
 	} else if (proto == ETH_P_IPV6) {
 		cnt->ipv6++;
-		l4 = parse_ip6hdr(&c, data_end, &src, &fragment);
+		l4 = parse_ip6hdr(&c, data_end, &src, &fragment, &l3_end);
 	} else {
 		cnt->non_ip++;
 		goto out;
@@ -112,7 +140,7 @@ int sipgw_xdp(struct xdp_md *ctx)
 		cnt->non_udp++;
 		goto out;
 	}
-	int port = parse_udphdr(&c, data_end);
+	int port = parse_udphdr(&c, data_end, l3_end);
 	if (port < 0) {
 		cnt->parse_errors++;
 		goto out;

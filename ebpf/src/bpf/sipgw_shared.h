@@ -2,9 +2,10 @@
 /*
  * sipgw_shared.h: the types and constants shared by the XDP program and userspace.
  *
- * Rust reads these through the program's BTF (field names, offsets, sizes), never through a
- * hand-written mirror: `sipgw_ebpf::btf` checks the layout the Rust side assumes at build time
- * (tests in ebpf/tests/layout.rs), and `bpftool map dump` prints the same names.
+ * Rust reads the counters through the program's BTF (field names, offsets, sizes), never
+ * through a hand-written mirror: `sipgw_ebpf::Layout` (ebpf/src/lib.rs) reads them; the tests in
+ * ebpf/tests/layout.rs check the sizes the Rust encoders assume and the gateway counters' order
+ * against the BTF; `bpftool map dump` prints the same names.
  * Every field is a __u64 or an explicitly padded __u32 so the layout is the same on every ABI.
  */
 #ifndef SIPGW_SHARED_H
@@ -21,16 +22,27 @@ enum sipgw_ban_reason {
 	SIPGW_BAN_MANUAL = 1,     /* sipgw-loader ban add */
 	SIPGW_BAN_SUSPENDED = 2,  /* the gateway suspended the terminal this source used */
 	SIPGW_BAN_LOCKOUT = 3,    /* the gateway locked the source out (too many failures) */
-	SIPGW_BAN_FLOOD = 4,      /* a flood detected by the gateway */
+	/* 4 is reserved: it was SIPGW_BAN_FLOOD, which nothing produced (the flood guard drops
+	 * over-rate packets, it does not ban). Do not reuse it. */
 };
 
-/* Value of the `bans` map. */
+/* Key of the `ban_prefixes` LPM trie: a network. `prefixlen` counts the bits of `addr` that
+ * must match, in the 16-byte address: an IPv6 /n is n, an IPv4 /n is 96 + n (the ::ffff:0:0/96
+ * of the IPv4-mapped form comes first). Bits past `prefixlen` are zero. Single addresses
+ * (/32, /128) live in the exact `bans` hash instead. Rust: sipgw_ebpf::BanPrefix. */
+struct sipgw_prefix {
+	__u32 prefixlen;
+	struct sipgw_addr addr;
+};
+
+/* Value of the `bans` and `ban_prefixes` maps. */
 struct sipgw_ban {
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) nanoseconds; 0 = never expires */
 	__u64 created_ns; /* CLOCK_MONOTONIC nanoseconds when the ban was written */
 	__u64 dropped;    /* packets dropped because of this ban */
 	enum sipgw_ban_reason reason; /* 4 bytes; bpftool prints its name */
-	__u32 _pad;
+	__u32 prefixlen;  /* the key's prefixlen (ban_prefixes: lets the program delete an expired
+			   * entry it matched; bans: 128) */
 };
 
 /* Bits of sipgw_config.flags. Rust mirror: sipgw_ebpf::config_flags. */

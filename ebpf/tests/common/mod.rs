@@ -165,3 +165,17 @@ pub fn require_root() {
          (CI does: `sudo ./scripts/test`, or `sudo -E cargo test -p sipgw-ebpf`)"
     );
 }
+
+/// A frame with the big-endian 16-bit field at `at` moved by `delta`.
+pub fn adjust16(mut f: Vec<u8>, at: usize, delta: i32) -> Vec<u8> {
+    let v = i32::from(u16::from_be_bytes([f[at], f[at + 1]])) + delta;
+    let v = u16::try_from(v).expect("field stays in range");
+    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    f
+}
+
+/// A frame with `n` zero bytes of link-layer padding after the IP datagram.
+pub fn padded(mut f: Vec<u8>, n: usize) -> Vec<u8> {
+    f.resize(f.len() + n, 0);
+    f
+}

@@ -81,7 +81,7 @@ counters! {
     events_dropped,
     /// Rejected-credential log lines not written (rate limit).
     rejections_not_logged,
-    /// Configuration reloads applied.
+    /// Configuration reloads accepted (once per reload, not per worker).
     reloads,
     /// Frames received on the AF_XDP sockets.
     xsk_rx_frames,
@@ -95,6 +95,9 @@ counters! {
     xsk_not_udp,
     /// In-place replies that did not fit in the frame (dropped).
     xsk_reply_too_large,
+    /// AF_XDP frames with a wrong IPv4 header or UDP checksum, or no UDP checksum over IPv6
+    /// (dropped, as the kernel would).
+    xsk_bad_checksum,
     /// Bans written into the XDP ban map.
     xdp_bans_written,
     /// Failed updates of the XDP maps.
@@ -298,6 +301,9 @@ impl Shared {
             s.gauges.sources += w.tables[2].load(Ordering::Relaxed);
             s.per_worker_rx.push(w.runtime[0].load(Ordering::Relaxed));
         }
+        // One per accepted reload, not one per worker that applied it: the generation moves
+        // once per `Runtime::reload` that succeeded.
+        s.runtime.reloads = self.generation.load(Ordering::Acquire);
         s
     }
 }

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quanta::{Clock, Instant};
 
 use super::udp::{RxRing, TxRing, BATCH};
-use super::xdp::frame::{self, FrameInfo};
+use super::xdp::frame::{self, FrameInfo, Reject};
 use super::xdp::{PinnedMaps, XskPort};
 use super::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use crate::config::Config;
@@ -106,7 +106,7 @@ impl Worker {
         while !self.shared.stop.load(Ordering::Relaxed) {
             let generation = self.shared.generation.load(Ordering::Acquire);
             if generation != self.generation {
-                self.apply_reload(generation, &mut budget, &mut rt);
+                self.apply_reload(generation, &mut budget);
             }
             if let (Some(port), true) = (&xsk, idle) {
                 wait_readable(self.socket.as_fd(), port.as_fd());
@@ -186,7 +186,7 @@ impl Worker {
         }
     }
 
-    fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget, rt: &mut RuntimeCounters) {
+    fn apply_reload(&mut self, generation: u64, budget: &mut LogBudget) {
         let loaded = self
             .shared
             .current
@@ -202,7 +202,8 @@ impl Worker {
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
         self.config = loaded.config.clone();
         self.generation = generation;
-        rt.reloads += 1;
+        // `reloads` is counted once per reload by the runtime (not here: every worker applies
+        // each one).
     }
 
     /// Judge one batch: endpoints' datagrams go through the engine together, the
@@ -343,17 +344,23 @@ impl Worker {
             let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
             for i in 0..n {
                 let bytes = port.frame(i);
-                let info = frame::parse(bytes);
-                match info {
-                    Some(f) => input.push(Some((
-                        f.peer,
-                        &bytes[f.payload_off..f.payload_off + f.payload_len],
-                    ))),
-                    None => {
-                        rt.xsk_not_udp += 1;
-                        input.push(None);
+                let info = match frame::parse(bytes) {
+                    Ok(f) => {
+                        input.push(Some((
+                            f.peer,
+                            &bytes[f.payload_off..f.payload_off + f.payload_len],
+                        )));
+                        Some(f)
                     }
-                }
+                    Err(reject) => {
+                        match reject {
+                            Reject::NotUdp => rt.xsk_not_udp += 1,
+                            Reject::BadChecksum => rt.xsk_bad_checksum += 1,
+                        }
+                        input.push(None);
+                        None
+                    }
+                };
                 infos.push(info);
             }
             self.judge(now, &input, tx, verdicts, rt)
@@ -456,25 +463,31 @@ fn wait_readable(socket: BorrowedFd<'_>, xsk: BorrowedFd<'_>) {
     let _ = rustix::event::poll(&mut fds, Some(&timeout));
 }
 
-/// Write a ban decided by the engine into the XDP ban map (a syscall per ban event, never per
-/// packet), so the program drops the source from its next packet on.
+/// Write a ban decided by the engine into the XDP ban maps (a syscall per ban event, never per
+/// packet), so the program drops the source's network from its next packet on.
 fn enforce_in_xdp(now: Instant, event: &Event, maps: &PinnedMaps, rt: &mut RuntimeCounters) {
     let result = match event {
         Event::SourceBanned {
             source,
-            prefix: _,
+            prefix,
             reason,
             until,
         } => {
-            // PREFIX: the XDP ban map takes exact addresses until it has a prefix map.
+            // The whole network the engine banned (`auth.ipv4_prefix`/`ipv6_prefix`): one
+            // address in the exact map, a shorter prefix in the trie.
             let reason = match reason {
                 BanReason::TerminalSuspended => sipgw_ebpf::BanReason::Suspended,
                 BanReason::SourceLockout => sipgw_ebpf::BanReason::Lockout,
             };
-            maps.ban(*source, until.saturating_duration_since(now), reason)
-                .map(|()| rt.xdp_bans_written += 1)
+            maps.ban(
+                *source,
+                *prefix,
+                until.saturating_duration_since(now),
+                reason,
+            )
+            .map(|()| rt.xdp_bans_written += 1)
         }
-        Event::SourceUnbanned { source, .. } => maps.unban(*source),
+        Event::SourceUnbanned { source, prefix } => maps.unban(*source, *prefix),
         _ => Ok(()),
     };
     if let Err(e) = result {

@@ -167,6 +167,22 @@ impl Net {
         net
     }
 
+    /// One more source address on the client side (`ADDR/64` or `/24`, no duplicate address
+    /// detection), for tests that need sources outside the usual ones.
+    pub fn add_client_addr(&self, cidr: &str) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.client_ns,
+            "addr",
+            "add",
+            cidr,
+            "dev",
+            &self.client_if,
+            "nodad",
+        ]);
+    }
+
     /// Run `sipgw-loader --pin-root <ours> ARGS` inside the gateway namespace.
     pub fn loader(&self, args: &[&str]) -> Output {
         self.loader_with_root(&self.pin_root, args)

@@ -3,7 +3,10 @@
 //!
 //! Layer: wire format (safe code, no allocation). [`parse`] reads Ethernet (with up to two
 //! VLAN tags), IPv4 (options allowed) or IPv6 (extension headers allowed) and UDP with
-//! etherparse's zero-copy slices; anything else is `None`, never a panic. [`write_reply`]
+//! etherparse's zero-copy slices, and checks the frame as the kernel would before a socket saw
+//! it: lengths within the frame (padding after the datagram is ignored), the IPv4 header
+//! checksum, and the UDP checksum (over IPv4 a zero checksum means "none"; over IPv6 it is
+//! mandatory, so zero is invalid). Anything else is a [`Reject`], never a panic. [`write_reply`]
 //! rewrites a frame in place into a datagram going back to where the request came from: MAC
 //! addresses swapped, VLAN tags kept, a fresh IP header (no options or extension headers) with
 //! the addresses swapped, UDP ports swapped, lengths and checksums (IPv4 header, UDP over the
@@ -34,55 +37,98 @@ const IPV6_HEADER: usize = 40;
 const UDP_HEADER: usize = 8;
 const TTL: u8 = 64;
 
-/// Locate the UDP payload of an Ethernet frame; `None` if it is not a complete, unfragmented
-/// UDP datagram over IPv4 or IPv6.
-pub fn parse(frame: &[u8]) -> Option<FrameInfo> {
-    let p = SlicedPacket::from_ethernet(frame).ok()?;
-    let Some(LinkSlice::Ethernet2(_)) = p.link else {
-        return None;
+/// Why a frame is not handed to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not a complete, unfragmented UDP datagram over IPv4 or IPv6 (counted in
+    /// `xsk_not_udp`).
+    NotUdp,
+    /// A complete UDP datagram whose IPv4 header checksum or UDP checksum is wrong, or an IPv6
+    /// datagram with no UDP checksum: the kernel would discard it (counted in
+    /// `xsk_bad_checksum`).
+    BadChecksum,
+}
+
+/// Locate the UDP payload of an Ethernet frame and check it as the kernel would.
+pub fn parse(frame: &[u8]) -> Result<FrameInfo, Reject> {
+    use Reject::NotUdp;
+    let offset = |p: *const u8| {
+        (p as usize)
+            .checked_sub(frame.as_ptr() as usize)
+            .ok_or(NotUdp)
     };
-    let (src, dst) = match p.net.as_ref()? {
+    let p = SlicedPacket::from_ethernet(frame).map_err(|_| NotUdp)?;
+    let Some(LinkSlice::Ethernet2(_)) = p.link else {
+        return Err(NotUdp);
+    };
+    let Some(TransportSlice::Udp(udp)) = &p.transport else {
+        return Err(NotUdp);
+    };
+    // etherparse takes a zero UDP length as "up to the end of the IP payload" (jumbograms);
+    // the kernel (and the XDP program) call it malformed.
+    if usize::from(udp.length()) < UDP_HEADER {
+        return Err(NotUdp);
+    }
+    let pseudo_tail = |sum: Sum16BitWords| {
+        sum.add_2bytes([0, 17])
+            .add_2bytes(udp.length().to_be_bytes())
+            .add_slice(udp.slice())
+            .ones_complement()
+    };
+    let (src, dst, l2_len) = match p.net.as_ref().ok_or(NotUdp)? {
         NetSlice::Ipv4(v4) => {
             if v4.is_payload_fragmented() {
-                return None;
+                return Err(NotUdp);
             }
             let h = v4.header();
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-            )
+            // Summed with its checksum field, a correct header (and datagram) sums to zero.
+            if Sum16BitWords::new().add_slice(h.slice()).ones_complement() != 0 {
+                return Err(Reject::BadChecksum);
+            }
+            let (s, d) = (h.source_addr(), h.destination_addr());
+            // Zero: the sender computed no checksum (allowed over IPv4, RFC 768).
+            if udp.checksum() != 0
+                && pseudo_tail(
+                    Sum16BitWords::new()
+                        .add_4bytes(s.octets())
+                        .add_4bytes(d.octets()),
+                ) != 0
+            {
+                return Err(Reject::BadChecksum);
+            }
+            (IpAddr::V4(s), IpAddr::V4(d), offset(h.slice().as_ptr())?)
         }
         NetSlice::Ipv6(v6) => {
             if v6.is_payload_fragmented() {
-                return None;
+                return Err(NotUdp);
             }
             let h = v6.header();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-            )
+            // etherparse reads a zero payload length as a jumbogram's (to the end of the
+            // frame); without the hop-by-hop jumbo option the kernel finds no UDP header there.
+            if h.payload_length() == 0 {
+                return Err(NotUdp);
+            }
+            let (s, d) = (h.source_addr(), h.destination_addr());
+            // Mandatory over IPv6 (RFC 8200 8.1): zero is invalid.
+            if udp.checksum() == 0
+                || pseudo_tail(
+                    Sum16BitWords::new()
+                        .add_16bytes(s.octets())
+                        .add_16bytes(d.octets()),
+                ) != 0
+            {
+                return Err(Reject::BadChecksum);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d), offset(h.slice().as_ptr())?)
         }
-        _ => return None,
-    };
-    let Some(TransportSlice::Udp(udp)) = p.transport else {
-        return None;
+        _ => return Err(NotUdp),
     };
     let payload = udp.payload();
-    let payload_off = (payload.as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?;
-    let l2_len = match p.net.as_ref()? {
-        NetSlice::Ipv4(v4) => {
-            (v4.header().slice().as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?
-        }
-        NetSlice::Ipv6(v6) => {
-            (v6.header().slice().as_ptr() as usize).checked_sub(frame.as_ptr() as usize)?
-        }
-        _ => return None,
-    };
-    Some(FrameInfo {
+    Ok(FrameInfo {
         l2_len,
         peer: SocketAddr::new(src, udp.source_port()),
         local: SocketAddr::new(dst, udp.destination_port()),
-        payload_off,
+        payload_off: offset(payload.as_ptr())?,
         payload_len: payload.len(),
     })
 }
@@ -292,7 +338,7 @@ mod tests {
         for n in 0..f.len() - 27 {
             // Cut anywhere before the payload: never a panic, and no datagram claimed beyond
             // the frame.
-            if let Some(i) = parse(&f[..n]) {
+            if let Ok(i) = parse(&f[..n]) {
                 assert!(i.payload_off + i.payload_len <= n);
             }
         }
@@ -302,16 +348,126 @@ mod tests {
             .tcp(1, 5060, 0, 100)
             .write(&mut tcp, b"")
             .unwrap();
-        assert!(parse(&tcp).is_none());
+        assert_eq!(parse(&tcp), Err(Reject::NotUdp));
         let mut frag = request_v4(false);
         frag[14 + 6] |= 0x20;
-        assert!(parse(&frag).is_none(), "fragments are not datagrams");
+        assert_eq!(
+            parse(&frag),
+            Err(Reject::NotUdp),
+            "fragments are not datagrams"
+        );
+    }
+
+    /// The frame with the 16-bit field at `at` replaced.
+    fn set16(mut f: Vec<u8>, at: usize, v: u16) -> Vec<u8> {
+        f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        f
+    }
+
+    /// The frame with its UDP checksum moved by one (still nonzero).
+    fn bad_udp_checksum(f: Vec<u8>, udp_at: usize) -> Vec<u8> {
+        let c = u16::from_be_bytes([f[udp_at + 6], f[udp_at + 7]]);
+        set16(
+            f,
+            udp_at + 6,
+            if c == 1 { 2 } else { c.wrapping_sub(1).max(1) },
+        )
+    }
+
+    #[test]
+    fn udp_checksums_are_checked_like_the_kernel() {
+        let v4_udp = 14 + 20;
+        let v6_udp = 14 + 40;
+        let good4 = request_v4(false);
+        assert!(parse(&good4).is_ok(), "good IPv4 checksum");
+        assert!(
+            parse(&request_v4(true)).is_ok(),
+            "good IPv4 checksum behind a VLAN tag"
+        );
+        assert!(
+            parse(&set16(good4.clone(), v4_udp + 6, 0)).is_ok(),
+            "zero over IPv4: no checksum, accepted"
+        );
+        assert_eq!(
+            parse(&bad_udp_checksum(good4.clone(), v4_udp)),
+            Err(Reject::BadChecksum),
+            "bad IPv4 UDP checksum"
+        );
+        let mut flipped = good4.clone();
+        *flipped.last_mut().unwrap() ^= 0x20; // one payload bit
+        assert_eq!(
+            parse(&flipped),
+            Err(Reject::BadChecksum),
+            "payload changed in flight"
+        );
+        assert_eq!(
+            parse(&set16(good4.clone(), 14 + 10, 0x1234)),
+            Err(Reject::BadChecksum),
+            "bad IPv4 header checksum"
+        );
+
+        let good6 = request_v6();
+        assert!(parse(&good6).is_ok(), "good IPv6 checksum");
+        assert_eq!(
+            parse(&set16(good6.clone(), v6_udp + 6, 0)),
+            Err(Reject::BadChecksum),
+            "zero over IPv6 is invalid"
+        );
+        assert_eq!(
+            parse(&bad_udp_checksum(good6.clone(), v6_udp)),
+            Err(Reject::BadChecksum),
+            "bad IPv6 UDP checksum"
+        );
+        // A computed zero goes out as 0xffff and is valid.
+        let reply = b"x";
+        for mut f in [request_v4(false), request_v6()] {
+            let info = parse(&f).unwrap();
+            f.resize(2048, 0);
+            let n = write_reply(&mut f, &info, reply).unwrap();
+            assert!(parse(&f[..n]).is_ok());
+        }
+    }
+
+    #[test]
+    fn lengths_are_checked_against_the_frame() {
+        let f = request_v4(false);
+        // Link-layer padding after the datagram is not part of it.
+        let mut padded = f.clone();
+        padded.extend_from_slice(&[0; 6]);
+        let i = parse(&padded).unwrap();
+        assert_eq!(i.payload_off + i.payload_len, f.len());
+        let mut padded6 = request_v6();
+        let len6 = padded6.len();
+        padded6.extend_from_slice(&[0; 3]);
+        let i = parse(&padded6).unwrap();
+        assert_eq!(i.payload_off + i.payload_len, len6);
+        // Lengths beyond the frame or the datagram, or a UDP length below 8, are malformed.
+        let tot = u16::from_be_bytes([f[16], f[17]]);
+        let ulen = u16::from_be_bytes([f[38], f[39]]);
+        for (what, bad) in [
+            (
+                "IPv4 total length beyond the frame",
+                set16(f.clone(), 16, tot + 1),
+            ),
+            (
+                "UDP length beyond the datagram",
+                set16(f.clone(), 38, ulen + 1),
+            ),
+            ("UDP length 0", set16(f.clone(), 38, 0)),
+            ("UDP length 4", set16(f.clone(), 38, 4)),
+        ] {
+            assert_eq!(parse(&bad), Err(Reject::NotUdp), "{what}");
+        }
+        let f6 = request_v6();
+        let plen = u16::from_be_bytes([f6[18], f6[19]]);
+        assert_eq!(parse(&set16(f6.clone(), 18, plen + 1)), Err(Reject::NotUdp));
+        assert_eq!(parse(&set16(f6, 18, 0)), Err(Reject::NotUdp));
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            if let Some(i) = parse(&bytes) {
+            if let Ok(i) = parse(&bytes) {
                 proptest::prop_assert!(i.payload_off + i.payload_len <= bytes.len());
             }
         }

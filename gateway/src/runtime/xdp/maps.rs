@@ -1,7 +1,8 @@
-//! The XDP program's pinned maps as the gateway uses them: writing its bans into the ban map
-//! (so the program drops those sources from the next packet on), registering AF_XDP sockets in
-//! the `xsks` map, and publishing the workers' decision counters in the mmapped `gw_counters`
-//! array (so `bpftool map dump` shows them live).
+//! The XDP program's pinned maps as the gateway uses them: writing its bans into the ban maps
+//! (single addresses in `bans`, shorter prefixes in `ban_prefixes`, so the program drops those
+//! networks from the next packet on), registering AF_XDP sockets in the `xsks` map, and
+//! publishing the workers' decision counters in the mmapped `gw_counters` array (so
+//! `bpftool map dump` shows them live).
 //!
 //! Layer: I/O. `unsafe` is limited to mapping the counters array and storing into it.
 
@@ -15,25 +16,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
-use sipgw_ebpf::{monotonic_ns, Ban, BanReason, Layout, SourceKey, GATEWAY_COUNTERS, MAX_WORKERS};
+use sipgw_ebpf::{
+    monotonic_ns, Ban, BanMaps, BanPrefix, BanReason, Layout, GATEWAY_COUNTERS, MAX_WORKERS,
+};
 
 use crate::counters::Counters;
 
-/// A pinned map could not be used.
+/// A pinned map could not be used: what was being done, and the failed call's error (libbpf's,
+/// with the OS error, or the reason in words).
 #[derive(Debug, thiserror::Error)]
-#[error("{what}: {message}")]
+#[error("{what}: {source}")]
 pub struct MapError {
     /// What was being done.
     pub what: String,
     /// Why it failed.
-    pub message: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 fn err(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> MapError {
     let what = what.into();
     move |e| MapError {
         what,
-        message: e.to_string(),
+        source: Box::new(e),
+    }
+}
+
+/// A ban-map call of `sipgw_ebpf` failed: its words and its source (the OS error) kept.
+fn ban_err(e: sipgw_ebpf::Error) -> MapError {
+    match e {
+        sipgw_ebpf::Error::Map { what, source } => MapError {
+            what,
+            source: Box::new(source),
+        },
+        e => MapError {
+            what: "using the XDP ban maps".to_owned(),
+            source: Box::new(e),
+        },
     }
 }
 
@@ -41,7 +60,7 @@ fn err(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> MapError {
 #[derive(Debug)]
 pub struct PinnedMaps {
     dir: PathBuf,
-    bans: MapHandle,
+    bans: BanMaps<MapHandle>,
     xsks: MapHandle,
     counters: CountersArea,
 }
@@ -54,9 +73,10 @@ impl PinnedMaps {
             if !path.exists() {
                 return Err(MapError {
                     what: format!("opening {}", path.display()),
-                    message: "not pinned: attach the XDP program first (`sipgw-loader attach \
-                              --iface IF`, or gateway.backend = \"xdp\")"
-                        .to_owned(),
+                    source: "not pinned: attach the XDP program first (`sipgw-loader attach \
+                             --iface IF`, or gateway.backend = \"xdp\"; after an upgrade \
+                             that added a map, attach again)"
+                        .into(),
                 });
             }
             MapHandle::from_pinned_path(&path).map_err(err(format!("opening {}", path.display())))
@@ -64,7 +84,7 @@ impl PinnedMaps {
         let counters = open("gw_counters")?;
         Ok(PinnedMaps {
             dir: dir.to_owned(),
-            bans: open("bans")?,
+            bans: BanMaps::new(open("bans")?, open("ban_prefixes")?),
             xsks: open("xsks")?,
             counters: CountersArea::map(&counters)?,
         })
@@ -75,14 +95,17 @@ impl PinnedMaps {
         &self.dir
     }
 
-    /// Ban `source` in the XDP program for `remaining` (from now). A syscall: called per ban
-    /// event, never per packet.
+    /// Ban the network `source`/`prefix` (one address at /32 or /128) in the XDP program for
+    /// `remaining` (from now): single addresses go into the exact `bans` map, shorter prefixes
+    /// into the `ban_prefixes` trie. A syscall: called per ban event, never per packet.
     pub fn ban(
         &self,
         source: IpAddr,
+        prefix: u8,
         remaining: Duration,
         reason: BanReason,
     ) -> Result<(), MapError> {
+        let network = BanPrefix::new(BanPrefix::mask(source, prefix), prefix).map_err(ban_err)?;
         let now = monotonic_ns();
         let ban = Ban {
             expires_ns: now.saturating_add(remaining.as_nanos().max(1) as u64),
@@ -90,34 +113,25 @@ impl PinnedMaps {
             dropped: 0,
             reason,
         };
-        self.bans
-            .update(&SourceKey::from(source).0, &ban.to_bytes(), MapFlags::ANY)
-            .map_err(err(format!("banning {source} in the XDP ban map")))
+        self.bans.put(&network, &ban).map_err(ban_err)
     }
 
-    /// Lift the gateway's ban of `source` early (an operator's manual ban is left alone).
-    pub fn unban(&self, source: IpAddr) -> Result<(), MapError> {
-        let key = SourceKey::from(source);
-        let current = self
-            .bans
-            .lookup(&key.0, MapFlags::ANY)
-            .map_err(err(format!("reading the ban of {source}")))?;
-        match current.map(|v| Ban::from_bytes(&v)) {
-            Some(Ok(b)) if b.reason != BanReason::Manual => self
-                .bans
-                .delete(&key.0)
-                .map_err(err(format!("removing the ban of {source}"))),
+    /// Lift the gateway's ban of `source`/`prefix` early (an operator's manual ban is left
+    /// alone).
+    pub fn unban(&self, source: IpAddr, prefix: u8) -> Result<(), MapError> {
+        let network = BanPrefix::new(BanPrefix::mask(source, prefix), prefix).map_err(ban_err)?;
+        match self.bans.get(&network).map_err(ban_err)? {
+            Some(b) if b.reason != BanReason::Manual => {
+                self.bans.remove(&network).map_err(ban_err).map(|_| ())
+            }
             _ => Ok(()),
         }
     }
 
-    /// The ban of `source` in the map, if any.
-    pub fn ban_of(&self, source: IpAddr) -> Option<Ban> {
-        let v = self
-            .bans
-            .lookup(&SourceKey::from(source).0, MapFlags::ANY)
-            .ok()??;
-        Ban::from_bytes(&v).ok()
+    /// The ban of exactly `source`/`prefix` in the maps, if any.
+    pub fn ban_of(&self, source: IpAddr, prefix: u8) -> Option<Ban> {
+        let network = BanPrefix::new(BanPrefix::mask(source, prefix), prefix).ok()?;
+        self.bans.get(&network).ok()?
     }
 
     /// Point RX queue `queue`'s redirect at the AF_XDP socket `fd`.
@@ -158,13 +172,13 @@ impl CountersArea {
     fn map(map: &MapHandle) -> Result<CountersArea, MapError> {
         let layout = Layout::of(GATEWAY_COUNTERS).map_err(|e| MapError {
             what: "reading the gw_counters layout".to_owned(),
-            message: e.to_string(),
+            source: Box::new(e),
         })?;
         let names: Vec<&str> = layout.names().collect();
         if names != Counters::NAMES || layout.size != 8 * names.len() {
             return Err(MapError {
                 what: "checking struct sipgw_gateway_counters".to_owned(),
-                message: "its fields differ from the engine's counters (rebuild both)".to_owned(),
+                source: "its fields differ from the engine's counters (rebuild both)".into(),
             });
         }
         let stride = layout.size; // a multiple of 8: array values are not padded further
@@ -184,12 +198,12 @@ impl CountersArea {
         }
         .map_err(|e| MapError {
             what: format!("mmap of gw_counters (fd {})", map.as_fd().as_raw_fd()),
-            message: e.to_string(),
+            source: Box::new(std::io::Error::from(e)),
         })?;
         Ok(CountersArea {
             base: NonNull::new(ptr.cast()).ok_or_else(|| MapError {
                 what: "mmap of gw_counters".to_owned(),
-                message: "null mapping".to_owned(),
+                source: "null mapping".into(),
             })?,
             len,
             stride,

@@ -18,7 +18,7 @@ pub mod xsk;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sipgw_loader::{AttachOptions, BanScope, Mode, Target};
+use sipgw_loader::{AttachOptions, BanScope, ConfigView, Mode, Target};
 
 use crate::config::{Config, XdpMode};
 
@@ -89,6 +89,35 @@ impl XdpHandle {
                 force: false,
                 mount_bpffs: true,
             };
+            sipgw_loader::attach(&t, &opts).map_err(fail)?;
+        } else if !status.pinned.iter().all(|p| p.present) {
+            // Ours, but pinned by an older version that lacks a map of this one (an upgrade
+            // with `keep_attached`): replace the program in place with the settings in force
+            // (its mode, ports, flood guard, ban scope); the pinned maps are reused.
+            let c = status.config.clone().unwrap_or(ConfigView {
+                ban_scope: BanScope::All,
+                flood_rate_pps: 0,
+                flood_burst: 0,
+                fragments_to_xsk: false,
+            });
+            let opts = AttachOptions {
+                mode: Mode::Auto,
+                ports: if status.ports.is_empty() {
+                    vec![config.gateway.listen.port()]
+                } else {
+                    status.ports.clone()
+                },
+                flood_rate: c.flood_rate_pps,
+                flood_burst: (c.flood_rate_pps > 0).then_some(c.flood_burst),
+                ban_scope: c.ban_scope,
+                fragments_to_xsk: c.fragments_to_xsk,
+                force: false,
+                mount_bpffs: true,
+            };
+            tracing::info!(
+                iface,
+                "replacing an older sipgw XDP program (a map is missing)"
+            );
             sipgw_loader::attach(&t, &opts).map_err(fail)?;
         }
         Ok(XdpHandle {
