@@ -33,7 +33,6 @@ struct Chain {
     config: PathBuf,
     gateway: Option<Runtime>,
     standin: StandIn,
-    workers: usize,
 }
 
 impl Chain {
@@ -73,7 +72,6 @@ impl Chain {
             config,
             gateway: Some(gateway),
             standin,
-            workers,
         }
     }
 

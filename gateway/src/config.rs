@@ -1219,6 +1219,18 @@ mod tests {
             ),
             ("realm = \"a b\"", "auth.realm = \"a b\"", "printable ASCII"),
             (
+                "account_budget = 1000",
+                "auth.account_budget = 1000",
+                "0-999",
+            ),
+            (
+                "known_good_window = -1",
+                "auth.known_good_window = -1",
+                "0-31536000 seconds",
+            ),
+            ("ipv4_prefix = 7", "auth.ipv4_prefix = 7", "8-32 bits"),
+            ("ipv6_prefix = 129", "auth.ipv6_prefix = 129", "16-128 bits"),
+            (
                 "no_auth_methods = [\"FOO\"]",
                 "auth.no_auth_methods = \"FOO\"",
                 "REGISTER",
@@ -1235,6 +1247,21 @@ mod tests {
             e.contains("nonce.lifetime = 4") && e.contains("5-300"),
             "{e}"
         );
+        let e = err("[limits]\namplification_limit = 0.5\n");
+        assert!(
+            e.contains("limits.amplification_limit = 0.5") && e.contains("1.0-3.0"),
+            "{e}"
+        );
+        let e = err("[limits]\nknown_good_per_account = 0\n");
+        assert!(
+            e.contains("limits.known_good_per_account = 0") && e.contains("1-64"),
+            "{e}"
+        );
+        // The account budget follows max_retry unless given.
+        let c = Config::parse("[auth]\nmax_retry = 9\n", "t", None).unwrap();
+        assert_eq!(c.auth.account_budget, 9);
+        let c = Config::parse("[auth]\nmax_retry = 9\naccount_budget = 2\n", "t", None).unwrap();
+        assert_eq!(c.auth.account_budget, 2);
         let e = err("[limits]\nmax_terminals = 10\n");
         assert!(e.contains("limits.max_terminals = 10"), "{e}");
     }
