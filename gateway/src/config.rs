@@ -600,30 +600,18 @@ impl Checker<'_> {
         }
     }
 
-    fn u16(
+    /// `v` within `lo..=hi`, as the integer type of the field (every call site's range fits
+    /// it; a range that did not would be reported as out of range, never truncated).
+    fn int<T: TryFrom<i64>>(
         &self,
         key: &'static str,
         v: i64,
         lo: i64,
         hi: i64,
         allowed: &'static str,
-    ) -> Result<u16, ConfigError> {
-        // The range is within u16 by construction of every call site.
-        self.range(key, v, lo, hi, allowed)
-            .map(|v| u16::try_from(v).unwrap_or(u16::MAX))
-    }
-
-    fn u8(
-        &self,
-        key: &'static str,
-        v: i64,
-        lo: i64,
-        hi: i64,
-        allowed: &'static str,
-    ) -> Result<u8, ConfigError> {
-        // The range is within u8 by construction of every call site.
-        self.range(key, v, lo, hi, allowed)
-            .map(|v| u8::try_from(v).unwrap_or(u8::MAX))
+    ) -> Result<T, ConfigError> {
+        let v = self.range(key, v, lo, hi, allowed)?;
+        T::try_from(v).map_err(|_| self.bad(key, v.to_string(), allowed))
     }
 
     fn secs(
@@ -778,7 +766,7 @@ impl RawConfig {
             }
         }
 
-        let max_retry = c.u16(
+        let max_retry = c.int(
             "auth.max_retry",
             a.max_retry,
             0,
@@ -796,7 +784,7 @@ impl RawConfig {
                 "60-3600 seconds",
             )?,
             challenge_mode,
-            session_retry: c.u16("auth.session_retry", a.session_retry, 1, 999, "1-999")?,
+            session_retry: c.int("auth.session_retry", a.session_retry, 1, 999, "1-999")?,
             session_timeout: c.secs(
                 "auth.session_timeout",
                 a.session_timeout,
@@ -807,7 +795,7 @@ impl RawConfig {
             reply_unauthorized: a.reply_unauthorized.0,
             suspend_scope,
             ban_source_on_suspend: a.ban_source_on_suspend,
-            source_max_retry: c.u16(
+            source_max_retry: c.int(
                 "auth.source_max_retry",
                 a.source_max_retry,
                 0,
@@ -823,7 +811,7 @@ impl RawConfig {
             )?,
             account_budget: match a.account_budget {
                 None => max_retry,
-                Some(v) => c.u16(
+                Some(v) => c.int(
                     "auth.account_budget",
                     v,
                     0,
@@ -838,8 +826,8 @@ impl RawConfig {
                 31_536_000,
                 "0-31536000 seconds (0: no source is known-good)",
             )?,
-            ipv4_prefix: c.u8("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
-            ipv6_prefix: c.u8("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
+            ipv4_prefix: c.int("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
+            ipv6_prefix: c.int("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
             trust_dialogs: a.trust_dialogs,
             qop,
             check_digest_uri: a.check_digest_uri,
@@ -891,7 +879,7 @@ impl RawConfig {
                 86_400,
                 "60-86400 seconds",
             )?,
-            known_good_per_account: usize::from(c.u8(
+            known_good_per_account: usize::from(c.int::<u8>(
                 "limits.known_good_per_account",
                 l.known_good_per_account,
                 1,

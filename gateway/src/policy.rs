@@ -190,6 +190,20 @@ struct Terminal {
     mirror: bool,
 }
 
+impl Terminal {
+    /// An entry for `username` seen from `source` with nothing counted.
+    fn new(now: Instant, source: IpAddr, username: &[u8], mirror: bool) -> Terminal {
+        Terminal {
+            failures: 0,
+            suspended_until: None,
+            last_seen: now,
+            source,
+            name: Name::new(username),
+            mirror,
+        }
+    }
+}
+
 impl Expiring for Terminal {
     fn pinned(&self) -> bool {
         self.suspended_until.is_some()
@@ -226,6 +240,20 @@ struct Source {
     prefix: u8,
     /// The ban was decided by another worker (its end is not announced again here).
     mirror: bool,
+}
+
+impl Source {
+    /// An entry for the network `net`/`prefix` with nothing counted.
+    fn new(now: Instant, (net, prefix): (IpAddr, u8), mirror: bool) -> Source {
+        Source {
+            failures: 0,
+            banned_until: None,
+            last_seen: now,
+            addr: net,
+            prefix,
+            mirror,
+        }
+    }
 }
 
 impl Expiring for Source {
@@ -532,28 +560,16 @@ impl Policy {
         username: &[u8],
     ) -> bool {
         let idle = self.cfg.idle_timeout;
-        let (net, prefix) = self.source_net(addr);
+        let net = self.source_net(addr);
         let source_ok = self
             .sources
-            .upsert(source.0, now, idle, || Source {
-                failures: 0,
-                banned_until: None,
-                last_seen: now,
-                addr: net,
-                prefix,
-                mirror: false,
-            })
+            .upsert(source.0, now, idle, || Source::new(now, net, false))
             .is_some();
         source_ok
             && self
                 .terminals
-                .upsert(terminal.0, now, idle, || Terminal {
-                    failures: 0,
-                    suspended_until: None,
-                    last_seen: now,
-                    source: addr,
-                    name: Name::new(username),
-                    mirror: false,
+                .upsert(terminal.0, now, idle, || {
+                    Terminal::new(now, addr, username, false)
                 })
                 .is_some()
     }
@@ -621,13 +637,8 @@ impl Policy {
         let cfg = self.cfg;
         let t = self
             .terminals
-            .upsert(terminal.0, now, cfg.idle_timeout, || Terminal {
-                failures: 0,
-                suspended_until: None,
-                last_seen: now,
-                source: addr,
-                name: Name::new(username),
-                mirror: false,
+            .upsert(terminal.0, now, cfg.idle_timeout, || {
+                Terminal::new(now, addr, username, false)
             })?;
         t.failures = t.failures.saturating_add(1);
         t.last_seen = now;
@@ -662,17 +673,10 @@ impl Policy {
         events: &mut Events,
     ) -> Option<Instant> {
         let cfg = self.cfg;
-        let (net, prefix) = self.source_net(addr);
-        let src = self
-            .sources
-            .upsert(source.0, now, cfg.idle_timeout, || Source {
-                failures: 0,
-                banned_until: None,
-                last_seen: now,
-                addr: net,
-                prefix,
-                mirror: false,
-            })?;
+        let net = self.source_net(addr);
+        let src = self.sources.upsert(source.0, now, cfg.idle_timeout, || {
+            Source::new(now, net, false)
+        })?;
         src.failures = src.failures.saturating_add(1);
         src.last_seen = now;
         let lockout = cfg.source_max_retry > 0 && src.failures >= cfg.source_max_retry;
@@ -698,23 +702,18 @@ impl Policy {
         events: &mut Events,
     ) -> Option<Instant> {
         let idle = self.cfg.idle_timeout;
-        let (net, prefix) = self.source_net(addr);
-        let src = self.sources.upsert(source.0, now, idle, || Source {
-            failures: 0,
-            banned_until: None,
-            last_seen: now,
-            addr: net,
-            prefix,
-            mirror: false,
-        })?;
+        let net = self.source_net(addr);
+        let src = self
+            .sources
+            .upsert(source.0, now, idle, || Source::new(now, net, false))?;
         if src.banned_until.is_some_and(|u| u >= until) {
             return None;
         }
         src.banned_until = Some(until);
         src.mirror = false;
         events.push(Event::SourceBanned {
-            source: net,
-            prefix,
+            source: net.0,
+            prefix: net.1,
             reason,
             until,
         });
@@ -733,13 +732,8 @@ impl Policy {
         until: Instant,
     ) {
         let idle = self.cfg.idle_timeout;
-        let Some(t) = self.terminals.upsert(terminal.0, now, idle, || Terminal {
-            failures: 0,
-            suspended_until: None,
-            last_seen: now,
-            source: addr,
-            name: Name::new(username),
-            mirror: true,
+        let Some(t) = self.terminals.upsert(terminal.0, now, idle, || {
+            Terminal::new(now, addr, username, true)
         }) else {
             return;
         };
@@ -759,15 +753,11 @@ impl Policy {
     /// Another worker banned this source until `until`: drop it here too, without an event.
     pub fn mirror_ban(&mut self, now: Instant, source: SourceKey, addr: IpAddr, until: Instant) {
         let idle = self.cfg.idle_timeout;
-        let (net, prefix) = self.source_net(addr);
-        let Some(s) = self.sources.upsert(source.0, now, idle, || Source {
-            failures: 0,
-            banned_until: None,
-            last_seen: now,
-            addr: net,
-            prefix,
-            mirror: true,
-        }) else {
+        let net = self.source_net(addr);
+        let Some(s) = self
+            .sources
+            .upsert(source.0, now, idle, || Source::new(now, net, true))
+        else {
             return;
         };
         s.last_seen = now;

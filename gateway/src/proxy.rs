@@ -618,14 +618,7 @@ impl Proxy {
         let StartLine::Request { method, uri, .. } = msg.start_line() else {
             return Err(ProxyDrop::NotRequest);
         };
-        let required = [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ];
-        if required.iter().any(|&h| msg.header(h).is_none()) {
+        if !msg.has_required_headers() {
             return Err(ProxyDrop::MissingHeaders);
         }
         let top = msg.via_values().next().ok_or(ProxyDrop::BadVia)?;

@@ -1038,6 +1038,20 @@ impl<'a> Message<'a> {
             .map(|e| self.value(e))
     }
 
+    /// Whether Via, From, To, Call-ID and CSeq are all present: the headers every request
+    /// carries (RFC 3261 §8.1.1) and every reply to it copies.
+    pub fn has_required_headers(&self) -> bool {
+        [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ]
+        .iter()
+        .all(|&h| self.header(h).is_some())
+    }
+
     /// How many headers are called `name`.
     pub fn count(&self, name: HeaderName) -> usize {
         self.table()

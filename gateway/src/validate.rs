@@ -262,14 +262,7 @@ pub fn request(msg: &Message<'_>) -> Result<(), Invalid> {
     else {
         return response(msg);
     };
-    let required = [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ];
-    if required.iter().any(|&h| msg.header(h).is_none()) {
+    if !msg.has_required_headers() {
         return Err(Invalid::MissingHeaders);
     }
     single_headers(msg, true)?;
