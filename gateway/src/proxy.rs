@@ -1199,12 +1199,33 @@ fn parse_via(v: &[u8]) -> Option<Via<'_>> {
     if !params.is_empty() && params.first() != Some(&b';') {
         return None;
     }
+    // An unterminated quoted string would swallow the `;received=` the proxy appends, and
+    // the response could then not be routed back (found by the `proxy` fuzz target).
+    if !quotes_balanced(params) {
+        return None;
+    }
     Some(Via {
         head,
         host,
         port,
         params,
     })
+}
+
+/// Whether every quoted string in `s` is closed (a backslash escapes the next byte inside
+/// one), as [`Params`] reads them.
+fn quotes_balanced(s: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        i += 1;
+    }
+    !quoted
 }
 
 /// The `;`-separated parameters of a via-parm (`params` empty or starting with `;`), each as
@@ -2557,6 +2578,27 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
     // ---- property tests ----
 
     const SAMPLES: &[&[u8]] = &[REGISTER_AUTH, REGISTER_NOAUTH, INVITE_AUTH, INVITE_NOAUTH];
+
+    #[test]
+    fn top_via_with_an_unterminated_quote_is_bad() {
+        // Found by the `proxy` fuzz target: the `;received=` appended after the open quote
+        // was inside it, so the response came back as ForgedVia (it could not be routed).
+        let p = proxy();
+        let m = crlf(
+            "BYE sip:callee@198.18.0.1 SIP/2.0\n\
+Via: SIP/2.0/UDP 198.18.0.2:5062;branch=z9hG4\"K-1-0\n\
+From: <sip:alice@198.18.0.1>;tag=1\nTo: <sip:callee@198.18.0.1>\nCall-ID: q\n\
+CSeq: 4 BYE\nContent-Length: 0\n\n",
+        );
+        assert_eq!(up_route(&p, &m, peer()), Route::Drop(ProxyDrop::BadVia));
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::BadVia));
+        let balanced = String::from_utf8(m).unwrap().replace("4\"K", "4\"K\"");
+        let (_, fwd) = up(&p, balanced.as_bytes(), peer(), None);
+        assert!(
+            fwd.contains(";branch=z9hG4\"K\"-1-0;received=198.51.100.7"),
+            "{fwd}"
+        );
+    }
 
     fn samples() -> Vec<Vec<u8>> {
         let p = proxy();
