@@ -492,7 +492,7 @@ impl State {
                 // A To that is not one name-addr (RFC 4475 quotbal: an unbalanced quote; a list)
                 // hides the tag we append. TODO(validate): such requests get dropped.
                 let single_uri = |to: &[u8]| {
-                    sip::split_list(to).count() == 1
+                    !to.contains(&b',')
                         && sip::name_addr_uri(to).is_some_and(|u| {
                             let u = u.to_ascii_lowercase();
                             u.starts_with(b"sip:")
