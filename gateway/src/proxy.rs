@@ -1295,6 +1295,19 @@ pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
     if !params.is_empty() && params.first() != Some(&b';') {
         return Err(Syntax);
     }
+    // An unterminated quoted string would swallow the `;received=` the proxy appends, and an
+    // unquoted `<`/`>` (never valid in a Via) changes how the header splits into via-parms
+    // once a parameter is rewritten; a bracketed host must be an IPv6 address (found by the
+    // `proxy` fuzz target).
+    if !params_well_formed(params)
+        || (host.first() == Some(&b'[')
+            && host
+                .get(1..host.len() - 1)
+                .and_then(|h| core::str::from_utf8(h).ok())
+                .is_none_or(|h| h.parse::<Ipv6Addr>().is_err()))
+    {
+        return Err(Syntax);
+    }
     Ok(Via {
         head,
         protocol,
@@ -1302,6 +1315,23 @@ pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
         port,
         params,
     })
+}
+
+/// Whether every quoted string in `s` is closed (a backslash escapes the next byte inside
+/// one), as [`Params`] reads them, and no `<` or `>` stands outside them.
+fn params_well_formed(s: &[u8]) -> bool {
+    let mut quoted = false;
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' | b'>' if !quoted => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    !quoted
 }
 
 /// The `;`-separated parameters of a via-parm (`params` empty or starting with `;`), each as
@@ -2685,6 +2715,48 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
     // ---- property tests ----
 
     const SAMPLES: &[&[u8]] = &[REGISTER_AUTH, REGISTER_NOAUTH, INVITE_AUTH, INVITE_NOAUTH];
+
+    #[test]
+    fn top_via_with_an_unterminated_quote_or_an_angle_bracket_is_bad() {
+        // Found by the `proxy` fuzz target: the `;received=` appended after the open quote
+        // was inside it, so the response came back as ForgedVia (it could not be routed).
+        let p = proxy();
+        let m = crlf(
+            "BYE sip:callee@198.18.0.1 SIP/2.0\n\
+Via: SIP/2.0/UDP 198.18.0.2:5062;branch=z9hG4\"K-1-0\n\
+From: <sip:alice@198.18.0.1>;tag=1\nTo: <sip:callee@198.18.0.1>\nCall-ID: q\n\
+CSeq: 4 BYE\nContent-Length: 0\n\n",
+        );
+        assert_eq!(up_route(&p, &m, peer()), Route::Drop(ProxyDrop::BadVia));
+        assert_eq!(down_route(&p, &m), Route::Drop(ProxyDrop::BadVia));
+        let text = String::from_utf8(m.clone()).unwrap();
+        let balanced = text.replace("4\"K", "4\"K\"");
+        let (_, fwd) = up(&p, balanced.as_bytes(), peer(), None);
+        assert!(
+            fwd.contains(";branch=z9hG4\"K\"-1-0;received=198.51.100.7"),
+            "{fwd}"
+        );
+        // Nor an unquoted angle bracket, nor a bracketed host that is no IPv6 address.
+        for (from, to) in [
+            (";branch=z9hG4\"K-1-0", ";branch=z9hG4<K-1-0"),
+            (";branch=z9hG4\"K-1-0", ";branch=z9hG4>K"),
+            (
+                "198.18.0.2:5062;branch=z9hG4\"K-1-0",
+                "[2001:db8::<:1];branch=z9hG4bK",
+            ),
+        ] {
+            let bad = text.replace(from, to);
+            assert_eq!(
+                up_route(&p, bad.as_bytes(), peer()),
+                Route::Drop(ProxyDrop::BadVia)
+            );
+        }
+        let v6 = text.replace(
+            "198.18.0.2:5062;branch=z9hG4\"K-1-0",
+            "[2001:db8::1]:5062;branch=z9hG4bK",
+        );
+        up(&p, v6.as_bytes(), peer(), None);
+    }
 
     fn samples() -> Vec<Vec<u8>> {
         let p = proxy();

@@ -159,7 +159,9 @@ pub fn write_reply(frame: &mut [u8], info: &FrameInfo, payload: &[u8]) -> Option
     let ip_at = info.l2_len;
     let (udp_at, pseudo) = match (info.local.ip(), info.peer.ip()) {
         (IpAddr::V4(from), IpAddr::V4(to)) => {
-            let tot = u16::try_from(IPV4_HEADER).ok()? + udp_len;
+            // Checked: a payload that fits UDP may still not fit IPv4's total length (found by
+            // the `xdp_frame` fuzz target).
+            let tot = u16::try_from(IPV4_HEADER + usize::from(udp_len)).ok()?;
             let h = &mut frame[ip_at..ip_at + IPV4_HEADER];
             h[0] = 0x45;
             h[1] = 0;
@@ -330,6 +332,20 @@ mod tests {
         let info = parse(&f).unwrap();
         let big = vec![b'x'; 100];
         assert!(write_reply(&mut f, &info, &big).is_none());
+    }
+
+    #[test]
+    fn payload_too_large_for_ipv4_is_refused() {
+        // Found by the `xdp_frame` fuzz target: UDP length fits 16 bits, IPv4 total length
+        // (20 more) did not, and the sum overflowed.
+        let f = request_v4(false);
+        let info = parse(&f).unwrap();
+        let big = vec![b'x'; 65535 - 8 - 10];
+        let mut buf = vec![0u8; reply_len(&info, big.len())];
+        assert!(write_reply(&mut buf, &info, &big).is_none());
+        let fits = vec![b'x'; 65535 - 28];
+        let mut buf = vec![0u8; reply_len(&info, fits.len())];
+        assert_eq!(write_reply(&mut buf, &info, &fits), Some(buf.len()));
     }
 
     #[test]
