@@ -53,9 +53,14 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
         let name = row["system"].as_str().unwrap();
         assert!(row["reg_per_s"].as_f64().unwrap() > 0.0, "{name}: {row}");
         assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
-        assert_eq!(
-            row["reg_reached_softswitch"], run["max"]["register"]["succeeded"],
-            "{name}: one authenticated REGISTER at the softswitch per success"
+        // One authenticated REGISTER at the softswitch per success; under load a registration
+        // the client gave up on (timed out, unfinished) may have reached it too.
+        let reg = &run["max"]["register"];
+        let n = |k: &str| reg[k].as_u64().unwrap_or(0);
+        let reached = row["reg_reached_softswitch"].as_u64().unwrap();
+        assert!(
+            (n("succeeded")..=n("succeeded") + n("timed_out") + n("unfinished")).contains(&reached),
+            "{name}: {reached} REGISTERs at the softswitch for {reg}"
         );
         assert!(
             row["flood_absorbed_per_s"].as_f64().unwrap() > 0.0,
