@@ -110,6 +110,9 @@ fn bench_parse(c: &mut Criterion) {
     g.bench_function("digest_credentials", |b| {
         b.iter(|| Credentials::parse(black_box(value)).is_ok())
     });
+    g.bench_function("validate_register", |b| {
+        b.iter(|| sipgw::validate::message(black_box(&m)).is_ok())
+    });
     g.finish();
 }
 

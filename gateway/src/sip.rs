@@ -1027,15 +1027,21 @@ impl<'a> Message<'a> {
     /// case-insensitive, compact forms resolved (`b"i"` finds `Call-ID`);
     /// unrecognised names are compared with the raw names as written.
     pub fn header_by_name(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.headers_by_name(name).next()
+    }
+
+    /// The values of every header whose name matches `name` as [`Message::header_by_name`]
+    /// matches it, in order.
+    pub fn headers_by_name<'m>(&'m self, name: &'m [u8]) -> impl Iterator<Item = &'a [u8]> + 'm {
         let resolved = HeaderName::from_bytes(name);
         self.table()
             .iter()
-            .find(|e| {
+            .filter(move |e| {
                 e.name_tag() == resolved as u8
                     && (resolved != HeaderName::Other
                         || self.raw_name(e).eq_ignore_ascii_case(name))
             })
-            .map(|e| self.value(e))
+            .map(move |e| self.value(e))
     }
 
     /// Whether Via, From, To, Call-ID and CSeq are all present: the headers every request
@@ -2092,6 +2098,12 @@ impl<'a> Iterator for ListItems<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             let s = self.rest?;
+            // Most values have no comma at all: one element, found without the byte-by-byte
+            // quote and bracket scan.
+            if memchr(b',', s).is_none() {
+                self.rest = None;
+                return non_empty(trim_lws(s));
+            }
             let comma = TopLevel::new(s, true)
                 .find(|&(_, b)| b == b',')
                 .map(|(i, _)| i);
@@ -2125,6 +2137,9 @@ pub fn split_list(value: &[u8]) -> ListItems<'_> {
 /// commas (`a,,b`, `a,`). [`split_list`] skips such elements; a strict
 /// reader (`crate::validate`) rejects them. Never panics.
 pub fn has_empty_list_element(value: &[u8]) -> bool {
+    if memchr(b',', value).is_none() {
+        return trim_lws(value).is_empty();
+    }
     let mut start = 0;
     for (i, b) in TopLevel::new(value, true) {
         if b == b',' {

@@ -502,11 +502,7 @@ fn proxy_require(msg: &Message<'_>) -> Result<(), Invalid> {
 /// The values of every `Proxy-Require` header, in order (for the `Unsupported` header of a
 /// 420: each value's options, as written).
 pub fn proxy_require_values<'m, 'a>(msg: &'m Message<'a>) -> impl Iterator<Item = &'a [u8]> + 'm {
-    msg.headers()
-        .filter(|h| {
-            h.name == HeaderName::Other && h.raw_name.eq_ignore_ascii_case(b"Proxy-Require")
-        })
-        .map(|h| h.value)
+    msg.headers_by_name(b"Proxy-Require")
 }
 
 #[cfg(test)]
