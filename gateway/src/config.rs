@@ -810,6 +810,8 @@ impl RawConfig {
                 "60-86400 seconds",
             )?,
             account_budget: match a.account_budget {
+                // max_retry = 0 turns suspension off, not the account guard.
+                None if max_retry == 0 => 6,
                 None => max_retry,
                 Some(v) => c.int(
                     "auth.account_budget",
@@ -1245,7 +1247,9 @@ mod tests {
             e.contains("limits.known_good_per_account = 0") && e.contains("1-64"),
             "{e}"
         );
-        // The account budget follows max_retry unless given.
+        // The account budget follows max_retry unless given (6 when max_retry is 0).
+        let c = Config::parse("[auth]\nmax_retry = 0\n", "t", None).unwrap();
+        assert_eq!(c.auth.account_budget, 6);
         let c = Config::parse("[auth]\nmax_retry = 9\n", "t", None).unwrap();
         assert_eq!(c.auth.account_budget, 9);
         let c = Config::parse("[auth]\nmax_retry = 9\naccount_budget = 2\n", "t", None).unwrap();

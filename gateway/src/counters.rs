@@ -173,6 +173,9 @@ counters! {
     /// In-dialog requests of a dialog we record-routed (valid Route MAC), passed without a
     /// challenge (`auth.trust_dialogs`).
     dialog_passed,
+    /// Failures without a round trip (forged nonce, malformed credentials): counted by type,
+    /// not against terminals, sessions or sources (they may be spoofed); re-challenged.
+    unproven_failures,
     }
 }
 

@@ -120,7 +120,7 @@ pub enum PassReason {
     Cancel,
     /// A method listed in `auth.no_auth_methods`.
     NoAuthMethod,
-    /// An in-dialog request of a dialog the gateway record-routed for this endpoint
+    /// An in-dialog BYE of a dialog the gateway record-routed for this endpoint
     /// (`auth.trust_dialogs`; see [`crate::proxy::Proxy::in_dialog`]).
     InDialog,
 }
@@ -290,6 +290,14 @@ pub struct Engine {
 /// Bits of a nonce's salt that name the worker that minted it (`gateway.workers` ≤ 1024).
 const SHARD_BITS: u32 = 10;
 
+/// The policy's numbers, with the softswitch's network exempt from bans.
+fn policy_config(config: &Config) -> PolicyConfig {
+    PolicyConfig {
+        never_ban: config.gateway.softswitch.map(|s| canonical(s.ip())),
+        ..PolicyConfig::new(&config.auth, &config.limits)
+    }
+}
+
 fn method_bit(m: Method) -> u32 {
     1 << (m as u32)
 }
@@ -351,7 +359,7 @@ impl Engine {
             nonces,
             replay: ReplayTable::with_capacity(config.nonce.replay_table_size),
             next_replay_sweep: Some(clock.origin + config.nonce.lifetime),
-            policy: Policy::new(PolicyConfig::new(auth, &config.limits), table_key),
+            policy: Policy::new(policy_config(config), table_key),
             events: Events::default(),
             counters: Counters::default(),
             clock,
@@ -583,8 +591,7 @@ impl Engine {
                 self.rotate_nonce_secret(now, secret);
             }
         }
-        self.policy
-            .set_config(PolicyConfig::new(auth, &config.limits));
+        self.policy.set_config(policy_config(config));
         self.account_budget = auth.account_budget;
         self.period_secs = u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX);
         self.known_good_secs = auth.known_good_window.as_secs();
@@ -797,8 +804,10 @@ impl Engine {
             _ => {}
         }
         // Via, From, To, Call-ID and CSeq are present (exactly once): `validate` checked it.
+        // BYE only: it ends a call (sipp and many phones never answer a challenge on it), and
+        // nothing else may ride on a dialog's Route without authentication.
         if self.trust_dialogs
-            && method != Method::Register
+            && method == Method::Bye
             && self
                 .dialogs
                 .as_ref()
@@ -1163,6 +1172,16 @@ impl Engine {
             failure,
         });
         let ip = canonical(peer.ip());
+        // A failure from a source that has not echoed a nonce we minted for it (forged nonce,
+        // malformed credentials) may come from a spoofed address: it is counted by type, but
+        // never against a terminal, session or source, so nobody can get another network
+        // suspended or banned (the softswitch's, a victim's) with spoofed datagrams. No guess
+        // is evaluated without such a nonce, so this costs the lockout nothing.
+        if !self.proven {
+            self.counters.unproven_failures += 1;
+            let method = msg.method().unwrap_or(Method::Other);
+            return self.challenge(now, msg, method, ip, session, false, reply);
+        }
         let out = self.policy.on_failure(
             now,
             terminal,

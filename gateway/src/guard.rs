@@ -161,6 +161,11 @@ impl AccountGuard {
         self.tag(1, (net, prefix))
     }
 
+    /// The decoy slot of a tag (its low bit is always set: index by the others).
+    fn decoy_slot(&self, tag: u64) -> &AtomicU64 {
+        &self.decoys[((tag >> 1) % self.decoys.len() as u64) as usize]
+    }
+
     /// Whom a guess for `username` is charged to.
     pub fn charge(&self, account: Option<AccountId>, username: &[u8]) -> Charge {
         match account {
@@ -206,7 +211,7 @@ impl AccountGuard {
                 }
             }
             Charge::Decoy(tag) => {
-                let slot = &self.decoys[(tag % self.decoys.len() as u64) as usize];
+                let slot = self.decoy_slot(tag);
                 let (t, p) = ((tag >> 32) as u32, period as u16);
                 let r = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     let (vt, vp, n) = ((v >> 32) as u32, (v >> 16) as u16, v as u16);
@@ -246,7 +251,7 @@ impl AccountGuard {
                 }
             }
             Charge::Decoy(tag) => {
-                let slot = &self.decoys[(tag % self.decoys.len() as u64) as usize];
+                let slot = self.decoy_slot(tag);
                 let (t, p) = ((tag >> 32) as u32, period as u16);
                 let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     let (vt, vp, n) = ((v >> 32) as u32, (v >> 16) as u16, v as u16);
@@ -268,8 +273,7 @@ impl AccountGuard {
                 }
             }),
             Charge::Decoy(tag) => {
-                let v =
-                    self.decoys[(tag % self.decoys.len() as u64) as usize].load(Ordering::Acquire);
+                let v = self.decoy_slot(tag).load(Ordering::Acquire);
                 let same =
                     (v >> 32) as u32 == (tag >> 32) as u32 && (v >> 16) as u16 == period as u16;
                 if same {

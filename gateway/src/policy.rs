@@ -117,6 +117,8 @@ pub struct PolicyConfig {
     pub ipv4_prefix: u8,
     /// IPv6 sources are aggregated by this prefix length.
     pub ipv6_prefix: u8,
+    /// An address whose network is never banned (the softswitch's).
+    pub never_ban: Option<IpAddr>,
 }
 
 impl PolicyConfig {
@@ -137,6 +139,7 @@ impl PolicyConfig {
             idle_timeout: limits.idle_timeout,
             ipv4_prefix: auth.ipv4_prefix,
             ipv6_prefix: auth.ipv6_prefix,
+            never_ban: None,
         }
     }
 }
@@ -272,6 +275,10 @@ struct Table<V> {
     cap: usize,
     /// Insertions refused because every entry was pinned.
     full: u64,
+    /// The last eviction freed nothing: until then a full table refuses new keys without
+    /// scanning again (a flood of new keys against a table full of suspensions must not cost
+    /// a full scan per packet).
+    no_room_until: Option<Instant>,
 }
 
 impl<V: Expiring> Table<V> {
@@ -283,6 +290,7 @@ impl<V: Expiring> Table<V> {
             map: HashMap::with_capacity(cap.saturating_mul(2)),
             cap,
             full: 0,
+            no_room_until: None,
         }
     }
 
@@ -300,11 +308,17 @@ impl<V: Expiring> Table<V> {
         make: impl FnOnce() -> V,
     ) -> Option<&mut V> {
         if self.map.len() >= self.cap && !self.map.contains_key(&k) {
-            self.evict(now, idle);
-            if self.map.len() >= self.cap {
+            if self.no_room_until.is_some_and(|t| now < t) {
                 self.full += 1;
                 return None;
             }
+            self.evict(now, idle);
+            if self.map.len() >= self.cap {
+                self.no_room_until = Some(now + SWEEP_INTERVAL);
+                self.full += 1;
+                return None;
+            }
+            self.no_room_until = None;
         }
         Some(self.map.entry(k).or_insert_with(make))
     }
@@ -370,12 +384,15 @@ impl Policy {
     }
 
     /// Change the rules (a reload), keeping every count, suspension and ban. Table capacities
-    /// are fixed at construction: the `max_*` fields of `cfg` are ignored.
+    /// and the source prefixes (which every key is made of) are fixed at construction: the
+    /// `max_*` and `ipv*_prefix` fields of `cfg` are ignored (a restart applies them).
     pub fn set_config(&mut self, cfg: PolicyConfig) {
         self.cfg = PolicyConfig {
             max_terminals: self.cfg.max_terminals,
             max_sessions: self.cfg.max_sessions,
             max_sources: self.cfg.max_sources,
+            ipv4_prefix: self.cfg.ipv4_prefix,
+            ipv6_prefix: self.cfg.ipv6_prefix,
             ..cfg
         };
     }
@@ -703,6 +720,14 @@ impl Policy {
     ) -> Option<Instant> {
         let idle = self.cfg.idle_timeout;
         let net = self.source_net(addr);
+        if self
+            .cfg
+            .never_ban
+            .is_some_and(|a| self.source_net(a) == net)
+        {
+            // The softswitch's network: banning it would cut the gateway off its softswitch.
+            return None;
+        }
         let src = self
             .sources
             .upsert(source.0, now, idle, || Source::new(now, net, false))?;

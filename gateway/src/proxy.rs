@@ -497,14 +497,22 @@ impl Proxy {
     }
 
     /// The dialog MAC of our Record-Route URIs (`;dlg=` + 16 hex digits): SipHash-1-3/64
-    /// (second half of the key) over the dialog's Call-ID and the endpoint's flow, so a Route
-    /// to us names one dialog of one endpoint and nobody else can mint one.
-    pub fn dialog_mac(&self, call_id: &[u8], flow: SocketAddr) -> [u8; DIALOG_MAC_LEN] {
+    /// (second half of the key) over the dialog's Call-ID, the From-tag of the request that
+    /// created it and the endpoint's flow, so a Route to us names one dialog of one endpoint
+    /// and nobody else can mint one.
+    pub fn dialog_mac(
+        &self,
+        call_id: &[u8],
+        from_tag: &[u8],
+        flow: SocketAddr,
+    ) -> [u8; DIALOG_MAC_LEN] {
         let mut h = SipHasher13::new_with_key(&self.flow_key);
         h.write(b"sipgw-dialog");
         h.write(self.flow_token(flow).as_bytes());
         h.write_u8(0xff);
         h.write(trim(call_id));
+        h.write_u8(0xff);
+        h.write(trim(from_tag));
         let mut out = [0u8; DIALOG_MAC_LEN];
         put_hex(&mut out, &h.finish().to_be_bytes());
         out
@@ -513,7 +521,9 @@ impl Proxy {
     /// Whether `msg`, from `peer`, is an in-dialog request of a dialog the gateway
     /// record-routed for that endpoint: a To-tag, and a top Route entry that is ours, whose
     /// flow token is valid and names `peer`'s IP address (any port: NATs rebind), and whose
-    /// `dlg` parameter is the [`Proxy::dialog_mac`] of the request's Call-ID and that flow.
+    /// `dlg` parameter is the [`Proxy::dialog_mac`] of the request's Call-ID, one of its tags
+    /// (the From-tag when the endpoint created the dialog, the To-tag when the softswitch did)
+    /// and that flow.
     /// Such a request belongs to a dialog whose creating request we forwarded (authenticated
     /// upstream, or from the softswitch downstream). Constant-time MAC comparison.
     pub fn in_dialog(&self, msg: &Message<'_>, peer: SocketAddr) -> bool {
@@ -544,8 +554,15 @@ impl Proxy {
         let Some(mac) = uri_param(uri, b"dlg") else {
             return false;
         };
-        let want = self.dialog_mac(msg.header(HeaderName::CallId).unwrap_or_default(), flow);
-        bool::from(mac.ct_eq(&want[..]))
+        let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
+        let tag = |h| {
+            msg.header(h)
+                .and_then(|v| sip::header_param(v, b"tag"))
+                .unwrap_or_default()
+        };
+        [tag(HeaderName::From), tag(HeaderName::To)]
+            .iter()
+            .any(|t| bool::from(mac.ct_eq(&self.dialog_mac(call_id, t, flow)[..])))
     }
 
     fn flow_mac(&self, data: &[u8]) -> [u8; 8] {
@@ -867,6 +884,10 @@ impl Proxy {
         w.headers += 1;
         w.put(b"Content-Length: 0\r\n\r\n");
         let len = w.finish()?;
+        // Never more bytes back than came in: the request may be spoofed (no amplification).
+        if len > msg.as_bytes().len() {
+            return Err(ProxyDrop::TooLarge);
+        }
         Ok(Route::Reply {
             to,
             len,
@@ -898,7 +919,11 @@ impl Proxy {
         w.put(b"\r\n");
         if let Some(flow) = plan.record_route {
             let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
-            self.write_flow_uri(&mut w, b"Record-Route", flow, Some(call_id));
+            let from_tag = msg
+                .header(HeaderName::From)
+                .and_then(|v| sip::header_param(v, b"tag"))
+                .unwrap_or_default();
+            self.write_flow_uri(&mut w, b"Record-Route", flow, Some((call_id, from_tag)));
         }
         if let Some(flow) = plan.path {
             self.write_flow_uri(&mut w, b"Path", flow, None);
@@ -973,13 +998,14 @@ impl Proxy {
         w.finish()
     }
 
-    /// `<sip:TOKEN@advertised;lr>`, with `;dlg=MAC` binding it to the dialog of `call_id`.
+    /// `<sip:TOKEN@advertised;lr>`, with `;dlg=MAC` binding it to the dialog of
+    /// `(Call-ID, From-tag)`.
     fn write_flow_uri(
         &self,
         w: &mut Out<'_>,
         name: &[u8],
         flow: SocketAddr,
-        call_id: Option<&[u8]>,
+        dialog: Option<(&[u8], &[u8])>,
     ) {
         w.begin(name);
         w.put(b"<sip:");
@@ -987,9 +1013,9 @@ impl Proxy {
         w.put(b"@");
         w.put(self.adv_text.as_bytes());
         w.put(b";lr");
-        if let Some(call_id) = call_id {
+        if let Some((call_id, from_tag)) = dialog {
             w.put(b";dlg=");
-            w.put(&self.dialog_mac(call_id, flow));
+            w.put(&self.dialog_mac(call_id, from_tag, flow));
         }
         w.put(b">\r\n");
     }

@@ -330,3 +330,60 @@ fn the_batch_form_keeps_the_budget() {
         .count();
     assert_eq!(protected, 26);
 }
+
+#[test]
+fn spoofed_failures_never_suspend_or_ban_anyone() {
+    // Forged nonces and malformed credentials prove no round trip: they may carry any source
+    // address. Counted, re-challenged, never counted against the victim's terminal or network.
+    let mut g = gw("terminal+source", "");
+    let forged = |i: u32| {
+        request(
+            "REGISTER",
+            "alice",
+            &format!("f{i}"),
+            1,
+            "Authorization: Digest username=\"alice\", realm=\"sipgw\", \
+             nonce=\"AAAAAAAAAAAAAAAAAAAAAAAAAAAA\", uri=\"sip:198.18.0.1\", \
+             response=\"00000000000000000000000000000000\"\r\n",
+        )
+    };
+    for i in 0..50 {
+        let v = g.send(PHONE, &forged(i));
+        assert!(
+            is_challenge(v) || v == Verdict::Drop(DropReason::Amplification),
+            "{v:?}"
+        );
+    }
+    assert_eq!(g.engine.counters().forged_nonce, 50);
+    assert_eq!(g.engine.counters().unproven_failures, 50);
+    assert_eq!(g.engine.counters().suspensions, 0);
+    assert_eq!(g.engine.counters().source_bans, 0);
+    assert!(matches!(
+        Phone::new(PHONE, "alice", "real").login(&mut g, "secret"),
+        Verdict::Forward(_)
+    ));
+}
+
+#[test]
+fn the_softswitch_network_is_never_banned() {
+    let mut g = gw(
+        "terminal+source",
+        "[gateway]\nsoftswitch = \"198.18.7.1:5060\"\n",
+    );
+    // A host in the softswitch's network (here its own address, another port) fails for real.
+    for _ in 0..10 {
+        let _ = attempt(&mut g, "198.18.7.1:6000", "alice", "wrong");
+    }
+    assert!(
+        g.engine.counters().suspensions >= 1,
+        "the terminal is suspended"
+    );
+    assert_eq!(
+        g.engine.counters().source_bans,
+        0,
+        "its network is not banned"
+    );
+    assert!(is_challenge(
+        Phone::new("198.18.7.1:6001", "bob", "x").bare(&mut g)
+    ));
+}

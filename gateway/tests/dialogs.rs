@@ -111,7 +111,7 @@ fn forged_or_foreign_routes_are_challenged() {
     let minted = format!(
         "<sip:{}@198.18.0.1:5060;lr;dlg={}>",
         other.flow_token(flow).as_str(),
-        std::str::from_utf8(&other.dialog_mac(b"call-1", flow)).unwrap()
+        std::str::from_utf8(&other.dialog_mac(b"call-1", b"ftcall-1", flow)).unwrap()
     );
     assert!(is_challenge(g.send(PHONE, &bye("call-1", &minted))));
     // Without a To-tag it is not in-dialog.
@@ -124,6 +124,17 @@ fn forged_or_foreign_routes_are_challenged() {
     ))
     .unwrap();
     assert!(is_challenge(g.send(PHONE, no_tag.as_bytes())));
+    // The right Call-ID and Route, but neither tag is the dialog's.
+    let other_tags = String::from_utf8(bye("call-1", &rr))
+        .unwrap()
+        .replace(";tag=ftcall-1", ";tag=someone-else");
+    assert!(is_challenge(g.send(PHONE, other_tags.as_bytes())));
+    // Only a BYE passes: an in-dialog re-INVITE with the same Route is challenged.
+    let reinvite = String::from_utf8(bye("call-1", &rr))
+        .unwrap()
+        .replacen("BYE sip:", "INVITE sip:", 1)
+        .replace("CSeq: 3 BYE", "CSeq: 3 INVITE");
+    assert!(is_challenge(g.send(PHONE, reinvite.as_bytes())));
     assert_eq!(g.engine.counters().dialog_passed, 0);
 }
 

@@ -156,11 +156,16 @@ fn a_success_resets_the_counter() {
 
 #[test]
 fn max_retry_zero_disables_suspension() {
-    let mut gw = Gw::new("[auth]\nmax_retry = 0\nsource_max_retry = 0\n");
+    let mut gw = Gw::new("[auth]\nmax_retry = 0\nsource_max_retry = 0\naccount_budget = 0\n");
     let v = wrong_guesses(&mut gw, ATTACKER, "alice", 40);
     assert!(v.iter().all(|v| is_challenge(*v)));
     assert_eq!(gw.engine.counters().suspensions, 0);
     assert_eq!(gw.engine.counters().wrong_password, 40);
+    // Not the account guard: without account_budget it stays at 6 guesses per period.
+    let mut gw = Gw::new("[auth]\nmax_retry = 0\nsource_max_retry = 0\n");
+    let _ = wrong_guesses(&mut gw, ATTACKER, "alice", 40);
+    assert_eq!(gw.engine.counters().suspensions, 0);
+    assert_eq!(gw.engine.counters().wrong_password, 6);
 }
 
 #[test]

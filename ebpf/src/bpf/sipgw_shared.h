@@ -146,6 +146,7 @@ struct sipgw_gateway_counters {
 	__u64 invalid_proxy_require;
 	__u64 bad_extension;
 	__u64 dialog_passed;
+	__u64 unproven_failures;
 };
 
 #endif /* SIPGW_SHARED_H */

@@ -339,7 +339,8 @@ fn proxy_config(config: &Config, key: [u8; 32]) -> ProxyConfig {
 /// Number of workers a configuration asks for.
 pub fn worker_count(config: &Config) -> usize {
     match config.gateway.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // At most 1024: nonces name their worker in 10 bits (`engine`'s shard bits).
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(1024)),
         n => n,
     }
 }
@@ -547,6 +548,12 @@ impl Runtime {
         }
         if old.nonce.replay_table_size != new.config.nonce.replay_table_size {
             needs_restart.push("nonce.replay_table_size");
+        }
+        // Every source, terminal and known-good key is made of the prefixes.
+        if (old.auth.ipv4_prefix, old.auth.ipv6_prefix)
+            != (new.config.auth.ipv4_prefix, new.config.auth.ipv6_prefix)
+        {
+            needs_restart.push("auth.ipv4_prefix/ipv6_prefix");
         }
         let report = ReloadReport {
             accounts: new.credentials.len(),
