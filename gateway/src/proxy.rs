@@ -2141,6 +2141,23 @@ Call-ID: call-1\nCSeq: 8 BYE\nContent-Length: 0\n\n",
     }
 
     #[test]
+    fn a_483_is_never_larger_than_its_request() {
+        // No Contact, no body: the reply (status line, To-tag) outgrows the request.
+        let p = proxy();
+        let m = crlf(
+            "CANCEL sip:10.0.0.5 SIP/2.0\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKc\nMax-Forwards: 0\n\
+From: <sip:a@sipgw>;tag=a\nTo: <sip:10.0.0.5>\nCall-ID: c\nCSeq: 1 CANCEL\n\n",
+        );
+        let msg = Message::parse(&m).unwrap();
+        let mut out = [0u8; 1024];
+        assert_eq!(
+            p.request_upstream(&msg, peer(), None, &mut out),
+            Route::Drop(ProxyDrop::TooLarge)
+        );
+    }
+
+    #[test]
     fn max_forwards_zero_replies_483() {
         let p = proxy();
         let base = "OPTIONS sip:10.0.0.5 SIP/2.0\n\
