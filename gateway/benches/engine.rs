@@ -184,10 +184,10 @@ fn bench_engine(c: &mut Criterion) {
         });
     }
 
-    // (c) wrong password → counted, re-challenged (suspension disabled so the path stays the
-    // same; every iteration is a new session).
+    // (c) wrong password → counted, re-challenged (suspension and the account guard disabled
+    // so the path stays the same; every iteration is a new session).
     {
-        let mut s = setup("[auth]\nmax_retry = 0\nsource_max_retry = 0\n");
+        let mut s = setup("[auth]\nmax_retry = 0\nsource_max_retry = 0\naccount_budget = 0\n");
         let nonce = s.nonce();
         let auth = auth_header(&nonce, "wrong", None);
         let mut i = 0u64;
@@ -200,6 +200,28 @@ fn bench_engine(c: &mut Criterion) {
             Verdict::Reply { status: 407, .. }
         ));
         g.bench_function("c_wrong_password_rechallenge", |b| {
+            b.iter_batched(&mut make, |m| s.send(&m), BatchSize::SmallInput)
+        });
+    }
+
+    // (d'') the account's budget is used up → a new source's guess is dropped unevaluated.
+    {
+        let mut s = setup("[auth]\nmax_retry = 0\nsource_max_retry = 0\n");
+        let nonce = s.nonce();
+        let auth = auth_header(&nonce, "wrong", None);
+        let mut i = 0u64;
+        let mut make = || {
+            i += 1;
+            register(&format!("p-{i}"), 1, &auth)
+        };
+        for _ in 0..6 {
+            let _ = s.send(&make());
+        }
+        assert_eq!(
+            s.send(&make()),
+            Verdict::Drop(sipgw::engine::DropReason::AccountProtected)
+        );
+        g.bench_function("d_account_protected_drop", |b| {
             b.iter_batched(&mut make, |m| s.send(&m), BatchSize::SmallInput)
         });
     }

@@ -559,8 +559,8 @@ impl State {
                 // Nothing that fails validation is forwarded; the headers a proxy relies on
                 // are there exactly once.
                 assert_eq!(validate::request(&req), Ok(()), "forwarded invalid");
+                assert!(req.count(HeaderName::Via) >= 1, "forwarded without a Via");
                 for h in [
-                    HeaderName::Via,
                     HeaderName::From,
                     HeaderName::To,
                     HeaderName::CallId,
