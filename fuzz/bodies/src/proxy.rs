@@ -227,7 +227,8 @@ fn forwarded(
 ///
 /// With a client Via the proxy reads loosely (`strict` false: a sent-by that is no host, an
 /// odd parameter), the response may also be refused as not ours (`ForgedVia`).
-/// TODO(validate): once requests with such a Via are dropped, always strict.
+/// (From endpoints such a Via never reaches the proxy: `validate` answers it `400 Bad Via`;
+/// the proxy itself stays lenient for what the trusted softswitch sends.)
 fn round_trip(
     p: &Proxy,
     o: &Message<'_>,
