@@ -343,7 +343,7 @@ fn cseq<'a>(msg: &Message<'a>) -> Result<(u32, &'a [u8]), Invalid> {
             // A number too large for u32 is out of range rather than malformed.
             let v = sip::trim_lws(value);
             let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits > 0 && v.get(..digits).is_some_and(|d| decimal(d).is_none()) {
+            if digits > 0 && v.get(..digits).is_some_and(|d| sip::parse_u32(d).is_none()) {
                 Err(Invalid::CSeqOutOfRange)
             } else {
                 Err(Invalid::BadCSeq)
@@ -352,26 +352,13 @@ fn cseq<'a>(msg: &Message<'a>) -> Result<(u32, &'a [u8]), Invalid> {
     }
 }
 
-/// Non-empty decimal fitting in u32.
-fn decimal(s: &[u8]) -> Option<u32> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u32, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
 
 fn max_forwards(value: &[u8]) -> Result<u32, Invalid> {
     let v = sip::trim_lws(value);
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return Err(Invalid::BadMaxForwards);
     }
-    match decimal(v) {
+    match sip::parse_u32(v) {
         Some(n) if n <= MAX_MAX_FORWARDS => Ok(n),
         _ => Err(Invalid::MaxForwardsOutOfRange),
     }
