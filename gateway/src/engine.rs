@@ -1166,22 +1166,29 @@ impl Engine {
             Failure::MalformedCredentials => c.malformed_credentials += 1,
             Failure::UriMismatch => c.uri_mismatch += 1,
         }
+        let ip = canonical(peer.ip());
+        // A failure from a source that has not echoed a nonce we minted for it (forged nonce,
+        // malformed credentials) may come from a spoofed address: it is counted by type, but
+        // never against a terminal, session or source, and not logged as a rejection (a
+        // fail2ban reading the log would ban the spoofed address), so nobody can get another
+        // network suspended or banned (the softswitch's, a victim's) with spoofed datagrams.
+        // No guess is evaluated without such a nonce, so this costs the lockout nothing.
+        if !self.proven {
+            self.counters.unproven_failures += 1;
+            let method = msg.method().unwrap_or(Method::Other);
+            if !self.reply_unauthorized && !self.credentials.knows_username(username) {
+                self.counters.silenced += 1;
+                return Verdict::Drop(DropReason::Silenced {
+                    status: self.challenge_status(method),
+                });
+            }
+            return self.challenge(now, msg, method, ip, session, false, reply);
+        }
         self.events.push(Event::CredentialRejected {
             source: peer,
             username: Name::new(username),
             failure,
         });
-        let ip = canonical(peer.ip());
-        // A failure from a source that has not echoed a nonce we minted for it (forged nonce,
-        // malformed credentials) may come from a spoofed address: it is counted by type, but
-        // never against a terminal, session or source, so nobody can get another network
-        // suspended or banned (the softswitch's, a victim's) with spoofed datagrams. No guess
-        // is evaluated without such a nonce, so this costs the lockout nothing.
-        if !self.proven {
-            self.counters.unproven_failures += 1;
-            let method = msg.method().unwrap_or(Method::Other);
-            return self.challenge(now, msg, method, ip, session, false, reply);
-        }
         let out = self.policy.on_failure(
             now,
             terminal,

@@ -352,7 +352,6 @@ fn cseq<'a>(msg: &Message<'a>) -> Result<(u32, &'a [u8]), Invalid> {
     }
 }
 
-
 fn max_forwards(value: &[u8]) -> Result<u32, Invalid> {
     let v = sip::trim_lws(value);
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {

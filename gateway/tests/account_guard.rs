@@ -358,6 +358,11 @@ fn spoofed_failures_never_suspend_or_ban_anyone() {
     assert_eq!(g.engine.counters().unproven_failures, 50);
     assert_eq!(g.engine.counters().suspensions, 0);
     assert_eq!(g.engine.counters().source_bans, 0);
+    // Not logged as rejections either: a fail2ban reading the log would ban the victim.
+    assert!(!g
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::CredentialRejected { .. })));
     assert!(matches!(
         Phone::new(PHONE, "alice", "real").login(&mut g, "secret"),
         Verdict::Forward(_)
