@@ -176,6 +176,9 @@ counters! {
     /// Failures without a round trip (forged nonce, malformed credentials): counted by type,
     /// not against terminals, sessions or sources (they may be spoofed); re-challenged.
     unproven_failures,
+    /// Failures of known-good networks counted in their known-good slot because the policy
+    /// tables were full of suspensions and bans (at `max_retry` the network loses the status).
+    known_good_failures,
     }
 }
 

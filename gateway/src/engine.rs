@@ -229,6 +229,9 @@ struct Pending<'a> {
     charge: Option<(Charge, u32)>,
     /// The source network's tag for the known-good slots.
     net_tag: u64,
+    /// A known-good network the policy tables could not track: its failures are counted in
+    /// its known-good slot instead (still tracked, never untracked).
+    in_guard: bool,
 }
 
 impl Pending<'_> {
@@ -932,17 +935,20 @@ impl Engine {
             Some((id, ha1)) => (Some(id), *ha1),
             None => (None, self.decoy_ha1(username)),
         };
-        // Fail closed: a guess is evaluated only if its failure can be counted.
-        if !self.policy.track(now, terminal, source, ip, username) {
-            self.counters.untracked_dropped += 1;
-            return Step::Done(Verdict::Drop(DropReason::Untracked));
-        }
         let (net, prefix) = self.policy.source_net(ip);
         let net_tag = self.guard.network_tag(net, prefix);
         let known_good = account.is_some_and(|id| {
             self.guard
                 .is_known_good(id, net_tag, unix, self.known_good_secs)
         });
+        // Fail closed: a guess is evaluated only if its failure can be counted — in the policy
+        // tables, or, for a known-good network when those are full of suspensions and bans, in
+        // its known-good slot (so filling the tables cannot lock the real phone out).
+        let in_guard = !self.policy.track(now, terminal, source, ip, username);
+        if in_guard && !known_good {
+            self.counters.untracked_dropped += 1;
+            return Step::Done(Verdict::Drop(DropReason::Untracked));
+        }
         let charge = if known_good {
             self.counters.known_good_evaluated += 1;
             None
@@ -982,6 +988,7 @@ impl Engine {
             source,
             charge,
             net_tag,
+            in_guard,
         })
     }
 
@@ -1031,6 +1038,9 @@ impl Engine {
             (Some(_), false) => Some(Failure::WrongPassword),
             (Some(_), true) => None,
         };
+        if let (Some(f), true) = (failure, p.in_guard) {
+            return self.fail_known_good(now, p, f, reply);
+        }
         if let Some(f) = failure {
             return self.fail(
                 now,
@@ -1057,6 +1067,9 @@ impl Engine {
             ) {
                 ReplayVerdict::Fresh => {}
                 ReplayVerdict::Retransmission => self.counters.retransmissions += 1,
+                ReplayVerdict::Replay if p.in_guard => {
+                    return self.fail_known_good(now, p, Failure::ReplayedNonce, reply)
+                }
                 ReplayVerdict::Replay => {
                     return self.fail(
                         now,
@@ -1099,6 +1112,51 @@ impl Engine {
             account: p.account.unwrap_or(AccountId(u32::MAX)),
             mode: AuthMode::Password,
         })
+    }
+
+    /// A failure of a known-good network the policy tables could not track: counted in its
+    /// known-good slot; at `max_retry` the network stops being known-good and is answered 403
+    /// (its next requests then need a table entry, or are dropped untracked), else
+    /// re-challenged.
+    fn fail_known_good(
+        &mut self,
+        now: Instant,
+        p: &Pending<'_>,
+        failure: Failure,
+        reply: &mut [u8],
+    ) -> Verdict {
+        let c = &mut self.counters;
+        match failure {
+            Failure::WrongPassword => c.wrong_password += 1,
+            Failure::UnknownUser => c.unknown_user += 1,
+            Failure::ReplayedNonce => c.replayed_nonce += 1,
+            Failure::ForgedNonce => c.forged_nonce += 1,
+            Failure::MalformedCredentials => c.malformed_credentials += 1,
+            Failure::UriMismatch => c.uri_mismatch += 1,
+        }
+        c.known_good_failures += 1;
+        self.events.push(Event::CredentialRejected {
+            source: p.peer,
+            username: p.name,
+            failure,
+        });
+        let revoked = p.account.is_none_or(|id| {
+            self.guard
+                .known_good_failure(id, p.net_tag, self.policy.config().max_retry)
+        });
+        if revoked {
+            return self.forbid(&p.msg, reply);
+        }
+        let method = p.msg.method().unwrap_or(Method::Other);
+        self.challenge(
+            now,
+            &p.msg,
+            method,
+            canonical(p.peer.ip()),
+            p.session,
+            false,
+            reply,
+        )
     }
 
     /// A request without credentials: challenge it, unless its terminal is suspended, its

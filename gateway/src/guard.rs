@@ -21,14 +21,16 @@
 //! budget, so an attacker who exhausts it cannot lock the real phone out. Each account
 //! remembers its `limits.known_good_per_account` most recent known-good networks; a new one
 //! replaces the least recently seen. A known-good source's own failures still count against
-//! its terminal (and, by `suspend_scope`, suspend it).
+//! its terminal (and, by `suspend_scope`, suspend it); when the policy tables are full of
+//! suspensions and bans and cannot track it, they are counted in its slot instead
+//! ([`AccountGuard::known_good_failure`]: `max_retry` of them end the known-good status).
 //!
 //! Usernames that are not accounts get the same treatment from a direct-mapped table of
 //! decoy budgets (`limits.max_terminals` slots), so a scanner cannot tell a real account from
 //! an unknown name by when its guesses stop being answered. A decoy slot is taken over by a
 //! colliding name (no password is at stake there, so an approximate count is harmless).
 //!
-//! Memory: `8 + 16 × known_good_per_account` bytes per password account plus 8 bytes per
+//! Memory: `8 + 24 × known_good_per_account` bytes per password account plus 8 bytes per
 //! decoy slot ([`AccountGuard::memory_bytes`]), fixed at construction; a reload builds a new
 //! guard for the new accounts and copies each kept account's state by name
 //! ([`AccountGuard::rebuild`]).
@@ -70,6 +72,9 @@ pub enum Reserve {
 struct KnownSlot {
     tag: AtomicU64,
     at: AtomicU64,
+    /// Consecutive failures counted here while the policy tables could not track this
+    /// network (see [`AccountGuard::known_good_failure`]).
+    fails: AtomicU64,
 }
 
 /// Budgets and known-good sources of every account (see the module doc).
@@ -143,6 +148,8 @@ impl AccountGuard {
                     .store(src.tag.load(Ordering::Relaxed), Ordering::Relaxed);
                 dst.at
                     .store(src.at.load(Ordering::Relaxed), Ordering::Relaxed);
+                dst.fails
+                    .store(src.fails.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
         for (d, s) in next.decoys.iter().zip(self.decoys.iter()) {
@@ -307,6 +314,7 @@ impl AccountGuard {
         let slots = self.slots(account);
         if let Some(s) = slots.iter().find(|s| s.tag.load(Ordering::Acquire) == tag) {
             s.at.fetch_max(unix, Ordering::AcqRel);
+            s.fails.store(0, Ordering::Release);
             return;
         }
         // The least recently seen (an empty slot has `at == 0`). Two workers replacing at once
@@ -314,7 +322,28 @@ impl AccountGuard {
         if let Some(s) = slots.iter().min_by_key(|s| s.at.load(Ordering::Acquire)) {
             s.tag.store(tag, Ordering::Release);
             s.at.store(unix, Ordering::Release);
+            s.fails.store(0, Ordering::Release);
         }
+    }
+
+    /// A failure of the known-good network `tag` of `account`, counted in its slot (when the
+    /// policy tables are full and cannot track it: the slot is its tracking). At `limit`
+    /// consecutive failures (0: never) the network stops being known-good; true then.
+    pub fn known_good_failure(&self, account: AccountId, tag: u64, limit: u16) -> bool {
+        let Some(s) = self
+            .slots(account)
+            .iter()
+            .find(|s| s.tag.load(Ordering::Acquire) == tag)
+        else {
+            return true;
+        };
+        let fails = s.fails.fetch_add(1, Ordering::AcqRel) + 1;
+        if limit > 0 && fails >= u64::from(limit) {
+            s.tag.store(0, Ordering::Release);
+            s.fails.store(0, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     /// Bytes allocated (fixed at construction).
@@ -417,7 +446,7 @@ mod tests {
         assert!(g.is_known_good(id, n1, 1030, 100));
         assert!(!g.is_known_good(id, n2, 1030, 100));
         assert!(g.is_known_good(id, n3, 1030, 100));
-        assert_eq!(g.memory_bytes(), 8 + 2 * 16 + 1024 * 8);
+        assert_eq!(g.memory_bytes(), 8 + 2 * 24 + 1024 * 8);
     }
 
     #[test]

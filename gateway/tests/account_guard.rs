@@ -392,3 +392,49 @@ fn the_softswitch_network_is_never_banned() {
         Phone::new("198.18.7.1:6001", "bob", "x").bare(&mut g)
     ));
 }
+
+#[test]
+fn a_known_good_phone_keeps_access_when_the_tables_are_full() {
+    // The tables are full of suspensions: new terminals are refused (fail closed), but the
+    // phone's known-good network is tracked in its known-good slot instead, so filling the
+    // tables cannot lock the real phone out.
+    let mut g = gw(
+        "terminal+source",
+        "max_retry = 3\nban_source_on_suspend = false\nsource_max_retry = 0\n\
+         [limits]\nmax_terminals = 1024\nmax_sources = 1024\n",
+    );
+    assert!(matches!(
+        Phone::new(PHONE, "alice", "before").login(&mut g, "secret"),
+        Verdict::Forward(_)
+    ));
+    for i in 0..1100 {
+        for _ in 0..3 {
+            let _ = attempt(&mut g, &v4(i), &format!("u{i}"), "wrong");
+        }
+    }
+    assert_eq!(g.engine.policy().len().0, 1024, "terminal table full");
+    // A stranger with alice's password: untracked, not evaluated.
+    assert_eq!(
+        attempt(&mut g, "198.18.5.5:5060", "alice", "secret"),
+        Verdict::Drop(DropReason::Untracked)
+    );
+    // Alice's phone: evaluated, forwarded.
+    assert!(matches!(
+        attempt(&mut g, PHONE, "alice", "secret"),
+        Verdict::Forward(_)
+    ));
+    // Its failures are still counted (in the slot): max_retry of them end its status.
+    let before = g.engine.counters().wrong_password;
+    let v: Vec<Verdict> = (0..4)
+        .map(|_| attempt(&mut g, PHONE, "alice", "wrong"))
+        .collect();
+    assert!(is_challenge(v[0]) && is_challenge(v[1]), "{v:?}");
+    assert!(matches!(v[2], Verdict::Reply { status: 403, .. }), "{v:?}");
+    assert_eq!(
+        v[3],
+        Verdict::Drop(DropReason::Untracked),
+        "no longer known-good"
+    );
+    assert_eq!(g.engine.counters().wrong_password - before, 3);
+    assert_eq!(g.engine.counters().known_good_failures, 3);
+}

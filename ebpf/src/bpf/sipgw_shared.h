@@ -147,6 +147,7 @@ struct sipgw_gateway_counters {
 	__u64 bad_extension;
 	__u64 dialog_passed;
 	__u64 unproven_failures;
+	__u64 known_good_failures;
 };
 
 #endif /* SIPGW_SHARED_H */
