@@ -1114,6 +1114,19 @@ impl Engine {
         })
     }
 
+    /// Count a failure under its type.
+    fn count_failure(&mut self, failure: Failure) {
+        let c = &mut self.counters;
+        match failure {
+            Failure::WrongPassword => c.wrong_password += 1,
+            Failure::UnknownUser => c.unknown_user += 1,
+            Failure::ReplayedNonce => c.replayed_nonce += 1,
+            Failure::ForgedNonce => c.forged_nonce += 1,
+            Failure::MalformedCredentials => c.malformed_credentials += 1,
+            Failure::UriMismatch => c.uri_mismatch += 1,
+        }
+    }
+
     /// A failure of a known-good network the policy tables could not track: counted in its
     /// known-good slot; at `max_retry` the network stops being known-good and is answered 403
     /// (its next requests then need a table entry, or are dropped untracked), else
@@ -1125,16 +1138,8 @@ impl Engine {
         failure: Failure,
         reply: &mut [u8],
     ) -> Verdict {
-        let c = &mut self.counters;
-        match failure {
-            Failure::WrongPassword => c.wrong_password += 1,
-            Failure::UnknownUser => c.unknown_user += 1,
-            Failure::ReplayedNonce => c.replayed_nonce += 1,
-            Failure::ForgedNonce => c.forged_nonce += 1,
-            Failure::MalformedCredentials => c.malformed_credentials += 1,
-            Failure::UriMismatch => c.uri_mismatch += 1,
-        }
-        c.known_good_failures += 1;
+        self.count_failure(failure);
+        self.counters.known_good_failures += 1;
         self.events.push(Event::CredentialRejected {
             source: p.peer,
             username: p.name,
@@ -1215,15 +1220,7 @@ impl Engine {
         source: SourceKey,
         reply: &mut [u8],
     ) -> Verdict {
-        let c = &mut self.counters;
-        match failure {
-            Failure::WrongPassword => c.wrong_password += 1,
-            Failure::UnknownUser => c.unknown_user += 1,
-            Failure::ReplayedNonce => c.replayed_nonce += 1,
-            Failure::ForgedNonce => c.forged_nonce += 1,
-            Failure::MalformedCredentials => c.malformed_credentials += 1,
-            Failure::UriMismatch => c.uri_mismatch += 1,
-        }
+        self.count_failure(failure);
         let ip = canonical(peer.ip());
         // A failure from a source that has not echoed a nonce we minted for it (forged nonce,
         // malformed credentials) may come from a spoofed address: it is counted by type, but
