@@ -18,15 +18,21 @@
 //! banned source → drop; unparseable → drop; invalid ([`crate::validate`], before anything
 //! else looks at the message) → `400 <reason>` / `420 Bad Extension` (an ACK or a response:
 //! drop; replies off: drop); response → pass; ACK for our own reply → absorb;
-//! ACK/CANCEL/`no_auth_methods` → pass; address-authenticated account → forward; no
-//! credentials for our realm → challenge (unless suspended, session closed, or silenced);
-//! credentials → nonce check (stale → re-challenge without counting), digest check (batched),
-//! replay check (a retransmission of the same request is not a replay), then forward or count
-//! the failure and re-challenge / 403 / suspend.
+//! ACK/CANCEL/`no_auth_methods` → pass; an in-dialog BYE with our dialog MAC → pass;
+//! address-authenticated account → forward; no credentials for our realm → challenge (unless
+//! suspended, session closed, or silenced); credentials → nonce check (stale, or minted by
+//! another worker → re-challenge without counting; forged → counted by type only, as the
+//! source proved no round trip), tracking (fail closed: untracked → drop, unless a known-good
+//! network tracked in the [`crate::guard`]), the account budget for sources that are not
+//! known-good (used up → drop, unevaluated), digest check (batched), replay check (a
+//! retransmission of the same request from the same port is not a replay), then forward or
+//! count the failure and re-challenge / 403 / suspend.
 //!
 //! Replies copy every Via, From, To (adding our To-tag), Call-ID and CSeq line as the request
 //! wrote them, add only the challenge header and `Content-Length: 0`, and are never more than
-//! [`MAX_REPLY_GROWTH`] bytes larger than the request (no reflection amplification).
+//! [`MAX_REPLY_GROWTH`] bytes larger than the request — nor, to a source that has not echoed a
+//! nonce we minted for its address, larger than `limits.amplification_limit` times the
+//! request (dropped instead: no reflection amplification).
 
 #![forbid(unsafe_code)]
 
