@@ -100,9 +100,10 @@ fn requests_of_real_phones_are_challenged_within_the_limit() {
 }
 
 #[test]
-fn a_source_that_echoed_our_nonce_is_not_limited() {
-    // Its re-challenge proves nothing new to an attacker: the source demonstrably receives
-    // what we send to it.
+fn a_wrong_password_is_rechallenged_and_a_forged_nonce_proves_no_round_trip() {
+    // A source that echoed our nonce is exempt from the limit (it demonstrably receives what
+    // we send it); in practice its request, credentials included, is larger than any reply
+    // anyway, so what this checks is the re-challenge and that a forged nonce stays limited.
     let mut g = Gw::new("");
     let first = request("REGISTER", "alice", "p", 1, "");
     assert!(is_challenge(g.send(SOURCE, &first)));
