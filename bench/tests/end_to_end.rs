@@ -168,8 +168,18 @@ fn bruteforce_is_suspended_within_max_retry_and_no_guess_reaches_the_softswitch(
         "bruteforce",
         10,
         2,
-        &format!("max_retry = {max_retry}\nfailed_suspend = 60\n"),
+        // The account budget runs per aligned period of failed_suspend seconds: the longest
+        // one, so that the end of the attack and the checks below fall into the same period.
+        &format!("max_retry = {max_retry}\nfailed_suspend = 3600\n"),
     );
+    let period = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 3600
+    };
+    let started_in = period();
     let (victim, _) = user(0);
     // The victim's phone registered from 127.0.0.1 before the attack: a known-good source.
     let before = chain.json(&["register", "-n", "1", "--bind", "127.0.0.1"]);
@@ -220,8 +230,14 @@ fn bruteforce_is_suspended_within_max_retry_and_no_guess_reaches_the_softswitch(
         "--timeout-ms",
         "1000",
     ]);
-    assert_eq!(u(&from_attacker, "/register/succeeded"), 0);
-    assert_eq!(u(&from_attacker, "/register/timed_out"), 1);
+    // (Unless the hour turned during the test: then a fresh period's budget lets the right
+    // password in, as documented; the test cannot tell that from a fault, so it says so.)
+    if period() == started_in {
+        assert_eq!(u(&from_attacker, "/register/succeeded"), 0);
+        assert_eq!(u(&from_attacker, "/register/timed_out"), 1);
+    } else {
+        eprintln!("the budget period turned during the test: the attacker-address check is void");
+    }
     let elsewhere = chain.json(&["register", "-n", "1", "--bind", "127.0.0.1"]);
     assert_eq!(u(&elsewhere, "/register/succeeded"), 1);
 }
