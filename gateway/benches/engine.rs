@@ -269,10 +269,8 @@ fn bench_engine(c: &mut Criterion) {
             .map(|i| register(&format!("batch-{i}"), 1, ""))
             .collect();
         let peer = s.peer;
-        let dgs: Vec<sipgw::Datagram<'_>> = msgs
-            .iter()
-            .map(|m| sipgw::Datagram { peer, bytes: m })
-            .collect();
+        let dgs: Vec<sipgw::Datagram<'_>> =
+            msgs.iter().map(|m| sipgw::Datagram::new(peer, m)).collect();
         let mut replies = vec![vec![0u8; 2048]; 32];
         let mut verdicts = vec![Verdict::default(); 32];
         g.throughput(Throughput::Elements(32));

@@ -157,13 +157,27 @@ impl Default for Verdict {
     }
 }
 
-/// One datagram of a batch.
+/// One message of a batch: a datagram, or a message framed from a stream.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram<'a> {
     /// Its source.
     pub peer: SocketAddr,
-    /// Its UDP payload.
+    /// The message (a UDP payload, or one framed stream message).
     pub bytes: &'a [u8],
+    /// It came over a connection (TCP, TLS): the handshake proved the source address, so
+    /// replies to it are not bounded by `limits.amplification_limit`.
+    pub connected: bool,
+}
+
+impl<'a> Datagram<'a> {
+    /// A UDP datagram from `peer`.
+    pub const fn new(peer: SocketAddr, bytes: &'a [u8]) -> Datagram<'a> {
+        Datagram {
+            peer,
+            bytes,
+            connected: false,
+        }
+    }
 }
 
 /// Maps `quanta` instants (monotonic) to UNIX time, which nonces carry so that several nodes
@@ -687,7 +701,8 @@ impl Engine {
         datagram: &[u8],
         reply: &mut [u8],
     ) -> Verdict {
-        match self.prepare(now, 0, peer, datagram, reply) {
+        let mut parsed = None;
+        match self.prepare(now, 0, Datagram::new(peer, datagram), reply, &mut parsed) {
             Step::Done(v) => v,
             Step::Verify(p) => {
                 let ok = self.verifier.verify(&p.job());
@@ -706,6 +721,7 @@ impl Engine {
         replies: &mut [B],
         verdicts: &mut [Verdict],
     ) -> usize {
+        let mut parsed = [None; BATCH];
         let n = datagrams.len().min(replies.len()).min(verdicts.len());
         let mut start = 0;
         while start < n {
@@ -715,23 +731,53 @@ impl Engine {
                 &datagrams[start..end],
                 &mut replies[start..end],
                 &mut verdicts[start..end],
+                &mut parsed[..end - start],
             );
             start = end;
         }
         n
     }
 
-    fn batch_chunk<B: AsMut<[u8]>>(
+    /// [`Engine::handle_batch`] for at most [`BATCH`] messages that also hands back each
+    /// message's parsed view (`parsed[i]`, `None` when it was dropped before or by parsing),
+    /// so that the caller routes a forwarded or passed message without parsing it again.
+    /// Processes `min` of the four lengths (and at most [`BATCH`]) and returns that count.
+    pub fn handle_batch_parsed<'a, B: AsMut<[u8]>>(
         &mut self,
         now: Instant,
-        dgs: &[Datagram<'_>],
+        datagrams: &[Datagram<'a>],
         replies: &mut [B],
         verdicts: &mut [Verdict],
+        parsed: &mut [Option<Message<'a>>],
+    ) -> usize {
+        let n = datagrams
+            .len()
+            .min(replies.len())
+            .min(verdicts.len())
+            .min(parsed.len())
+            .min(BATCH);
+        self.batch_chunk(
+            now,
+            &datagrams[..n],
+            &mut replies[..n],
+            &mut verdicts[..n],
+            &mut parsed[..n],
+        );
+        n
+    }
+
+    fn batch_chunk<'a, B: AsMut<[u8]>>(
+        &mut self,
+        now: Instant,
+        dgs: &[Datagram<'a>],
+        replies: &mut [B],
+        verdicts: &mut [Verdict],
+        parsed: &mut [Option<Message<'a>>],
     ) {
         let mut pending: [Option<Pending<'_>>; BATCH] = std::array::from_fn(|_| None);
         let mut np = 0;
         for (i, d) in dgs.iter().enumerate() {
-            match self.prepare(now, i, d.peer, d.bytes, replies[i].as_mut()) {
+            match self.prepare(now, i, *d, replies[i].as_mut(), &mut parsed[i]) {
                 Step::Done(v) => verdicts[i] = v,
                 Step::Verify(p) => {
                     pending[np] = Some(p);
@@ -754,16 +800,18 @@ impl Engine {
         }
     }
 
+    /// The first phase of a decision; the parsed message is left in `parsed` for the caller.
     fn prepare<'a>(
         &mut self,
         now: Instant,
         index: usize,
-        peer: SocketAddr,
-        dg: &'a [u8],
+        dg: Datagram<'a>,
         reply: &mut [u8],
+        parsed: &mut Option<Message<'a>>,
     ) -> Step<'a> {
         self.counters.received += 1;
-        self.proven = false;
+        let peer = dg.peer;
+        self.proven = dg.connected;
         let ip = canonical(peer.ip());
         let source = self.policy.source_key(ip);
         if self
@@ -774,13 +822,14 @@ impl Engine {
             self.counters.banned_dropped += 1;
             return Step::Done(Verdict::Drop(DropReason::SourceBanned));
         }
-        let msg = match Message::parse(dg) {
+        let msg = match Message::parse(dg.bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.counters.malformed += 1;
                 return Step::Done(Verdict::Drop(DropReason::Malformed(e)));
             }
         };
+        *parsed = Some(msg);
         // Before any pass, evaluation or forward decision (docs/validation.md).
         if let Err(invalid) = validate::message(&msg) {
             return Step::Done(self.reject_invalid(&msg, invalid, reply));

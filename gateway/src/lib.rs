@@ -33,6 +33,8 @@ pub mod credentials;
 pub mod digest;
 pub mod engine;
 pub mod event;
+pub mod flow;
+pub mod gateway;
 pub mod guard;
 pub mod nonce;
 pub mod policy;

@@ -148,6 +148,7 @@ use subtle::ConstantTimeEq;
 
 use crate::credentials::canonical;
 use crate::digest::Credentials;
+use crate::flow::{ConnId, Flow, Transport};
 use crate::sip::{
     self, HeaderName, Message, Method, StartLine, MAX_HEADERS, MAX_MESSAGE_LEN, SIP_VERSION,
 };
@@ -159,8 +160,16 @@ pub const BRANCH_PREFIX: &str = "z9hG4bK-sgw-";
 /// Start of every flow token (the user part of our Path / Record-Route URIs).
 pub const FLOW_TOKEN_PREFIX: &str = "sgw";
 
-/// Longest flow token in bytes (IPv6 flow): prefix plus 36 base64url characters.
-pub const MAX_FLOW_TOKEN_LEN: usize = FLOW_TOKEN_PREFIX.len() + 36;
+/// Longest flow token in bytes (IPv6 stream flow): prefix plus 48 base64url characters.
+pub const MAX_FLOW_TOKEN_LEN: usize = FLOW_TOKEN_PREFIX.len() + 48;
+
+/// Longest flow-token payload: kind, IPv6 address, port, connection and its zero pad byte,
+/// MAC (a multiple of 3 bytes, as every payload: base64url without padding).
+const MAX_TOKEN_PAYLOAD: usize = 1 + 16 + 2 + STREAM_TOKEN_EXTRA + 8;
+
+/// Bytes a stream flow adds to a token: the connection (8) and a zero byte that keeps the
+/// payload a multiple of 3.
+const STREAM_TOKEN_EXTRA: usize = 9;
 
 /// `Max-Forwards` inserted into a request that has none (RFC 3261 §8.1.1.6).
 pub const DEFAULT_MAX_FORWARDS: u32 = 70;
@@ -175,6 +184,9 @@ pub const DIALOG_MAC_LEN: usize = 16;
 /// Length of our branch after [`BRANCH_PREFIX`]: 32 hex digits of transaction hash and 16 of
 /// MAC (see [`Proxy::response`]).
 pub const BRANCH_HASH_LEN: usize = 48;
+
+/// The parameter of our Via naming the connection a request came on (a flow token).
+pub const VIA_FLOW_PARAM: &[u8] = b"sgwflow";
 
 /// The RFC 3261 magic cookie of a branch.
 const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
@@ -207,6 +219,16 @@ pub struct ProxyConfig {
     /// must accept another's flow tokens and responses (restarts, several workers) needs the
     /// same key.
     pub key: [u8; 32],
+    /// The transport of the softswitch leg (default UDP): the transport of our Via on
+    /// upstream requests and of the softswitch-facing Path/Record-Route URIs.
+    pub upstream: Transport,
+    /// With a UDP softswitch leg: upstream requests longer than this many bytes (once
+    /// rewritten) go over TCP instead (RFC 3261 §18.1.1: 1300 when the path MTU is unknown).
+    /// `None` (the default): never; set it only when the softswitch listens on TCP.
+    pub tcp_above: Option<usize>,
+    /// The advertised TLS port, when the gateway listens for TLS (default `None`); our URIs
+    /// and Via for TLS legs use it, and it is ours in Route headers too.
+    pub tls_port: Option<u16>,
 }
 
 impl ProxyConfig {
@@ -226,6 +248,9 @@ impl ProxyConfig {
             record_route: true,
             realm: realm.into(),
             key,
+            upstream: Transport::Udp,
+            tcp_above: None,
+            tls_port: None,
         }
     }
 }
@@ -241,6 +266,9 @@ impl fmt::Debug for ProxyConfig {
             .field("record_route", &self.record_route)
             .field("realm", &self.realm)
             .field("key", &"..")
+            .field("upstream", &self.upstream)
+            .field("tcp_above", &self.tcp_above)
+            .field("tls_port", &self.tls_port)
             .finish()
     }
 }
@@ -251,16 +279,16 @@ impl fmt::Debug for ProxyConfig {
 pub enum Route {
     /// Send the first `len` bytes of the output buffer to `to`.
     Send {
-        /// Next hop.
-        to: SocketAddr,
+        /// Next hop: its transport, address and, for a stream flow of ours, connection.
+        to: Flow,
         /// Bytes written.
         len: usize,
     },
     /// Send the first `len` bytes of the output buffer (a locally generated response, e.g.
     /// `483 Too Many Hops`) back to `to`.
     Reply {
-        /// The response address of the request's top Via.
-        to: SocketAddr,
+        /// The response address of the request's top Via (over the flow it came on).
+        to: Flow,
         /// Bytes written.
         len: usize,
         /// Status code of the response.
@@ -374,6 +402,8 @@ pub struct Proxy {
     cfg: ProxyConfig,
     advertised: SocketAddr,
     adv_text: HostPort,
+    /// The advertised TLS `host:port`, when TLS is configured.
+    tls_text: Option<HostPort>,
     branch_key: [u8; 16],
     tag_key: [u8; 16],
     flow_key: [u8; 16],
@@ -388,13 +418,19 @@ impl fmt::Debug for Proxy {
 /// Everything decided about a request before it is written out.
 struct Plan<'a> {
     dir: Dir,
-    peer: SocketAddr,
+    /// Where the request came from.
+    from: Flow,
+    /// The transport it leaves on.
+    out: Transport,
     branch: [u8; BRANCH_HASH_LEN],
     /// New Max-Forwards value; `None`: insert the default.
     max_forwards: Option<u32>,
-    pop_route: bool,
-    record_route: Option<SocketAddr>,
-    path: Option<SocketAddr>,
+    /// Leading Route entries (ours) to remove: 0, 1 or 2.
+    pop_route: u8,
+    /// The endpoint's flow, for Record-Route (a second entry when the two legs' transports
+    /// differ: RFC 3261 §16.6 step 4).
+    record_route: Option<Flow>,
+    path: Option<Flow>,
     identity: Option<&'a [u8]>,
 }
 
@@ -411,6 +447,9 @@ impl Proxy {
         let advertised = SocketAddr::new(canonical(cfg.advertised.ip()), cfg.advertised.port());
         Proxy {
             adv_text: HostPort::new(advertised),
+            tls_text: cfg
+                .tls_port
+                .map(|p| HostPort::new(SocketAddr::new(advertised.ip(), p))),
             advertised,
             cfg,
             branch_key,
@@ -424,10 +463,17 @@ impl Proxy {
         &self.cfg
     }
 
-    /// Whether a datagram from `peer` comes from the softswitch (requests from it bypass
-    /// authentication). IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
-    pub fn is_softswitch(&self, peer: SocketAddr) -> bool {
-        same_addr(peer, self.cfg.softswitch)
+    /// Whether a message from `from` comes from the softswitch (requests from it bypass
+    /// authentication). Over UDP the address and port must match; over a stream transport the
+    /// IP address (the handshake proved it, and the softswitch connects from any port).
+    /// IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+    pub fn is_softswitch(&self, from: impl Into<Flow>) -> bool {
+        let from: Flow = from.into();
+        if from.transport.is_stream() {
+            canonical(from.peer.ip()) == canonical(self.cfg.softswitch.ip())
+        } else {
+            same_addr(from.peer, self.cfg.softswitch)
+        }
     }
 
     /// A request from an endpoint (authenticated, or passed: ACK, CANCEL, no-auth methods),
@@ -436,48 +482,65 @@ impl Proxy {
     pub fn request_upstream(
         &self,
         msg: &Message<'_>,
-        peer: SocketAddr,
+        from: impl Into<Flow>,
         identity: Option<&[u8]>,
         out: &mut [u8],
     ) -> Route {
-        self.request(msg, peer, Dir::Upstream, identity, out)
+        self.request(msg, from.into(), Dir::Upstream, identity, out)
             .unwrap_or_else(Route::Drop)
     }
 
     /// A request from the softswitch, rewritten into `out` for an endpoint (or the next
     /// Route).
-    pub fn request_downstream(&self, msg: &Message<'_>, peer: SocketAddr, out: &mut [u8]) -> Route {
-        self.request(msg, peer, Dir::Downstream, None, out)
+    pub fn request_downstream(
+        &self,
+        msg: &Message<'_>,
+        from: impl Into<Flow>,
+        out: &mut [u8],
+    ) -> Route {
+        self.request(msg, from.into(), Dir::Downstream, None, out)
             .unwrap_or_else(Route::Drop)
     }
 
     /// A response from anyone: its top Via must be ours; it is removed and the response is
-    /// rewritten into `out` for the next Via's address. `peer` is not used (routing is by
-    /// Via only); it is part of the signature for symmetry and future checks.
-    pub fn response(&self, msg: &Message<'_>, peer: SocketAddr, out: &mut [u8]) -> Route {
-        let _ = peer;
+    /// rewritten into `out` for the next Via's address (over the connection our Via names,
+    /// when the request came over a stream). `from` is not used (routing is by Via only).
+    pub fn response(&self, msg: &Message<'_>, from: impl Into<Flow>, out: &mut [u8]) -> Route {
+        let _ = from;
         self.response_inner(msg, out).unwrap_or_else(Route::Drop)
     }
 
     /// The flow token for `flow` (IPv4-mapped addresses are tokenised as IPv4): `sgw` and the
-    /// base64url encoding (no padding) of `family ‖ IP ‖ port ‖ MAC`.
-    pub fn flow_token(&self, flow: SocketAddr) -> FlowToken {
-        let ip = canonical(flow.ip());
-        let mut payload = [0u8; 27];
-        let n = match ip {
+    /// base64url encoding (no padding) of `kind ‖ IP ‖ port ‖ [connection] ‖ MAC`, where
+    /// `kind` is the address family (4 or 6) plus 16 × the transport's code, and a stream
+    /// flow's [`ConnId`] follows the port (8 bytes, big-endian, then a zero byte): 23, 32,
+    /// 39 or 51 characters for UDP/IPv4, stream/IPv4, UDP/IPv6, stream/IPv6. A UDP flow's
+    /// token is the same as before stream transports existed.
+    pub fn flow_token(&self, flow: impl Into<Flow>) -> FlowToken {
+        let flow: Flow = flow.into();
+        let ip = canonical(flow.peer.ip());
+        let mut payload = [0u8; MAX_TOKEN_PAYLOAD];
+        let kind = 16 * flow.transport.code();
+        let mut n = match ip {
             IpAddr::V4(a) => {
-                payload[0] = 4;
+                payload[0] = 4 + kind;
                 payload[1..5].copy_from_slice(&a.octets());
-                payload[5..7].copy_from_slice(&flow.port().to_be_bytes());
+                payload[5..7].copy_from_slice(&flow.peer.port().to_be_bytes());
                 7
             }
             IpAddr::V6(a) => {
-                payload[0] = 6;
+                payload[0] = 6 + kind;
                 payload[1..17].copy_from_slice(&a.octets());
-                payload[17..19].copy_from_slice(&flow.port().to_be_bytes());
+                payload[17..19].copy_from_slice(&flow.peer.port().to_be_bytes());
                 19
             }
         };
+        if flow.transport.is_stream() {
+            let conn = flow.conn.map_or(0, |c| c.0);
+            payload[n..n + 8].copy_from_slice(&conn.to_be_bytes());
+            payload[n + 8] = 0;
+            n += STREAM_TOKEN_EXTRA;
+        }
         let mac = self.flow_mac(&payload[..n]);
         payload[n..n + 8].copy_from_slice(&mac);
         let mut buf = [0u8; MAX_FLOW_TOKEN_LEN];
@@ -492,7 +555,7 @@ impl Proxy {
 
     /// The flow a token of ours stands for; `None` when it is not one (malformed, or the MAC
     /// does not match).
-    pub fn decode_flow_token(&self, token: &[u8]) -> Option<SocketAddr> {
+    pub fn decode_flow_token(&self, token: &[u8]) -> Option<Flow> {
         self.decode_token(token).ok()
     }
 
@@ -504,8 +567,9 @@ impl Proxy {
         &self,
         call_id: &[u8],
         from_tag: &[u8],
-        flow: SocketAddr,
+        flow: impl Into<Flow>,
     ) -> [u8; DIALOG_MAC_LEN] {
+        let flow: Flow = flow.into();
         let mut h = SipHasher13::new_with_key(&self.flow_key);
         h.write(b"sipgw-dialog");
         h.write(self.flow_token(flow).as_bytes());
@@ -548,7 +612,7 @@ impl Proxy {
         else {
             return false;
         };
-        if canonical(flow.ip()) != canonical(peer.ip()) {
+        if canonical(flow.peer.ip()) != canonical(peer.ip()) {
             return false;
         }
         let Some(mac) = uri_param(uri, b"dlg") else {
@@ -572,20 +636,29 @@ impl Proxy {
         h.finish().to_be_bytes()
     }
 
-    fn decode_token(&self, token: &[u8]) -> Result<SocketAddr, TokenError> {
+    fn decode_token(&self, token: &[u8]) -> Result<Flow, TokenError> {
         let b64 = token
             .strip_prefix(FLOW_TOKEN_PREFIX.as_bytes())
             .ok_or(TokenError::Malformed)?;
-        let mut payload = [0u8; 27];
+        let mut payload = [0u8; MAX_TOKEN_PAYLOAD];
+        // Payload lengths (address, port, [connection], MAC) and their base64url lengths.
         let n = match b64.len() {
             20 => 15,
+            32 => 24,
             36 => 27,
+            48 => 36,
             _ => return Err(TokenError::Malformed),
         };
         if !base64url_decode(b64, &mut payload[..n]) {
             return Err(TokenError::Malformed);
         }
-        let (addr, body) = match (payload[0], n) {
+        let transport = Transport::from_code(payload[0] >> 4).ok_or(TokenError::Malformed)?;
+        let conn_len = if transport.is_stream() {
+            STREAM_TOKEN_EXTRA
+        } else {
+            0
+        };
+        let (peer, addr_len) = match (payload[0] & 15, n - conn_len) {
             (4, 15) => {
                 let o: [u8; 4] = payload[1..5]
                     .try_into()
@@ -608,26 +681,64 @@ impl Proxy {
             }
             _ => return Err(TokenError::Malformed),
         };
+        let body = addr_len + conn_len;
         let want = self.flow_mac(&payload[..body]);
-        if bool::from(want.ct_eq(&payload[body..body + 8])) {
-            Ok(addr)
-        } else {
-            Err(TokenError::Forged)
+        if !bool::from(want.ct_eq(&payload[body..body + 8])) {
+            return Err(TokenError::Forged);
         }
+        let conn = if transport.is_stream() {
+            let id = payload
+                .get(addr_len..addr_len + 8)
+                .and_then(|c| <[u8; 8]>::try_from(c).ok())
+                .ok_or(TokenError::Malformed)?;
+            if payload[addr_len + 8] != 0 {
+                return Err(TokenError::Malformed);
+            }
+            Some(ConnId(u64::from_be_bytes(id)))
+        } else {
+            None
+        };
+        Ok(Flow {
+            transport,
+            peer,
+            conn,
+        })
     }
 
-    /// Whether a SIP URI points at the gateway (host IP and port equal the advertised ones).
+    /// Whether a SIP URI points at the gateway (host IP equal to the advertised one, port
+    /// the advertised port or the TLS port).
     fn is_ours(&self, uri: &SipUri<'_>) -> bool {
         parse_ip(uri.host).is_some_and(|ip| {
-            canonical(ip) == self.advertised.ip()
-                && uri.port.unwrap_or(DEFAULT_SIP_PORT) == self.advertised.port()
+            self.is_own_address(SocketAddr::new(ip, uri.port.unwrap_or(DEFAULT_SIP_PORT)))
         })
+    }
+
+    /// The URI of a Route entry when it points at the gateway.
+    fn our_route_uri<'u>(&self, entry: Option<&'u [u8]>) -> Option<SipUri<'u>> {
+        entry
+            .and_then(sip::name_addr_uri)
+            .and_then(parse_sip_uri)
+            .filter(|u| self.is_ours(u))
+    }
+
+    /// Whether `addr` is one of the gateway's advertised addresses (UDP/TCP, TLS).
+    fn is_own_address(&self, addr: SocketAddr) -> bool {
+        canonical(addr.ip()) == self.advertised.ip()
+            && (addr.port() == self.advertised.port() || Some(addr.port()) == self.cfg.tls_port)
+    }
+
+    /// The advertised `host:port` of a transport (TLS has its own port).
+    fn advertised_text(&self, transport: Transport) -> &[u8] {
+        match (transport, &self.tls_text) {
+            (Transport::Tls, Some(tls)) => tls.as_bytes(),
+            _ => self.adv_text.as_bytes(),
+        }
     }
 
     fn request<'m>(
         &self,
         msg: &Message<'m>,
-        peer: SocketAddr,
+        from: Flow,
         dir: Dir,
         identity: Option<&[u8]>,
         out: &mut [u8],
@@ -651,81 +762,111 @@ impl Proxy {
             if method == Method::Ack {
                 return Err(ProxyDrop::Loop);
             }
-            return self.too_many_hops(msg, top, &via, peer, out);
+            return self.too_many_hops(msg, top, &via, from, out);
         }
 
         let (dest, pop_route) = match dir {
-            Dir::Upstream => {
-                let pop = msg
-                    .headers_named(HeaderName::Route)
-                    .flat_map(sip::split_list)
-                    .next()
-                    .and_then(sip::name_addr_uri)
-                    .and_then(parse_sip_uri)
-                    .is_some_and(|u| self.is_ours(&u));
-                (self.cfg.softswitch, pop)
-            }
+            Dir::Upstream => (
+                Flow {
+                    transport: self.cfg.upstream,
+                    peer: self.cfg.softswitch,
+                    conn: None,
+                },
+                self.our_leading_routes(msg),
+            ),
             Dir::Downstream => self.route_downstream(msg, uri)?,
         };
-        let dest = SocketAddr::new(canonical(dest.ip()), dest.port());
-        if dest.ip().is_unspecified() || dest.port() == 0 {
+        let dest = Flow {
+            peer: SocketAddr::new(canonical(dest.peer.ip()), dest.peer.port()),
+            ..dest
+        };
+        if dest.peer.ip().is_unspecified() || dest.peer.port() == 0 {
             return Err(ProxyDrop::Unroutable);
         }
-        if dest == self.advertised {
+        if self.is_own_address(dest.peer) {
             return Err(ProxyDrop::Loop);
         }
+        let peer = from.peer;
 
         let dialog = matches!(method, Method::Invite | Method::Subscribe | Method::Refer);
         let upstream = dir == Dir::Upstream;
-        let plan = Plan {
+        let mut plan = Plan {
             dir,
-            peer,
-            branch: self.branch(msg, top, &via, uri, dir, peer, dest),
+            from,
+            out: dest.transport,
+            branch: self.branch(msg, top, &via, uri, dir, peer, dest.peer),
             max_forwards: max_forwards.map(|n| n - 1),
             pop_route,
             record_route: (self.cfg.record_route && dialog).then_some(if upstream {
-                peer
+                from
             } else {
                 dest
             }),
-            path: (upstream && self.cfg.add_path && method == Method::Register).then_some(peer),
+            path: (upstream && self.cfg.add_path && method == Method::Register).then_some(from),
             identity: identity.filter(|i| upstream && self.cfg.assert_identity && !i.is_empty()),
         };
-        let len = self.write_request(msg, &plan, out)?;
+        let mut len = self.write_request(msg, &plan, out)?;
+        let mut dest = dest;
+        // RFC 3261 §18.1.1: a request too large for a datagram goes over TCP when the
+        // softswitch takes it.
+        if upstream
+            && dest.transport == Transport::Udp
+            && self.cfg.tcp_above.is_some_and(|limit| len > limit)
+        {
+            plan.out = Transport::Tcp;
+            dest.transport = Transport::Tcp;
+            len = self.write_request(msg, &plan, out)?;
+        }
         Ok(Route::Send { to: dest, len })
     }
 
-    /// Downstream destination, and whether the top Route entry (ours) is removed.
-    fn route_downstream(
-        &self,
-        msg: &Message<'_>,
-        uri: &[u8],
-    ) -> Result<(SocketAddr, bool), ProxyDrop> {
+    /// How many of the leading Route entries are ours (0, 1, or 2 for a double
+    /// Record-Route of ours, RFC 3261 §16.6 step 4 / §16.12.1.2): they are removed.
+    fn our_leading_routes(&self, msg: &Message<'_>) -> u8 {
+        let mut n = 0;
+        for entry in msg
+            .headers_named(HeaderName::Route)
+            .flat_map(sip::split_list)
+            .take(2)
+        {
+            let ours = sip::name_addr_uri(entry)
+                .and_then(parse_sip_uri)
+                .is_some_and(|u| self.is_ours(&u));
+            if !ours {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Downstream destination, and how many leading Route entries (ours) are removed.
+    fn route_downstream(&self, msg: &Message<'_>, uri: &[u8]) -> Result<(Flow, u8), ProxyDrop> {
         let mut routes = msg
             .headers_named(HeaderName::Route)
             .flat_map(sip::split_list);
+        let ours = |entry| self.our_route_uri(entry);
         let first = routes.next();
         let mut next = first;
-        let mut pop = false;
-        if let Some(u) = first
-            .and_then(sip::name_addr_uri)
-            .and_then(parse_sip_uri)
-            .filter(|u| self.is_ours(u))
-        {
+        let mut pop = 0;
+        if let Some(u) = ours(first) {
+            // A double Record-Route of ours (the two legs' transports differ): both go.
+            let second = routes.next();
+            (pop, next) = if ours(second).is_some() {
+                (2, routes.next())
+            } else {
+                (1, second)
+            };
             if let Some(user) = u.user {
                 return match self.decode_token(user) {
-                    Ok(flow) => Ok((flow, true)),
+                    Ok(flow) => Ok((flow, pop)),
                     Err(_) => Err(ProxyDrop::BadFlowToken),
                 };
             }
-            next = routes.next();
-            pop = true;
         }
         if let Some(route) = next {
-            let u = sip::name_addr_uri(route)
-                .and_then(parse_sip_uri)
-                .ok_or(ProxyDrop::Unroutable)?;
-            return Ok((uri_addr(&u).ok_or(ProxyDrop::Unroutable)?, pop));
+            let route = sip::name_addr_uri(route).ok_or(ProxyDrop::Unroutable)?;
+            return Ok((uri_flow(route).ok_or(ProxyDrop::Unroutable)?, pop));
         }
         let u = parse_sip_uri(uri).ok_or(ProxyDrop::Unroutable)?;
         if let Some(user) = u.user {
@@ -735,7 +876,7 @@ impl Proxy {
                 Err(TokenError::Malformed) => {}
             }
         }
-        Ok((uri_addr(&u).ok_or(ProxyDrop::Unroutable)?, pop))
+        Ok((uri_flow(uri).ok_or(ProxyDrop::Unroutable)?, pop))
     }
 
     /// Our branch after [`BRANCH_PREFIX`]: 32 hex digits of transaction hash (RFC 3261
@@ -848,15 +989,20 @@ impl Proxy {
         msg: &Message<'_>,
         top: &[u8],
         via: &Via<'_>,
-        peer: SocketAddr,
+        from: Flow,
         out: &mut [u8],
     ) -> Result<Route, ProxyDrop> {
-        let port = if sip::header_param(top, b"rport").is_some() {
+        let peer = from.peer;
+        // Over a stream: back on the connection it came on (RFC 3261 §18.2.2).
+        let port = if sip::header_param(top, b"rport").is_some() || from.conn.is_some() {
             peer.port()
         } else {
             via.port.unwrap_or(DEFAULT_SIP_PORT)
         };
-        let to = SocketAddr::new(canonical(peer.ip()), port);
+        let to = Flow {
+            peer: SocketAddr::new(canonical(peer.ip()), port),
+            ..from
+        };
         let to_has_tag = msg
             .header(HeaderName::To)
             .is_some_and(|t| sip::header_param(t, b"tag").is_some());
@@ -909,13 +1055,22 @@ impl Proxy {
         w.put(b" ");
         w.put(SIP_VERSION);
         w.put(b"\r\n");
-        // Our Via.
+        // Our Via, for the transport the request leaves on; with the flow it came on when
+        // that is a connection (its response goes back over it).
         w.headers += 1;
-        w.put(b"Via: SIP/2.0/UDP ");
-        w.put(self.adv_text.as_bytes());
+        w.put(b"Via: SIP/2.0/");
+        w.put(plan.out.via_token().as_bytes());
+        w.put(b" ");
+        w.put(self.advertised_text(plan.out));
         w.put(b";branch=");
         w.put(BRANCH_PREFIX.as_bytes());
         w.put(&plan.branch);
+        if plan.from.conn.is_some() {
+            w.put(b";");
+            w.put(VIA_FLOW_PARAM);
+            w.put(b"=");
+            w.put(self.flow_token(plan.from).as_bytes());
+        }
         w.put(b"\r\n");
         if let Some(flow) = plan.record_route {
             let call_id = msg.header(HeaderName::CallId).unwrap_or_default();
@@ -923,10 +1078,17 @@ impl Proxy {
                 .header(HeaderName::From)
                 .and_then(|v| sip::header_param(v, b"tag"))
                 .unwrap_or_default();
-            self.write_flow_uri(&mut w, b"Record-Route", flow, Some((call_id, from_tag)));
+            let dialog = Some((call_id, from_tag));
+            // Toward the next hop first (the leg the request leaves on), then, when the two
+            // legs' transports differ, toward the hop it came from (RFC 3261 §16.6 step 4).
+            self.write_flow_uri(&mut w, b"Record-Route", flow, plan.out, dialog);
+            if plan.from.transport != plan.out {
+                self.write_flow_uri(&mut w, b"Record-Route", flow, plan.from.transport, dialog);
+            }
         }
         if let Some(flow) = plan.path {
-            self.write_flow_uri(&mut w, b"Path", flow, None);
+            // The softswitch reaches the endpoint through us on the softswitch leg.
+            self.write_flow_uri(&mut w, b"Path", flow, plan.out, None);
         }
         if let Some(user) = plan.identity {
             w.headers += 1;
@@ -942,8 +1104,9 @@ impl Proxy {
         }
 
         let upstream = plan.dir == Dir::Upstream;
+        let peer = plan.from.peer;
         let mut via_done = false;
-        let mut route_done = !plan.pop_route;
+        let mut to_pop = plan.pop_route;
         let mut mf_done = false;
         for (h, (_, line)) in msg.headers().zip(msg.lines_where(|_| true)) {
             match h.name {
@@ -955,7 +1118,7 @@ impl Proxy {
                     via_done = true;
                     w.begin(h.raw_name);
                     match parse_via(first) {
-                        Some(via) => write_client_via(&mut w, &via, plan.peer),
+                        Some(via) => write_client_via(&mut w, &via, peer),
                         None => w.put(first),
                     }
                     if let Some(rest) = after_first(h.value) {
@@ -972,15 +1135,23 @@ impl Proxy {
                         let _ = write!(w, "{n}\r\n");
                     }
                 }
-                HeaderName::Route if !route_done => {
-                    if sip::split_list(h.value).next().is_none() {
-                        w.line(line);
-                        continue;
+                HeaderName::Route if to_pop > 0 => {
+                    // Remove our leading entries (one or two), possibly across lines.
+                    let mut rest = Some(h.value);
+                    let mut popped = false;
+                    while to_pop > 0 {
+                        let Some(v) = rest.filter(|v| sip::split_list(v).next().is_some()) else {
+                            break;
+                        };
+                        to_pop -= 1;
+                        popped = true;
+                        rest = after_first(v);
                     }
-                    route_done = true;
-                    if let Some(rest) = after_first(h.value) {
+                    if !popped {
+                        w.line(line);
+                    } else if let Some(v) = rest {
                         w.begin(h.raw_name);
-                        w.put(rest);
+                        w.put(v);
                         w.put(b"\r\n");
                     }
                 }
@@ -998,20 +1169,26 @@ impl Proxy {
         w.finish()
     }
 
-    /// `<sip:TOKEN@advertised;lr>`, with `;dlg=MAC` binding it to the dialog of
-    /// `(Call-ID, From-tag)`.
+    /// `<sip:TOKEN@advertised;lr>` for a URI reached over `transport` (with
+    /// `;transport=tcp|tls` and the TLS port when it is not UDP), with `;dlg=MAC` binding it
+    /// to the dialog of `(Call-ID, From-tag)`.
     fn write_flow_uri(
         &self,
         w: &mut Out<'_>,
         name: &[u8],
-        flow: SocketAddr,
+        flow: Flow,
+        transport: Transport,
         dialog: Option<(&[u8], &[u8])>,
     ) {
         w.begin(name);
         w.put(b"<sip:");
         w.put(self.flow_token(flow).as_bytes());
         w.put(b"@");
-        w.put(self.adv_text.as_bytes());
+        w.put(self.advertised_text(transport));
+        if transport != Transport::Udp {
+            w.put(b";transport=");
+            w.put(transport.uri_param().as_bytes());
+        }
         w.put(b";lr");
         if let Some((call_id, from_tag)) = dialog {
             w.put(b";dlg=");
@@ -1032,8 +1209,9 @@ impl Proxy {
         });
         marked
             && parse_via(value).is_some_and(|v| {
-                parse_ip(v.host).is_some_and(|ip| canonical(ip) == self.advertised.ip())
-                    && v.port.unwrap_or(DEFAULT_SIP_PORT) == self.advertised.port()
+                parse_ip(v.host).is_some_and(|ip| {
+                    self.is_own_address(SocketAddr::new(ip, v.port.unwrap_or(DEFAULT_SIP_PORT)))
+                })
             })
     }
 
@@ -1048,19 +1226,29 @@ impl Proxy {
         }
         let next = vias.next().ok_or(ProxyDrop::NoNextVia)?;
         let to = via_destination(next)?;
-        let to = SocketAddr::new(canonical(to.ip()), to.port());
+        let to = Flow {
+            peer: SocketAddr::new(canonical(to.peer.ip()), to.peer.port()),
+            ..to
+        };
         let branch = sip::header_param(top, b"branch")
             .and_then(|b| b.get(BRANCH_PREFIX.len()..))
             .unwrap_or_default();
-        if !self.branch_mac_ok(branch, to) {
+        if !self.branch_mac_ok(branch, to.peer) {
             return Err(ProxyDrop::ForgedVia);
         }
-        if to.ip().is_unspecified() {
+        if to.peer.ip().is_unspecified() {
             return Err(ProxyDrop::Unroutable);
         }
-        if to == self.advertised {
+        if self.is_own_address(to.peer) {
             return Err(ProxyDrop::Loop);
         }
+        // The request came over a connection: the response goes back over it.
+        let to = match sip::header_param(top, VIA_FLOW_PARAM) {
+            None => to,
+            Some(token) => self
+                .decode_token(token)
+                .map_err(|_| ProxyDrop::BadFlowToken)?,
+        };
 
         let mut w = Out::new(out);
         w.put(SIP_VERSION);
@@ -1095,8 +1283,9 @@ impl Proxy {
 }
 
 /// Where a response goes by this via-parm: `received` (else the sent-by IP literal) and
-/// `rport` (else the sent-by port, else 5060).
-fn via_destination(value: &[u8]) -> Result<SocketAddr, ProxyDrop> {
+/// `rport` (else the sent-by port, else 5060), over its transport (no connection: the
+/// driver finds one to that address, or makes one).
+fn via_destination(value: &[u8]) -> Result<Flow, ProxyDrop> {
     let via = parse_via(value).ok_or(ProxyDrop::BadVia)?;
     let ip = match sip::header_param(value, b"received") {
         Some(r) => parse_ip(r).ok_or(ProxyDrop::BadVia)?,
@@ -1106,7 +1295,11 @@ fn via_destination(value: &[u8]) -> Result<SocketAddr, ProxyDrop> {
         Some(p) if !p.is_empty() => parse_port(p).ok_or(ProxyDrop::BadVia)?,
         _ => via.port.unwrap_or(DEFAULT_SIP_PORT),
     };
-    Ok(SocketAddr::new(ip, port))
+    Ok(Flow {
+        transport: Transport::from_token(via.transport).unwrap_or(Transport::Udp),
+        peer: SocketAddr::new(ip, port),
+        conn: None,
+    })
 }
 
 /// The received top via-parm with `received` set and an empty `rport` filled.
@@ -1213,6 +1406,8 @@ pub(crate) struct Via<'a> {
     pub(crate) head: &'a [u8],
     /// protocol-name and protocol-version (`SIP`, `2.0`), trimmed of LWS.
     pub(crate) protocol: (&'a [u8], &'a [u8]),
+    /// The transport token (`UDP`, `TCP`, …) as written.
+    pub(crate) transport: &'a [u8],
     /// sent-by host as written (IPv6 with brackets).
     pub(crate) host: &'a [u8],
     /// sent-by port, if written.
@@ -1281,6 +1476,7 @@ pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
         return Err(Syntax);
     }
     let after_transport = i;
+    let transport = v.get(t0..i).ok_or(Syntax)?;
     i = skip_lws(v, i);
     if i == after_transport {
         return Err(Syntax);
@@ -1343,6 +1539,7 @@ pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
     Ok(Via {
         head,
         protocol,
+        transport,
         host,
         port,
         params,
@@ -1502,12 +1699,24 @@ fn uri_param<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
-/// A URI's address: its host must be an IP literal; port default 5060.
-fn uri_addr(u: &SipUri<'_>) -> Option<SocketAddr> {
-    Some(SocketAddr::new(
-        parse_ip(u.host)?,
-        u.port.unwrap_or(DEFAULT_SIP_PORT),
-    ))
+/// Where a SIP URI points: its host must be an IP literal (port default 5060); the
+/// transport is its `transport` parameter (`sips:`: TLS; default UDP; an unknown one:
+/// `None`). No connection: the driver finds or makes one for a stream transport.
+fn uri_flow(uri: &[u8]) -> Option<Flow> {
+    let u = parse_sip_uri(uri)?;
+    let sips = trim(uri)
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"sips:"));
+    let transport = match uri_param(trim(uri), b"transport") {
+        Some(t) => Transport::from_token(t)?,
+        None if sips => Transport::Tls,
+        None => Transport::Udp,
+    };
+    Some(Flow {
+        transport,
+        peer: SocketAddr::new(parse_ip(u.host)?, u.port.unwrap_or(DEFAULT_SIP_PORT)),
+        conn: None,
+    })
 }
 
 /// An IP literal: dotted IPv4, or IPv6 with or without brackets.
@@ -1708,7 +1917,7 @@ mod tests {
 
     fn run(route: Route, out: &[u8]) -> (SocketAddr, String) {
         match route {
-            Route::Send { to, len } => (to, String::from_utf8(out[..len].to_vec()).unwrap()),
+            Route::Send { to, len } => (to.peer, String::from_utf8(out[..len].to_vec()).unwrap()),
             other => panic!("expected Send, got {other:?}"),
         }
     }
@@ -1840,7 +2049,10 @@ mod tests {
         let branch = branch_of(&text);
         let path = values(&text, "Path")[0];
         let token = token_of(path);
-        assert_eq!(p.decode_flow_token(token.as_bytes()), Some(peer()));
+        assert_eq!(
+            p.decode_flow_token(token.as_bytes()),
+            Some(Flow::udp(peer()))
+        );
         let want = format!(
             "REGISTER sip:127.0.0.1:15060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 203.0.113.1:5060;branch={branch}\r\n\
@@ -2001,7 +2213,7 @@ Content-Length: 5\n\nv=0\n";
         assert_eq!(rr.len(), 1);
         assert_eq!(
             p.decode_flow_token(token_of(rr[0]).as_bytes()),
-            Some(peer())
+            Some(Flow::udp(peer()))
         );
         assert!(values(&text, "Path").is_empty());
         assert!(text.ends_with("Content-Length: 5\r\n\r\nv=0\r\n"));
@@ -2195,7 +2407,7 @@ CSeq: 3 OPTIONS\nContact: <sip:alice@192.168.1.20:5062>\nContent-Length: 0\n\n";
         else {
             panic!()
         };
-        assert_eq!((to, status), (peer(), 483));
+        assert_eq!((to, status), (Flow::udp(peer()), 483));
         let text = std::str::from_utf8(&out[..len]).unwrap();
         let reply = Message::parse(text.as_bytes()).unwrap();
         assert_eq!(reply.status_code(), Some(483));
@@ -2220,12 +2432,12 @@ Call-ID: mf0\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         let msg = Message::parse(&m).unwrap();
         let r = p.request_downstream(&msg, peer(), &mut out);
         assert!(
-            matches!(r, Route::Reply { to, status: 483, .. } if to == addr("198.51.100.7:5062"))
+            matches!(r, Route::Reply { to, status: 483, .. } if to.peer == addr("198.51.100.7:5062"))
         );
         let m = crlf(&norport.replace(":5062;", ";"));
         let msg = Message::parse(&m).unwrap();
         let r = p.request_upstream(&msg, peer(), None, &mut out);
-        assert!(matches!(r, Route::Reply { to, .. } if to == addr("198.51.100.7:5060")));
+        assert!(matches!(r, Route::Reply { to, .. } if to.peer == addr("198.51.100.7:5060")));
         // Too small a buffer.
         let msg = Message::parse(&msg_bytes).unwrap();
         assert_eq!(
@@ -2301,7 +2513,7 @@ Call-ID: mf0\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         let m = with(REGISTER_AUTH, "15061;branch", "15061;rport;branch");
         let (_, fwd) = up(&p, &m, peer(), None);
         let ok = response_to(&fwd, "180 Ringing");
-        assert!(matches!(resp(&p, &ok), Route::Send { to, .. } if to == peer()));
+        assert!(matches!(resp(&p, &ok), Route::Send { to, .. } if to.peer == peer()));
         // Record-Route in responses is untouched.
         let (_, fwd) = up(&p, INVITE_NOAUTH, peer(), None);
         let ok = response_to(&fwd, "200 OK");
@@ -2316,7 +2528,9 @@ Call-ID: mf0\r\nCSeq: 3 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         );
         let (_, fwd) = down(&p, &inv);
         let ok = response_to(&fwd, "200 OK");
-        assert!(matches!(resp(&p, &ok), Route::Send { to, .. } if to == addr("10.0.0.5:15063")));
+        assert!(
+            matches!(resp(&p, &ok), Route::Send { to, .. } if to.peer == addr("10.0.0.5:15063"))
+        );
     }
 
     #[test]
@@ -2329,7 +2543,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\nContent-
         let ours = our_branch(&p, "198.51.100.7:40001");
         let base = &base.replace("z9hG4bK-sgw-0123", &ours);
         assert!(
-            matches!(resp(&p, &crlf(base)), Route::Send { to, .. } if to == addr("198.51.100.7:40001"))
+            matches!(resp(&p, &crlf(base)), Route::Send { to, .. } if to.peer == addr("198.51.100.7:40001"))
         );
         // Default port when the advertised one is 5060.
         let m = base.replace("203.0.113.1:5060;", "203.0.113.1;");
@@ -2466,7 +2680,10 @@ Content-Type: application/sdp\nContent-Length: 10\n\nv=0\r\no=x\r\n";
         assert_eq!(values(&text, "Max-Forwards"), ["68"]);
         // Record-Route toward the endpoint's flow.
         let rr = values(&text, "Record-Route");
-        assert_eq!(p.decode_flow_token(token_of(rr[0]).as_bytes()), Some(flow));
+        assert_eq!(
+            p.decode_flow_token(token_of(rr[0]).as_bytes()),
+            Some(Flow::udp(flow))
+        );
         assert!(text.ends_with("Content-Length: 10\r\n\r\nv=0\r\no=x\r\n"));
         // Several entries in the line: only ours goes.
         let m = down_invite(&format!(
@@ -2631,7 +2848,7 @@ Subject: a\n b\nContent-Length: 0\n\n");
         assert_eq!(
             p.request_upstream(&msg, peer(), Some(b"alice"), &mut exact),
             Route::Send {
-                to: softswitch(),
+                to: softswitch().into(),
                 len
             }
         );
@@ -2733,7 +2950,10 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'));
             let back = p.decode_flow_token(t.as_bytes()).unwrap();
-            assert_eq!(back, SocketAddr::new(canonical(a.ip()), a.port()));
+            assert_eq!(
+                back,
+                Flow::udp(SocketAddr::new(canonical(a.ip()), a.port()))
+            );
             for i in FLOW_TOKEN_PREFIX.len()..t.as_bytes().len() {
                 let mut bad = t.as_bytes().to_vec();
                 bad[i] = if bad[i] == b'x' { b'y' } else { b'x' };
@@ -2745,10 +2965,25 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
             );
         }
         assert_eq!(p.flow_token(peer()).as_str().len(), 23);
-        assert_eq!(
-            p.flow_token(addr("[2001:db8::1]:1")).as_str().len(),
-            MAX_FLOW_TOKEN_LEN
-        );
+        assert_eq!(p.flow_token(addr("[2001:db8::1]:1")).as_str().len(), 39);
+        // Stream flows carry their connection; a token of one never decodes as another.
+        for (a, len) in [
+            ("198.51.100.7:40001", 35),
+            ("[2001:db8::1]:1", MAX_FLOW_TOKEN_LEN),
+        ] {
+            for t in [Transport::Tcp, Transport::Tls] {
+                let flow = Flow::stream(t, addr(a), ConnId(0x0001_0000_0000_002a));
+                let token = p.flow_token(flow);
+                assert_eq!(token.as_str().len(), len);
+                assert_eq!(p.decode_flow_token(token.as_bytes()), Some(flow));
+                let other = Flow::stream(t, addr(a), ConnId(0x0001_0000_0000_002b));
+                assert_ne!(p.flow_token(other), token);
+                let mut bad = token.as_bytes().to_vec();
+                let last = bad.len() - 1;
+                bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+                assert_eq!(p.decode_flow_token(&bad), None);
+            }
+        }
         assert_eq!(p.decode_flow_token(b"sgw"), None);
         assert_eq!(p.decode_flow_token(b""), None);
     }
@@ -2774,7 +3009,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
         assert!(rr.contains("@[2001:db8::100]:5070;lr;dlg="), "{rr}");
         let ok = response_to(&text, "200 OK");
         assert!(
-            matches!(resp(&p, &ok), Route::Send { to, .. } if to == addr("198.51.100.7:15063"))
+            matches!(resp(&p, &ok), Route::Send { to, .. } if to.peer == addr("198.51.100.7:15063"))
         );
     }
 
@@ -2951,7 +3186,7 @@ CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
             match r {
                 Route::Send { len, to } => {
                     prop_assert!(len <= cap);
-                    prop_assert!(to.port() != 0);
+                    prop_assert!(to.peer.port() != 0);
                     let o = Message::parse(&out[..len]);
                     prop_assert!(
                         o.is_ok(),
@@ -3064,8 +3299,8 @@ CSeq: 1 ACK\nP-Asserted-Identity: <sip:a@b>\n\n",
             let want_port = if rport { port } else { sent_port.unwrap_or(5060) };
             let r = resp(&p, &ok);
             let back = match r {
-                Route::Send { to, .. } if extra.is_empty() => to == SocketAddr::new(from.ip(), want_port),
-                Route::Send { to, .. } => to.ip() == from.ip(),
+                Route::Send { to, .. } if extra.is_empty() => to.peer == SocketAddr::new(from.ip(), want_port),
+                Route::Send { to, .. } => to.peer.ip() == from.ip(),
                 _ => false,
             };
             prop_assert!(back, "{:?}", r);

@@ -312,10 +312,7 @@ fn the_batch_form_keeps_the_budget() {
     }
     let dgs: Vec<sipgw::Datagram<'_>> = msgs
         .iter()
-        .map(|(a, m)| sipgw::Datagram {
-            peer: a.parse().unwrap(),
-            bytes: m,
-        })
+        .map(|(a, m)| sipgw::Datagram::new(a.parse().unwrap(), m))
         .collect();
     let mut replies = vec![vec![0u8; 2048]; dgs.len()];
     let mut verdicts = vec![Verdict::default(); dgs.len()];

@@ -159,9 +159,11 @@ fn a_dialog_the_softswitch_opened_is_recognised_too() {
         Content-Length: 0\r\n\r\n";
     let msg = Message::parse(invite).unwrap();
     let mut out = vec![0u8; 4096];
-    let Route::Send { len, .. } =
-        p.request_downstream(&msg, "198.18.1.1:5060".parse().unwrap(), &mut out)
-    else {
+    let Route::Send { len, .. } = p.request_downstream(
+        &msg,
+        "198.18.1.1:5060".parse::<SocketAddr>().unwrap(),
+        &mut out,
+    ) else {
         panic!("not routed")
     };
     let fwd = Message::parse(&out[..len]).unwrap();

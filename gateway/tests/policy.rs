@@ -738,10 +738,7 @@ fn batch_form_agrees_with_single_form() {
     let expected: Vec<Verdict> = msgs.iter().map(|(a, m)| single.send(a, m)).collect();
     let dgs: Vec<sipgw::Datagram<'_>> = msgs
         .iter()
-        .map(|(a, m)| sipgw::Datagram {
-            peer: a.parse().unwrap(),
-            bytes: m,
-        })
+        .map(|(a, m)| sipgw::Datagram::new(a.parse().unwrap(), m))
         .collect();
     let mut replies = vec![vec![0u8; 2048]; dgs.len()];
     let mut verdicts = vec![Verdict::default(); dgs.len()];

@@ -35,7 +35,7 @@ fn sent(route: Route, out: &[u8]) -> (SocketAddr, String) {
         Route::Send { to, len } => {
             let text = String::from_utf8(out[..len].to_vec()).unwrap();
             Message::parse(text.as_bytes()).expect("output parses");
-            (to, text)
+            (to.peer, text)
         }
         other => panic!("expected Send, got {other:?}"),
     }
@@ -145,7 +145,7 @@ CSeq: 10 INVITE\nContact: <sip:bob@10.0.0.5>\nContent-Length: 0\n\n",
     assert_eq!(rr.len(), 1);
     let rr = rr[0].to_string();
     let token = sip::uri_user(sip::name_addr_uri(rr.as_bytes()).unwrap()).unwrap();
-    assert_eq!(p.decode_flow_token(token), Some(addr(NAT)));
+    assert_eq!(p.decode_flow_token(token), Some(addr(NAT).into()));
 
     // 4. The endpoint's 200 OK goes back to the softswitch.
     let ok = respond(&fwd, "200 OK");

@@ -356,9 +356,9 @@ proptest! {
         // And the batch form, mixed with the unmutated seed.
         let original = &seeds[seed % seeds.len()];
         let dgs = [
-            sipgw::Datagram { peer: "198.18.0.3:5060".parse().unwrap(), bytes: &msg },
-            sipgw::Datagram { peer: "198.18.0.3:5060".parse().unwrap(), bytes: original },
-            sipgw::Datagram { peer: "198.18.0.3:5060".parse().unwrap(), bytes: &msg },
+            sipgw::Datagram::new("198.18.0.3:5060".parse().unwrap(), &msg),
+            sipgw::Datagram::new("198.18.0.3:5060".parse().unwrap(), original),
+            sipgw::Datagram::new("198.18.0.3:5060".parse().unwrap(), &msg),
         ];
         let mut replies = vec![vec![0u8; 4096]; 3];
         let mut verdicts = [Verdict::default(); 3];

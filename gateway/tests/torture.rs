@@ -417,7 +417,7 @@ fn check_forwarded(what: &str, msg: &[u8], expect: Expect) {
     let route = p.request_upstream(&m, addr(PEER), Some(b"alice"), &mut out);
     match (route, expect) {
         (Route::Send { to, len }, Processed) => {
-            assert_eq!(to, addr(SOFTSWITCH), "{what}");
+            assert_eq!(to, addr(SOFTSWITCH).into(), "{what}");
             let fwd = Message::parse(&out[..len]).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(validate::message(&fwd), Ok(()), "{what}: forwarded");
             assert_eq!(fwd.body(), m.body(), "{what}");

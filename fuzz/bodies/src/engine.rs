@@ -428,7 +428,7 @@ impl State {
             .collect();
         let datagrams: Vec<Datagram<'_>> = items
             .iter()
-            .map(|(peer, bytes, _)| Datagram { peer: *peer, bytes })
+            .map(|(peer, bytes, _)| Datagram::new(*peer, bytes))
             .collect();
         let mut replies: Vec<Vec<u8>> = items.iter().map(|(_, _, cap)| vec![0u8; *cap]).collect();
         let mut verdicts = vec![Verdict::default(); items.len()];

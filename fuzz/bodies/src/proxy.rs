@@ -96,7 +96,10 @@ pub fn proxy(data: &[u8]) {
     match route {
         Route::Send { to, len } => {
             assert!(len <= cap);
-            assert!(to.port() != 0 && !to.ip().is_unspecified(), "{to}");
+            assert!(
+                to.peer.port() != 0 && !to.peer.ip().is_unspecified(),
+                "{to}"
+            );
             let o = Message::parse(&out[..len]).unwrap_or_else(|e| {
                 panic!(
                     "output does not parse ({e}):\n{}",
@@ -109,7 +112,7 @@ pub fn proxy(data: &[u8]) {
                 assert_eq!(o.status_code(), msg.status_code());
                 assert_eq!(o.via_values().count() + 1, msg.via_values().count());
             } else {
-                forwarded(&p, &msg, &o, dir == 0, to, identity);
+                forwarded(&p, &msg, &o, dir == 0, to.peer, identity);
                 let strict = msg.via_values().next().is_some_and(well_formed_via);
                 round_trip(&p, &o, peer, status, dir == 0, strict);
             }
@@ -118,7 +121,7 @@ pub fn proxy(data: &[u8]) {
             assert!(dir != 2 && msg.is_request());
             assert_eq!(status, 483);
             assert_eq!(max_forwards(&msg), Some(0));
-            assert!(to.port() != 0);
+            assert!(to.peer.port() != 0);
             let o = Message::parse(&out[..len]).expect("the 483 parses");
             assert_eq!(o.status_code(), Some(483));
             assert_eq!(o.header(HeaderName::CallId), msg.header(HeaderName::CallId));
@@ -273,7 +276,7 @@ fn round_trip(
             assert_eq!(back.via_values().count() + 1, r.via_values().count());
             assert_eq!(back.status_code(), Some(status));
             assert_eq!(
-                to.ip(),
+                to.peer.ip(),
                 canonical(peer.ip()),
                 "back to the request's source"
             );

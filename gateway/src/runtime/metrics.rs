@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{RuntimeCounters, Shared, Snapshot};
+use super::shared::{RuntimeCounters, Shared, Snapshot};
 use crate::counters::Counters;
+use crate::gateway::RouteCounters;
 
 /// Render a snapshot in the Prometheus text exposition format (version 0.0.4).
 pub fn render(s: &Snapshot) -> String {
@@ -23,6 +24,9 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(out, "sipgw_{name}_total {value}");
     };
     for ((name, value), help) in s.engine.iter().zip(Counters::HELP) {
+        counter(name, help, value);
+    }
+    for ((name, value), help) in s.route.iter().zip(RouteCounters::HELP) {
         counter(name, help, value);
     }
     for ((name, value), help) in s.runtime.iter().zip(RuntimeCounters::HELP) {
@@ -162,7 +166,7 @@ mod tests {
     fn render_and_parse_round_trip() {
         let mut s = Snapshot::default();
         s.engine.challenged = 7;
-        s.runtime.upstream_requests = 3;
+        s.route.upstream_requests = 3;
         s.gauges.workers = 2;
         s.per_worker_rx = vec![5, 6];
         let text = render(&s);
@@ -177,7 +181,11 @@ mod tests {
         )));
         assert_eq!(
             samples.len(),
-            Counters::NAMES.len() + RuntimeCounters::NAMES.len() + 4 + 2
+            Counters::NAMES.len()
+                + RouteCounters::NAMES.len()
+                + RuntimeCounters::NAMES.len()
+                + 4
+                + 2
         );
     }
 }

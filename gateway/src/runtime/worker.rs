@@ -9,17 +9,16 @@ use arrayvec::ArrayVec;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quanta::{Clock, Instant};
 
+use super::shared::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use super::udp::{RxRing, TxRing, BATCH};
 use super::xdp::frame::{self, FrameInfo, Reject};
 use super::xdp::{PinnedMaps, XskPort};
-use super::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use crate::config::Config;
-use crate::engine::{Datagram, PassReason, Verdict};
 use crate::event::{BanReason, Event};
-use crate::proxy::{Proxy, ProxyDrop, Route};
+use crate::flow::{Flow, Transport};
+use crate::gateway::{Action, Gateway, Input};
+use crate::proxy::Proxy;
 use crate::shard::{Dest, ShardMsg};
-use crate::sip::Message;
-use crate::Engine;
 
 /// Shard messages per channel send.
 pub const SHARD_BATCH: usize = 32;
@@ -33,8 +32,7 @@ pub type ShardBatch = ArrayVec<ShardMsg, SHARD_BATCH>;
 pub(super) struct Worker {
     pub index: usize,
     pub socket: UdpSocket,
-    pub engine: Engine,
-    pub proxy: Proxy,
+    pub gateway: Gateway,
     pub proxy_key: [u8; 32],
     pub inbox: Receiver<ShardBatch>,
     pub peers: Vec<Sender<ShardBatch>>,
@@ -82,7 +80,6 @@ impl Worker {
         let mut rx = RxRing::default();
         let mut tx = TxRing::default();
         let mut rt = RuntimeCounters::default();
-        let mut verdicts = [Verdict::default(); BATCH];
         let mut outgoing: Vec<ShardBatch> =
             (0..self.peers.len()).map(|_| ArrayVec::new()).collect();
         let mut budget = LogBudget {
@@ -123,21 +120,21 @@ impl Worker {
             // Suspensions decided elsewhere apply before this batch is judged.
             while let Ok(batch) = self.inbox.try_recv() {
                 for msg in batch {
-                    self.engine.handle_shard_message(now, msg);
+                    self.gateway.handle_shard_message(now, msg);
                 }
             }
-            if self.engine.poll_timeout().is_some_and(|t| now >= t) {
-                self.engine.handle_timeout(now);
+            if self.gateway.poll_timeout().is_some_and(|t| now >= t) {
+                self.gateway.handle_timeout(now);
             }
             if n > 0 {
                 rt.rx_datagrams += n as u64;
-                self.handle(now, &rx, &mut tx, &mut verdicts, &mut rt);
+                self.handle(now, &rx, &mut tx, &mut rt);
                 self.send(&mut tx, &mut rt);
             }
             idle = n == 0;
             if let (Some(port), Some(ftx)) = (xsk.as_mut(), frames_tx.as_mut()) {
                 let before = port.counters.rx_frames;
-                self.handle_frames(now, port, ftx, &mut verdicts, &mut rt);
+                self.handle_frames(now, port, ftx, &mut rt);
                 self.send(ftx, &mut rt);
                 idle &= port.counters.rx_frames == before;
                 rt.xsk_rx_frames = port.counters.rx_frames;
@@ -145,24 +142,26 @@ impl Worker {
                 rt.xsk_tx_ring_full = port.counters.tx_ring_full;
                 rt.xsk_fill_starved = port.counters.fill_starved;
             }
-            while let Some(event) = self.engine.poll_event() {
+            while let Some(event) = self.gateway.poll_event() {
                 if let Some(maps) = &self.maps {
                     enforce_in_xdp(now, &event, maps, &mut rt);
                 }
                 log_event(now, event, &mut budget, &mut rt);
             }
-            let dropped = self.engine.events_dropped();
+            let dropped = self.gateway.engine().events_dropped();
             rt.events_dropped += dropped - events_dropped_seen;
             events_dropped_seen = dropped;
             self.send_shard_messages(&mut outgoing, &mut rt);
-            rt.shard_dropped = rt.shard_dropped.max(self.engine.shard_dropped());
+            rt.shard_dropped = rt.shard_dropped.max(self.gateway.engine().shard_dropped());
+            let engine = self.gateway.engine();
             self.shared.stats[self.index].publish(
-                self.engine.counters(),
+                engine.counters(),
+                self.gateway.counters(),
                 &rt,
-                self.engine.policy().len(),
+                engine.policy().len(),
             );
             if let Some(maps) = &self.maps {
-                maps.publish(self.index, self.engine.counters());
+                maps.publish(self.index, engine.counters());
             }
         }
         tracing::debug!(worker = self.index, "worker stopped");
@@ -194,11 +193,11 @@ impl Worker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         let now = self.clock.now();
-        self.engine
-            .set_credentials(loaded.credentials.clone(), loaded.guard.clone());
-        self.engine.reconfigure(now, &loaded.config, &self.config);
-        self.proxy = Proxy::new(proxy_config(&loaded.config, self.proxy_key));
-        self.engine.set_dialog_proxy(self.proxy.clone());
+        let engine = self.gateway.engine_mut();
+        engine.set_credentials(loaded.credentials.clone(), loaded.guard.clone());
+        engine.reconfigure(now, &loaded.config, &self.config);
+        self.gateway
+            .set_proxy(Proxy::new(proxy_config(&loaded.config, self.proxy_key)));
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
         self.config = loaded.config.clone();
         self.generation = generation;
@@ -206,107 +205,52 @@ impl Worker {
         // each one).
     }
 
-    /// Judge one batch: endpoints' datagrams go through the engine together, the
-    /// softswitch's through the proxy. Forwards are queued in `tx`; the engine's replies to a
-    /// datagram's sender are returned as `(input index, tx slot, length)` for the caller to send
-    /// (a `sendmmsg` entry on UDP, the received frame itself on AF_XDP).
+    /// Judge one batch through the core. Outputs for UDP flows are queued in `tx`; replies to
+    /// a datagram's own sender are returned as `(input index, tx slot, length)` for the caller
+    /// to send (a `sendmmsg` entry on UDP, the received frame itself on AF_XDP).
     fn judge(
         &mut self,
         now: Instant,
         input: &[Option<(SocketAddr, &[u8])>],
         tx: &mut TxRing,
-        verdicts: &mut [Verdict; BATCH],
         rt: &mut RuntimeCounters,
     ) -> ArrayVec<(usize, usize, usize), BATCH> {
-        let mut dgs: ArrayVec<Datagram<'_>, BATCH> = ArrayVec::new();
+        let mut inputs: ArrayVec<Input<'_>, BATCH> = ArrayVec::new();
         let mut index: ArrayVec<usize, BATCH> = ArrayVec::new();
         for (i, item) in input.iter().enumerate() {
             if let Some((peer, bytes)) = item {
-                if !self.proxy.is_softswitch(*peer) {
-                    dgs.push(Datagram { peer: *peer, bytes });
-                    index.push(i);
-                }
+                inputs.push(Input {
+                    flow: Flow::udp(*peer),
+                    bytes,
+                });
+                index.push(i);
             }
         }
-        let m = dgs.len();
+        let m = inputs.len();
+        let mut actions = [Action::default(); BATCH];
         {
-            let mut replies: ArrayVec<&mut [u8], BATCH> = tx.slots().take(m).collect();
+            let mut out: ArrayVec<&mut [u8], BATCH> = tx.slots().take(m).collect();
             let _ = self
-                .engine
-                .handle_batch(now, &dgs, &mut replies, &mut verdicts[..m]);
+                .gateway
+                .handle_batch(now, &inputs, &mut out, &mut actions[..m]);
         }
-        let mut out = ArrayVec::new();
-        for (k, d) in dgs.iter().enumerate() {
-            match verdicts[k] {
-                Verdict::Reply { len, .. } => out.push((index[k], k, len)),
-                Verdict::Drop(_) => {}
-                Verdict::Forward(identity) => {
-                    let Ok(msg) = Message::parse(d.bytes) else {
-                        continue;
-                    };
-                    let name = self
-                        .engine
-                        .credentials()
-                        .account(identity.account)
-                        .map(|a| a.name.as_bytes());
-                    let route = self.proxy.request_upstream(&msg, d.peer, name, tx.slot(k));
-                    route_out(route, k, tx, rt, Direction::Upstream);
-                }
-                Verdict::Pass(reason) => {
-                    let Ok(msg) = Message::parse(d.bytes) else {
-                        continue;
-                    };
-                    let (route, dir) = if reason == PassReason::Response {
-                        (
-                            self.proxy.response(&msg, d.peer, tx.slot(k)),
-                            Direction::Response,
-                        )
-                    } else {
-                        (
-                            self.proxy.request_upstream(&msg, d.peer, None, tx.slot(k)),
-                            Direction::Upstream,
-                        )
-                    };
-                    route_out(route, k, tx, rt, dir);
+        let mut replies = ArrayVec::new();
+        for (k, action) in actions[..m].iter().enumerate() {
+            if let Action::Send { to, len, .. } = *action {
+                if to == inputs[k].flow {
+                    replies.push((index[k], k, len));
+                } else if to.transport == Transport::Udp {
+                    tx.push(k, to.peer, len);
+                } else {
+                    rt.stream_unavailable += 1;
                 }
             }
         }
-        // The softswitch's datagrams use the slots after the engine's.
-        let mut slot = m;
-        for (peer, bytes) in input.iter().flatten() {
-            if !self.proxy.is_softswitch(*peer) {
-                continue;
-            }
-            let Ok(msg) = Message::parse(bytes) else {
-                rt.softswitch_malformed += 1;
-                continue;
-            };
-            let (route, dir) = if msg.is_request() {
-                (
-                    self.proxy.request_downstream(&msg, *peer, tx.slot(slot)),
-                    Direction::Downstream,
-                )
-            } else {
-                (
-                    self.proxy.response(&msg, *peer, tx.slot(slot)),
-                    Direction::Response,
-                )
-            };
-            route_out(route, slot, tx, rt, dir);
-            slot += 1;
-        }
-        out
+        replies
     }
 
     /// A batch from the UDP socket.
-    fn handle(
-        &mut self,
-        now: Instant,
-        rx: &RxRing,
-        tx: &mut TxRing,
-        verdicts: &mut [Verdict; BATCH],
-        rt: &mut RuntimeCounters,
-    ) {
+    fn handle(&mut self, now: Instant, rx: &RxRing, tx: &mut TxRing, rt: &mut RuntimeCounters) {
         let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
         for i in 0..rx.len() {
             let (peer, bytes, truncated) = rx.get(i);
@@ -317,7 +261,7 @@ impl Worker {
                 input.push(Some((peer, bytes)));
             }
         }
-        for (i, slot, len) in self.judge(now, &input, tx, verdicts, rt) {
+        for (i, slot, len) in self.judge(now, &input, tx, rt) {
             if let Some((peer, _)) = input[i] {
                 tx.push(slot, peer, len);
             }
@@ -331,7 +275,6 @@ impl Worker {
         now: Instant,
         port: &mut XskPort,
         tx: &mut TxRing,
-        verdicts: &mut [Verdict; BATCH],
         rt: &mut RuntimeCounters,
     ) {
         let n = port.receive();
@@ -363,7 +306,7 @@ impl Worker {
                 };
                 infos.push(info);
             }
-            self.judge(now, &input, tx, verdicts, rt)
+            self.judge(now, &input, tx, rt)
         };
         let mut answered = [false; BATCH];
         for (i, slot, len) in replies {
@@ -400,7 +343,7 @@ impl Worker {
                 }
             }
         };
-        while let Some((dest, msg)) = self.engine.poll_shard_message() {
+        while let Some((dest, msg)) = self.gateway.poll_shard_message() {
             let targets = match dest {
                 Dest::Owner(o) => usize::from(o)..usize::from(o) + 1,
                 Dest::All => 0..outgoing.len(),
@@ -420,33 +363,6 @@ impl Worker {
                 flush(t, batch, rt);
             }
         }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Direction {
-    Upstream,
-    Downstream,
-    Response,
-}
-
-fn route_out(route: Route, slot: usize, tx: &mut TxRing, rt: &mut RuntimeCounters, dir: Direction) {
-    match route {
-        Route::Send { to, len } => {
-            tx.push(slot, to, len);
-            match dir {
-                Direction::Upstream => rt.upstream_requests += 1,
-                Direction::Downstream => rt.downstream_requests += 1,
-                Direction::Response => rt.responses_forwarded += 1,
-            }
-        }
-        Route::Reply { to, len, .. } => {
-            tx.push(slot, to, len);
-            rt.proxy_replies += 1;
-        }
-        Route::Drop(ProxyDrop::NotOurVia | ProxyDrop::ForgedVia) => rt.proxy_not_our_via += 1,
-        Route::Drop(ProxyDrop::Unroutable | ProxyDrop::BadFlowToken) => rt.proxy_unroutable += 1,
-        Route::Drop(_) => rt.proxy_dropped += 1,
     }
 }
 
