@@ -34,6 +34,7 @@ pub mod digest;
 pub mod engine;
 pub mod event;
 pub mod flow;
+pub mod framing;
 pub mod gateway;
 pub mod guard;
 pub mod nonce;
