@@ -49,6 +49,16 @@ pub fn render(s: &Snapshot) -> String {
             "Source-table entries (failure counts and bans), all workers.",
             s.gauges.sources,
         ),
+        (
+            "connections",
+            "Open TCP and TLS connections, all workers.",
+            s.gauges.connections,
+        ),
+        (
+            "connection_heap_bytes",
+            "Heap bytes held by the connections (not the kernel's socket buffers).",
+            s.gauges.connection_heap_bytes,
+        ),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP sipgw_{name} {help}");

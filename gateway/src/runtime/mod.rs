@@ -23,6 +23,8 @@
 
 pub mod metrics;
 mod shared;
+mod stream;
+pub mod tls;
 pub mod udp;
 mod worker;
 pub mod xdp;
@@ -54,6 +56,15 @@ pub enum LoadError {
     /// The credential file is invalid.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The TLS certificate, key or CA cannot be used.
+    #[error("{file}: {source}")]
+    Tls {
+        /// The configuration file.
+        file: String,
+        /// What is wrong with which file.
+        #[source]
+        source: tls::TlsError,
+    },
     /// The configuration names no credential file.
     #[error("{file}: `credentials` is not set: name the credential file (TOML, see docs/configuration.md), e.g. credentials = \"users.toml\"")]
     NoCredentials {
@@ -84,11 +95,16 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         config.limits.known_good_per_account,
         config.limits.max_terminals,
     ));
+    let tls = tls::load(&config).map_err(|source| LoadError::Tls {
+        file: file.clone(),
+        source,
+    })?;
     Ok(Loaded {
         config,
         credentials,
         guard,
         path: path.to_owned(),
+        tls,
     })
 }
 
@@ -100,6 +116,19 @@ pub enum StartError {
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// Which worker.
+        worker: usize,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker's TCP or TLS listener could not be bound.
+    #[error("cannot listen on {transport} {addr} (worker {worker}): {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// TCP or TLS.
+        transport: crate::flow::Transport,
         /// Which worker.
         worker: usize,
         /// The OS error.
@@ -170,6 +199,77 @@ fn per_worker(config: &Config, workers: usize) -> Config {
     c
 }
 
+/// Each worker's listeners, wake-up eventfd and handover channel, when a stream transport is
+/// configured (`None` otherwise: the workers keep their UDP-only loop).
+fn stream_setups(
+    config: &Config,
+    n: usize,
+    tls: Option<tls::TlsContext>,
+) -> Result<Option<Vec<stream::StreamSetup>>, StartError> {
+    if !config.tcp.enabled && !config.tls.enabled {
+        return Ok(None);
+    }
+    raise_fd_limit();
+    let bind = |addr: SocketAddr, transport, worker| {
+        stream::listen_reuseport(addr).map_err(|source| StartError::Listen {
+            addr,
+            transport,
+            worker,
+            source,
+        })
+    };
+    let budget = std::sync::Arc::new(stream::ConnBudget::new(config));
+    let mut wakers = Vec::with_capacity(n);
+    for worker in 0..n {
+        wakers.push(Arc::new(
+            stream::waker().map_err(|source| StartError::Spawn { worker, source })?,
+        ));
+    }
+    let (senders, inboxes): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| crossbeam_channel::bounded(stream::HANDOFF_QUEUE))
+        .unzip();
+    let peers = stream::Peers {
+        senders,
+        wakers: wakers.clone(),
+    };
+    let mut setups = Vec::with_capacity(n);
+    for (worker, inbox) in inboxes.into_iter().enumerate() {
+        let tcp = config
+            .tcp
+            .enabled
+            .then(|| bind(config.gateway.listen, crate::flow::Transport::Tcp, worker))
+            .transpose()?;
+        let tls_listener = config
+            .tls
+            .enabled
+            .then(|| bind(config.tls.listen, crate::flow::Transport::Tls, worker))
+            .transpose()?;
+        setups.push(stream::StreamSetup {
+            worker,
+            tcp,
+            tls_listener,
+            tls: tls.clone(),
+            wake: wakers[worker].clone(),
+            inbox,
+            peers: peers.clone(),
+            budget: budget.clone(),
+        });
+    }
+    Ok(Some(setups))
+}
+
+/// Connections need descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 impl Runtime {
     /// Bind every worker's socket and start the workers (and the metrics endpoint).
     pub fn start(loaded: Loaded) -> Result<Runtime, StartError> {
@@ -193,6 +293,8 @@ impl Runtime {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+
+        let mut streams = stream_setups(config, n, loaded.tls.clone())?;
 
         let mut xdp = match (config.gateway.backend, &config.xdp.interface) {
             (Backend::Xdp, Some(iface)) => Some(xdp::XdpHandle::attach(config, iface)?),
@@ -269,6 +371,8 @@ impl Runtime {
                 core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
                 xsk,
                 maps: xdp.as_ref().map(|h| h.maps.clone()),
+                streams: streams.as_mut().map(|s| s.remove(0)),
+                live: None,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("sipgw-worker-{index}"))
@@ -292,6 +396,13 @@ impl Runtime {
                 Backend::Udp => "udp",
                 Backend::Xdp => "xdp",
             },
+            tcp = config.tcp.enabled,
+            tls = %if config.tls.enabled {
+                config.tls.listen.to_string()
+            } else {
+                "off".to_owned()
+            },
+            softswitch_transport = %config.gateway.softswitch_transport,
             xdp_pins = %xdp
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), |h| h.pin_dir().display().to_string()),
@@ -350,6 +461,20 @@ impl Runtime {
         }
         if g.0.metrics != g.1.metrics {
             needs_restart.push("gateway.metrics");
+        }
+        if (
+            old.tcp.enabled,
+            old.tcp.max_connections,
+            old.tcp.max_per_source,
+        ) != (
+            new.config.tcp.enabled,
+            new.config.tcp.max_connections,
+            new.config.tcp.max_per_source,
+        ) {
+            needs_restart.push("tcp.enabled/max_connections/max_per_source");
+        }
+        if (old.tls.enabled, old.tls.listen) != (new.config.tls.enabled, new.config.tls.listen) {
+            needs_restart.push("tls.enabled/listen");
         }
         if old.xdp != new.config.xdp {
             needs_restart.push("xdp");

@@ -64,6 +64,47 @@ counters! {
     /// Outputs for a stream flow this worker cannot reach (no such connection, or no stream
     /// transport configured), dropped.
     stream_unavailable,
+    /// TCP connections accepted.
+    tcp_accepted,
+    /// TLS connections accepted.
+    tls_accepted,
+    /// Connections refused at accept: `tcp.max_connections` reached.
+    stream_refused_global,
+    /// Connections refused at accept: `tcp.max_per_source` reached for the source.
+    stream_refused_per_source,
+    /// Connections closed (for any reason).
+    stream_closed,
+    /// Connections closed because a message was not complete at its deadline (slowloris).
+    stream_deadline_closed,
+    /// Connections closed after `tcp.idle_timeout` without a byte.
+    stream_idle_closed,
+    /// Connections closed for a framing error (no or bad Content-Length, over the size
+    /// limits).
+    stream_framing_errors,
+    /// Connections closed because their peer did not read (`tcp.max_pending`).
+    stream_pending_overflow,
+    /// Connections closed because their network was banned.
+    stream_closed_by_ban,
+    /// TLS handshakes or records that failed.
+    tls_handshake_failed,
+    /// Bytes read from connections.
+    stream_rx_bytes,
+    /// Messages framed from connections.
+    stream_messages_in,
+    /// Messages written on connections.
+    stream_messages_out,
+    /// CRLF keep-alives answered (RFC 5626).
+    stream_keepalives,
+    /// Messages handed over to the worker owning the connection.
+    stream_handoffs,
+    /// Handovers dropped (the owner's queue was full).
+    stream_handoffs_dropped,
+    /// Connections opened to the softswitch (or another next hop).
+    stream_connects,
+    /// Outgoing connections that failed.
+    stream_connect_failed,
+    /// Other socket errors on connections.
+    stream_errors,
     }
 }
 
@@ -78,6 +119,11 @@ pub struct Gauges {
     pub sessions: u64,
     /// Source-table entries (counts and bans).
     pub sources: u64,
+    /// Open TCP and TLS connections.
+    pub connections: u64,
+    /// Heap bytes the connections hold (entries, buffers of incomplete messages and pending
+    /// writes, TLS state; the kernel's socket buffers are not counted), at the last sweep.
+    pub connection_heap_bytes: u64,
 }
 
 /// One worker's published counters.
@@ -86,7 +132,7 @@ pub(crate) struct WorkerStats {
     engine: Box<[AtomicU64]>,
     route: Box<[AtomicU64]>,
     runtime: Box<[AtomicU64]>,
-    tables: [AtomicU64; 3],
+    tables: [AtomicU64; 5],
 }
 
 impl WorkerStats {
@@ -111,6 +157,7 @@ impl WorkerStats {
         route: &RouteCounters,
         runtime: &RuntimeCounters,
         tables: (usize, usize, usize),
+        connections: (usize, usize),
     ) {
         for (slot, (_, v)) in self.engine.iter().zip(engine.iter()) {
             slot.store(v, Ordering::Relaxed);
@@ -124,6 +171,8 @@ impl WorkerStats {
         self.tables[0].store(tables.0 as u64, Ordering::Relaxed);
         self.tables[1].store(tables.1 as u64, Ordering::Relaxed);
         self.tables[2].store(tables.2 as u64, Ordering::Relaxed);
+        self.tables[3].store(connections.0 as u64, Ordering::Relaxed);
+        self.tables[4].store(connections.1 as u64, Ordering::Relaxed);
     }
 }
 
@@ -175,6 +224,8 @@ impl Shared {
             s.gauges.terminals += w.tables[0].load(Ordering::Relaxed);
             s.gauges.sessions += w.tables[1].load(Ordering::Relaxed);
             s.gauges.sources += w.tables[2].load(Ordering::Relaxed);
+            s.gauges.connections += w.tables[3].load(Ordering::Relaxed);
+            s.gauges.connection_heap_bytes += w.tables[4].load(Ordering::Relaxed);
             s.per_worker_rx.push(w.runtime[0].load(Ordering::Relaxed));
         }
         // One per accepted reload, not one per worker that applied it: the generation moves
@@ -199,9 +250,13 @@ pub(crate) fn proxy_config(config: &Config, key: [u8; 32]) -> ProxyConfig {
         record_route: config.proxy.record_route,
         realm: config.auth.realm.clone().into(),
         key,
-        upstream: crate::flow::Transport::Udp,
-        tcp_above: None,
-        tls_port: None,
+        upstream: config.gateway.softswitch_transport,
+        tcp_above: if config.tcp.enabled {
+            config.tcp.large_requests_over
+        } else {
+            None
+        },
+        tls_port: config.tls.enabled.then_some(config.tls.advertise_port),
     }
 }
 
@@ -216,4 +271,6 @@ pub struct Loaded {
     pub guard: Arc<crate::guard::AccountGuard>,
     /// Where the configuration came from.
     pub path: PathBuf,
+    /// Its TLS material, if it asks for TLS.
+    pub tls: Option<super::tls::TlsContext>,
 }

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use quanta::{Clock, Instant};
 
 use super::shared::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
+use super::stream::{StreamSetup, Streams};
 use super::udp::{RxRing, TxRing, BATCH};
 use super::xdp::frame::{self, FrameInfo, Reject};
 use super::xdp::{PinnedMaps, XskPort};
@@ -45,6 +46,10 @@ pub(super) struct Worker {
     pub xsk: Option<XskPort>,
     /// The XDP program's pinned maps (bans, counters), when an interface is configured.
     pub maps: Option<Arc<PinnedMaps>>,
+    /// Listeners and channels of the stream transports, when TCP or TLS is configured.
+    pub streams: Option<StreamSetup>,
+    /// The stream transports, once running (built from `streams` by [`Worker::run`]).
+    pub live: Option<Streams>,
 }
 
 /// Token bucket for the rejected-credential log lines.
@@ -94,7 +99,16 @@ impl Worker {
         // `poll` over both sockets waits when neither had anything last time.
         let mut frames_tx = xsk.as_ref().map(|_| TxRing::default());
         let mut idle = false;
-        if xsk.is_some() {
+        if let Some(setup) = self.streams.take() {
+            let fd = xsk.as_ref().map(|p| p.as_fd());
+            match Streams::new(setup, &self.config, &self.socket, fd, self.clock.now()) {
+                Ok(s) => self.live = Some(s),
+                Err(e) => {
+                    tracing::error!(worker = self.index, error = %e, "no epoll set: TCP and TLS are off on this worker")
+                }
+            }
+        }
+        if xsk.is_some() || self.live.is_some() {
             if let Err(e) = self.socket.set_nonblocking(true) {
                 tracing::warn!(worker = self.index, error = %e, "socket stays blocking");
             }
@@ -105,7 +119,16 @@ impl Worker {
             if generation != self.generation {
                 self.apply_reload(generation, &mut budget);
             }
-            if let (Some(port), true) = (&xsk, idle) {
+            // With streams, one epoll set waits for every socket of the worker.
+            let mut streams_ready = false;
+            if let Some(st) = self.live.as_mut() {
+                let timeout = if idle {
+                    RECV_TIMEOUT
+                } else {
+                    std::time::Duration::ZERO
+                };
+                streams_ready = st.wait(timeout);
+            } else if let (Some(port), true) = (&xsk, idle) {
                 wait_readable(self.socket.as_fd(), port.as_fd());
             }
             let n = match rx.recv(&self.socket) {
@@ -142,9 +165,18 @@ impl Worker {
                 rt.xsk_tx_ring_full = port.counters.tx_ring_full;
                 rt.xsk_fill_starved = port.counters.fill_starved;
             }
+            if let Some(st) = self.live.as_mut() {
+                st.process(now, &mut self.gateway, &self.socket, &mut rt);
+                idle &= !streams_ready;
+            }
             while let Some(event) = self.gateway.poll_event() {
                 if let Some(maps) = &self.maps {
                     enforce_in_xdp(now, &event, maps, &mut rt);
+                }
+                if let (Some(st), Event::SourceBanned { source, prefix, .. }) =
+                    (self.live.as_mut(), &event)
+                {
+                    st.close_network(*source, *prefix, &mut rt);
                 }
                 log_event(now, event, &mut budget, &mut rt);
             }
@@ -159,10 +191,16 @@ impl Worker {
                 self.gateway.counters(),
                 &rt,
                 engine.policy().len(),
+                self.live
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.len(), s.heap_bytes())),
             );
             if let Some(maps) = &self.maps {
                 maps.publish(self.index, engine.counters());
             }
+        }
+        if let Some(st) = self.live.as_mut() {
+            st.shutdown(&mut rt);
         }
         tracing::debug!(worker = self.index, "worker stopped");
     }
@@ -198,6 +236,9 @@ impl Worker {
         engine.reconfigure(now, &loaded.config, &self.config);
         self.gateway
             .set_proxy(Proxy::new(proxy_config(&loaded.config, self.proxy_key)));
+        if let Some(st) = self.live.as_mut() {
+            st.reconfigure(&loaded.config, loaded.tls.clone());
+        }
         budget.per_sec = loaded.config.gateway.log_rejections_per_sec;
         self.config = loaded.config.clone();
         self.generation = generation;
@@ -241,6 +282,8 @@ impl Worker {
                     replies.push((index[k], k, len));
                 } else if to.transport == Transport::Udp {
                     tx.push(k, to.peer, len);
+                } else if let Some(st) = self.live.as_mut() {
+                    st.send(now, to, &tx.slot(k)[..len], &self.socket, rt);
                 } else {
                     rt.stream_unavailable += 1;
                 }

@@ -22,7 +22,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::flow::Transport;
 use crate::sip::Method;
+
+mod streams;
+pub use streams::{TcpSettings, TlsSettings, LARGE_REQUEST_DEFAULT};
 
 /// Where a configuration came from, for error messages.
 const INLINE_ORIGIN: &str = "<inline>";
@@ -291,6 +295,8 @@ pub struct GatewaySettings {
     /// Most rejected-credential log lines per second and worker (more are counted, not
     /// logged).
     pub log_rejections_per_sec: u32,
+    /// The transport of the softswitch leg.
+    pub softswitch_transport: Transport,
 }
 
 /// The `[proxy]` section, checked: how requests are rewritten on their way through.
@@ -323,6 +329,10 @@ pub struct Config {
     pub proxy: ProxySettings,
     /// `[xdp]`.
     pub xdp: XdpSettings,
+    /// `[tcp]` (its limits apply to TLS too).
+    pub tcp: TcpSettings,
+    /// `[tls]`.
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -392,6 +402,8 @@ struct RawConfig {
     gateway: RawGateway,
     proxy: RawProxy,
     xdp: RawXdp,
+    tcp: streams::RawTcp,
+    tls: streams::RawTls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,6 +416,7 @@ struct RawGateway {
     workers: i64,
     metrics: Option<String>,
     log_rejections_per_sec: i64,
+    softswitch_transport: String,
 }
 
 impl Default for RawGateway {
@@ -416,6 +429,7 @@ impl Default for RawGateway {
             workers: 0,
             metrics: None,
             log_rejections_per_sec: 20,
+            softswitch_transport: "udp".to_owned(),
         }
     }
 }
@@ -952,7 +966,16 @@ impl RawConfig {
             }
             None => None,
         };
+        let streams = streams::check(
+            &c,
+            &self.tcp,
+            &self.tls,
+            &g.softswitch_transport,
+            listen,
+            base_dir,
+        )?;
         let gateway = GatewaySettings {
+            softswitch_transport: streams.softswitch_transport,
             backend,
             listen,
             advertise,
@@ -1086,6 +1109,8 @@ impl RawConfig {
             gateway,
             proxy,
             xdp,
+            tcp: streams.tcp,
+            tls: streams.tls,
         })
     }
 }
