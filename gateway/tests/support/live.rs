@@ -42,9 +42,12 @@ impl Gateway {
     ) -> Gateway {
         let dir = Scratch::new(name);
         let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_and_tcp_port()).parse().unwrap();
-        let softswitch: SocketAddr = format!("{softswitch_ip}:{}", free_udp_and_tcp_port())
-            .parse()
-            .unwrap();
+        // "IP" (a free port is chosen) or "IP:PORT".
+        let softswitch: SocketAddr = softswitch_ip.parse().unwrap_or_else(|_| {
+            format!("{softswitch_ip}:{}", free_udp_and_tcp_port())
+                .parse()
+                .unwrap()
+        });
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
         let config = format!(
