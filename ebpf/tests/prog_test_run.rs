@@ -749,6 +749,24 @@ fn ban_scope_sip_only() {
                 PASS,
                 &[("packets", 1), ("passed", 1), ("ipv4", 1), ("non_udp", 1)],
             ),
+            row(
+                "banned source, TCP (a SYN) to the SIP port: dropped",
+                tcp4("198.18.0.66", 5060),
+                DROP,
+                &[
+                    ("packets", 1),
+                    ("dropped", 1),
+                    ("ipv4", 1),
+                    ("non_udp", 1),
+                    ("dropped_banned", 1),
+                ],
+            ),
+            row(
+                "clean source, TCP to the SIP port: passes to the kernel",
+                tcp4("198.18.0.1", 5060),
+                PASS,
+                &[("packets", 1), ("passed", 1), ("ipv4", 1), ("non_udp", 1)],
+            ),
         ],
     );
 }

@@ -74,11 +74,18 @@ fn phones_register_over_tcp_with_the_softswitch_over_udp_and_over_tcp() {
         assert_eq!(registered.len(), N, "{leg}: {registered:?}");
         assert_eq!(gw.stat("forwarded_digest"), N as u64, "{leg}");
         assert_eq!(gw.stat("responses_forwarded"), N as u64, "{leg}");
-        assert_eq!(gw.stat("tcp_accepted"), N as u64, "{leg}: one connection per phone");
+        assert_eq!(
+            gw.stat("tcp_accepted"),
+            N as u64,
+            "{leg}: one connection per phone"
+        );
         // Every 407 and every 200 went back over the phone's own connection.
         assert!(gw.stat("stream_messages_out") >= 2 * N as u64, "{leg}");
         if leg == "tcp" {
-            assert!(gw.stat("stream_connects") >= 1, "sipgw connected to the softswitch");
+            assert!(
+                gw.stat("stream_connects") >= 1,
+                "sipgw connected to the softswitch"
+            );
             // Path names TCP for the softswitch leg.
             assert!(
                 gw.softswitch_log().contains(";transport=tcp;lr"),
@@ -116,7 +123,10 @@ fn a_call_over_tcp_completes_in_both_directions() {
         gw.log()
     );
     assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
-    assert!(gw.stat("downstream_requests") >= 1, "the BYE went downstream");
+    assert!(
+        gw.stat("downstream_requests") >= 1,
+        "the BYE went downstream"
+    );
     assert_eq!(
         gw.stat("proxy_not_our_via") + gw.stat("proxy_unroutable") + gw.stat("stream_unavailable"),
         0,
@@ -145,13 +155,21 @@ fn brute_force_over_tcp_is_suspended_and_its_connection_closed() {
     // The ban that comes with the suspension closed the attacker's connection...
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.stat("stream_closed_by_ban") == 0 {
-        assert!(Instant::now() < deadline, "connection not closed: {}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "connection not closed: {}",
+            gw.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // ...and a new connection with the right password is closed at its first message.
     assert_ne!(gw.phone("register.xml", &u, &p, 1, 3), Some(0), "suspended");
     assert!(gw.stat("connections_closed_by_policy") >= 1, "{}", gw.log());
-    assert_eq!(gw.stat("upstream_requests"), 0, "the softswitch got nothing");
+    assert_eq!(
+        gw.stat("upstream_requests"),
+        0,
+        "the softswitch got nothing"
+    );
     assert_eq!(gauge(&gw, "connections"), 0);
 }
 
@@ -192,7 +210,8 @@ fn register(local: SocketAddr, call: u32) -> String {
 
 /// Read until `count` complete responses (by Content-Length: 0 ends) or the timeout.
 fn read_responses(s: &mut TcpStream, count: usize, timeout: Duration) -> String {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let deadline = Instant::now() + timeout;
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
@@ -377,9 +396,15 @@ fn ten_thousand_idle_connections_stay_open_and_cheap() {
     println!(
         "{N} idle TCP connections: sipgw RSS {before} KiB -> {after} KiB ({rss_per} bytes per \
          connection), connection heap {heap} bytes ({heap_per} per connection); kernel: {}",
-        sockstat.lines().find(|l| l.starts_with("TCP:")).unwrap_or("")
+        sockstat
+            .lines()
+            .find(|l| l.starts_with("TCP:"))
+            .unwrap_or("")
     );
-    assert!(heap_per <= 1024, "{heap_per} heap bytes per idle connection");
+    assert!(
+        heap_per <= 1024,
+        "{heap_per} heap bytes per idle connection"
+    );
     assert!(rss_per <= 4096, "{rss_per} RSS bytes per idle connection");
     // They all still work: a request on the last one is answered on it.
     let last = conns.last_mut().unwrap();

@@ -165,7 +165,13 @@ fn the_softswitch_leg_over_tls_and_a_new_certificate_on_sighup() {
     let (u, p) = user(2);
     let lines = tls_phone(tls, &cert, &u, &p, 2);
     assert_eq!(lines[0], format!("{{\"cert_sha256\": \"{sha}\"}}"));
-    assert_eq!(lines[1..], ["{\"register\": 0, \"status\": 200}", "{\"register\": 1, \"status\": 200}"]);
+    assert_eq!(
+        lines[1..],
+        [
+            "{\"register\": 0, \"status\": 200}",
+            "{\"register\": 1, \"status\": 200}"
+        ]
+    );
     let log = std::fs::read_to_string(&ss_log).unwrap_or_default();
     assert!(
         log.contains(&format!("registered {u} via=SIP/2.0/TLS 127.0.0.1:{port}")),
@@ -191,7 +197,11 @@ fn the_softswitch_leg_over_tls_and_a_new_certificate_on_sighup() {
             assert_eq!(lines[1], "{\"register\": 0, \"status\": 200}");
             break;
         }
-        assert!(Instant::now() < deadline, "the new certificate was not taken: {}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not taken: {}",
+            gw.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // A broken key on reload is refused, naming the file; the running certificate stays.

@@ -163,4 +163,14 @@ static __always_inline int parse_udphdr(struct hdr_cursor *c, void *data_end, vo
 	return bpf_ntohs(h->dest);
 }
 
+/* The destination port of a TCP segment (the first 4 bytes of its header: source and
+ * destination port), or -1 when they are not all inside the packet. */
+static __always_inline int parse_tcp_dport(struct hdr_cursor *c, void *data_end, void *l3_end)
+{
+	__u8 *p = c->pos;
+	if ((void *)(p + 4) > data_end || (void *)(p + 4) > l3_end)
+		return -1;
+	return (p[2] << 8) | p[3];
+}
+
 #endif /* SIPGW_PARSING_H */

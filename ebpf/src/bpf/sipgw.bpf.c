@@ -5,7 +5,7 @@
  * For every frame: parse Ethernet (+ up to two VLAN tags), IPv4 or IPv6, UDP. Drop sources in
  * the ban map or inside a banned prefix (unless the ban has expired: then delete it and go on);
  * on the SIP ports, drop
- * sources over the optional flood-guard rate and redirect the rest into the AF_XDP socket of the
+ * (in ban scope "sip": banned sources only on the SIP ports, UDP and TCP) sources over the optional flood-guard rate and redirect the rest into the AF_XDP socket of the
  * RX queue (or pass them to the kernel stack when the queue has none). Everything else passes.
  * Every verdict leaves through `out`, which records it in the per-CPU counters.
  */
@@ -138,6 +138,16 @@ int sipgw_xdp(struct xdp_md *ctx)
 	}
 	if (l4 != IPPROTO_UDP) {
 		cnt->non_udp++;
+		/* SIP over TCP and TLS go to the kernel stack, never to a socket; in ban scope "sip"
+		 * a banned source's segments to a SIP port (its SYNs first) are dropped here too. */
+		if (l4 == IPPROTO_TCP && !ban_all) {
+			int tport = parse_tcp_dport(&c, data_end, l3_end);
+			__u16 tp = tport;
+			if (tport >= 0 && bpf_map_lookup_elem(&sip_ports, &tp) && banned(&src, cnt)) {
+				cnt->dropped_banned++;
+				action = XDP_DROP;
+			}
+		}
 		goto out;
 	}
 	int port = parse_udphdr(&c, data_end, l3_end);

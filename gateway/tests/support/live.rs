@@ -41,7 +41,9 @@ impl Gateway {
         gateway_keys: &str,
     ) -> Gateway {
         let dir = Scratch::new(name);
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_and_tcp_port()).parse().unwrap();
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_and_tcp_port())
+            .parse()
+            .unwrap();
         // "IP" (a free port is chosen) or "IP:PORT".
         let softswitch: SocketAddr = softswitch_ip.parse().unwrap_or_else(|_| {
             format!("{softswitch_ip}:{}", free_udp_and_tcp_port())
@@ -190,4 +192,3 @@ impl Gateway {
         Proc(Some(child)).wait(Duration::from_secs(u64::from(timeout_s) + 5))
     }
 }
-

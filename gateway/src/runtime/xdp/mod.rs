@@ -81,7 +81,7 @@ impl XdpHandle {
                     XdpMode::Generic => Mode::Generic,
                     XdpMode::Auto => Mode::Auto,
                 },
-                ports: vec![config.gateway.listen.port()],
+                ports: sip_ports(config),
                 flood_rate: 0,
                 flood_burst: None,
                 ban_scope: BanScope::All,
@@ -103,7 +103,7 @@ impl XdpHandle {
             let opts = AttachOptions {
                 mode: Mode::Auto,
                 ports: if status.ports.is_empty() {
-                    vec![config.gateway.listen.port()]
+                    sip_ports(config)
                 } else {
                     status.ports.clone()
                 },
@@ -174,4 +174,14 @@ impl XdpHandle {
             }
         }
     }
+}
+
+/// The ports the XDP program treats as SIP: `gateway.listen`'s (UDP and TCP) and, with TLS,
+/// `tls.listen`'s (a banned source's SYNs to them are dropped in ban scope "sip" too).
+fn sip_ports(config: &Config) -> Vec<u16> {
+    let mut ports = vec![config.gateway.listen.port()];
+    if config.tls.enabled && !ports.contains(&config.tls.listen.port()) {
+        ports.push(config.tls.listen.port());
+    }
+    ports
 }
