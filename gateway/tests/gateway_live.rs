@@ -9,12 +9,10 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sipgw::runtime::metrics;
 use support::live::{Gateway, USERS};
 use support::*;
 
