@@ -14,12 +14,14 @@
 //! | [`proxy`]           | `Proxy` rewriting in both directions, and the responses back      |
 //! | [`xdp_frame`]       | AF_XDP frame parsing and the in-place reply rewrite               |
 //! | [`config_parse`]    | `Config::parse` and `CredentialStore::parse`                      |
+//! | [`stream_framing`]  | the TCP/TLS framer, the same stream cut at arbitrary places       |
 //!
 //! [`TARGETS`] lists them by name (the corpus directory names).
 
 mod config;
 mod credentials;
 mod engine;
+mod framing;
 mod input;
 mod proxy;
 mod seeds;
@@ -29,6 +31,7 @@ mod xdp;
 pub use config::config_parse;
 pub use credentials::credentials_parse;
 pub use engine::engine;
+pub use framing::stream_framing;
 pub use proxy::proxy;
 pub use seeds::{engine_seed, proxy_seed, xdp_seed};
 pub use sip::sip_parse;
@@ -46,6 +49,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("proxy", proxy),
     ("xdp_frame", xdp_frame),
     ("config_parse", config_parse),
+    ("stream_framing", stream_framing),
 ];
 
 /// Whether `inner` lies within `outer` (same allocation, in bounds): every slice an accessor

@@ -88,3 +88,8 @@ fn xdp_frame() {
 fn config_parse() {
     corpus("config_parse");
 }
+
+#[test]
+fn stream_framing() {
+    corpus("stream_framing");
+}

@@ -194,7 +194,7 @@ mod tests {
             Counters::NAMES.len()
                 + RouteCounters::NAMES.len()
                 + RuntimeCounters::NAMES.len()
-                + 4
+                + 6 // gauges
                 + 2
         );
     }
