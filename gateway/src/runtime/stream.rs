@@ -608,19 +608,14 @@ impl Streams {
         udp: &UdpSocket,
         rt: &mut RuntimeCounters,
     ) {
+        // Readable before writable: the connect failed (or the peer spoke first, which also
+        // means it is up).
+        if !self.connected(id, rt) {
+            return;
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.connecting {
-            // Readable before writable: the connect failed (or the peer spoke first, which
-            // also means it is up).
-            if let Ok(Some(_)) | Err(_) = conn.sock.take_error() {
-                rt.stream_connect_failed += 1;
-                self.close(id, Why::Error, rt);
-                return;
-            }
-            conn.connecting = false;
-        }
         let n = match conn.sock.read(&mut self.scratch) {
             Ok(0) => {
                 self.close(id, Why::PeerClosed, rt);
@@ -935,18 +930,30 @@ impl Streams {
         self.insert(now, sock, transport, peer, tls, true, true)
     }
 
-    fn writable(&mut self, id: u64, rt: &mut RuntimeCounters) {
+    /// Whether connection `id` exists and is up: a connect in progress is finished here (a
+    /// failed one is closed and counted).
+    fn connected(&mut self, id: u64, rt: &mut RuntimeCounters) -> bool {
         let Some(conn) = self.conns.get_mut(&id) else {
-            return;
+            return false;
         };
         if conn.connecting {
             if let Ok(Some(_)) | Err(_) = conn.sock.take_error() {
                 rt.stream_connect_failed += 1;
                 self.close(id, Why::Error, rt);
-                return;
+                return false;
             }
             conn.connecting = false;
         }
+        true
+    }
+
+    fn writable(&mut self, id: u64, rt: &mut RuntimeCounters) {
+        if !self.connected(id, rt) {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         if let Err(why) = flush(conn, &self.epoll) {
             self.close(id, why, rt);
         }
