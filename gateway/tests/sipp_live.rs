@@ -22,7 +22,7 @@ use sipgw::engine::{Verdict, WallClock};
 use sipgw::event::Event;
 use sipgw::sip::{self, HeaderName, Message};
 use sipgw::{Config, CredentialStore, Engine, Secrets};
-use support::{free_udp_port, scenario, sipp_binary};
+use support::{free_port, scenario, sipp_binary};
 
 struct Live {
     addr: SocketAddr,
@@ -137,11 +137,8 @@ fn sipp(
     calls: usize,
     timeout_s: u32,
 ) -> i32 {
-    let dir = std::env::temp_dir().join(format!(
-        "sipgw-sipp-{}-{}",
-        std::process::id(),
-        free_udp_port()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("sipgw-sipp-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();
     // SIPGW_KEEP_SIPP_LOGS=1 keeps sipp's message and error logs for debugging.
     let keep = std::env::var_os("SIPGW_KEEP_SIPP_LOGS").is_some();

@@ -84,7 +84,7 @@ fn tls_section(port: u16, cert: &Path, key: &Path) -> String {
 fn phones_register_over_tls_and_the_softswitch_gets_them_over_udp() {
     let certs = Scratch::new("tls-certs-a");
     let (cert, key, sha) = certificate(&certs.0, "gw", "127.0.0.1");
-    let port = free_tcp_port();
+    let port = free_port();
     let gw = Gateway::start_at(
         "tls-register",
         2,
@@ -129,8 +129,8 @@ fn the_softswitch_leg_over_tls_and_a_new_certificate_on_sighup() {
     let certs = Scratch::new("tls-certs-b");
     let (cert, key, sha) = certificate(&certs.0, "gw", "127.0.0.1");
     let (ss_cert, ss_key, _) = certificate(&certs.0, "softswitch", "127.0.0.2");
-    let port = free_tcp_port();
-    let ss_port = free_tcp_port();
+    let port = free_port();
+    let ss_port = free_port();
     let ss_log = certs.0.join("softswitch.log");
     let _softswitch = Proc(Some(
         Command::new("python3")

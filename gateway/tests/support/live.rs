@@ -41,16 +41,12 @@ impl Gateway {
         gateway_keys: &str,
     ) -> Gateway {
         let dir = Scratch::new(name);
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_and_tcp_port())
-            .parse()
-            .unwrap();
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         // "IP" (a free port is chosen) or "IP:PORT".
-        let softswitch: SocketAddr = softswitch_ip.parse().unwrap_or_else(|_| {
-            format!("{softswitch_ip}:{}", free_udp_and_tcp_port())
-                .parse()
-                .unwrap()
-        });
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let softswitch: SocketAddr = softswitch_ip
+            .parse()
+            .unwrap_or_else(|_| format!("{softswitch_ip}:{}", free_port()).parse().unwrap());
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
         let config = format!(
             "credentials = \"users.toml\"\n\n[gateway]\nlisten = \"{sip}\"\nsoftswitch = \
@@ -166,7 +162,7 @@ impl Gateway {
             .args(if self.phone_transport == "u1" {
                 Vec::new()
             } else {
-                vec!["-p".to_owned(), unique_free_port().to_string()]
+                vec!["-p".to_owned(), free_port().to_string()]
             })
             // No -p: sipp binds a free port itself (choosing one here and handing it over races
             // with the other phones started at the same time).

@@ -99,45 +99,43 @@ pub fn sipp_binary() -> &'static str {
     "sipp"
 }
 
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both).
-pub fn free_udp_and_tcp_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+/// A port for a test's listener (gateway, sipp, softswitch stand-in, metrics), free for UDP and
+/// TCP on 127.0.0.1 when chosen and never handed out twice in this process.
+///
+/// Chosen *below* the kernel's ephemeral range (`net.ipv4.ip_local_port_range`): a port picked
+/// with `bind(:0)` and released is an ephemeral port, and the thousands of connections the other
+/// tests of this binary open in parallel (10,000 idle TCP connections, sipp's own sockets) can take
+/// it before the listener binds it — sipp then exits 254. Each process starts at its own offset so
+/// test binaries run at the same time rarely meet.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    let high = ephemeral_low().clamp(LOW + 1_000, 65_535);
+    let span = high - LOW;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7_919)) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
             return port;
         }
     }
+    panic!("no free port between {LOW} and {high} on 127.0.0.1");
 }
 
-/// A port free for UDP and TCP that no other caller in this process got: sipp over TCP
-/// listens on its local port (5060 unless told), so parallel phones each need their own.
-pub fn unique_free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = free_udp_and_tcp_port();
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
-pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 pub fn scenario(name: &str) -> PathBuf {
