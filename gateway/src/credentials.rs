@@ -37,6 +37,8 @@ use std::path::Path;
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
+
+use crate::addr::{bits, canonical, masked};
 use serde::Deserialize;
 
 use crate::digest::{self, Ha1};
@@ -129,26 +131,6 @@ pub struct CredentialStore {
     /// Prefix lengths present, longest first, per family.
     v4_lens: Vec<u8>,
     v6_lens: Vec<u8>,
-}
-
-fn bits(ip: IpAddr) -> (bool, u128) {
-    match ip {
-        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => (false, u128::from(u32::from(v4))),
-            None => (true, u128::from(a)),
-        },
-    }
-}
-
-fn masked(v6: bool, bits: u128, len: u8) -> u128 {
-    let width = if v6 { 128 } else { 32 };
-    if len == 0 {
-        0
-    } else {
-        let shift = width - u32::from(len);
-        (bits >> shift) << shift
-    }
 }
 
 impl CredentialStore {
@@ -303,13 +285,6 @@ impl CredentialStore {
 }
 
 /// IPv4-mapped IPv6 addresses (dual-stack sockets) are treated as the IPv4 address.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 fn acc_checked(acc: &RawAccount, realm: &str) -> Result<Account, String> {
     let name_ok = !acc.name.is_empty()
         && acc.name.len() <= 128

@@ -45,9 +45,10 @@ use quanta::Instant;
 use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
+use crate::addr::canonical;
 use crate::config::{ChallengeMode, Config, QopMode};
 use crate::counters::Counters;
-use crate::credentials::{canonical, AccountId, AuthMode, CredentialStore};
+use crate::credentials::{AccountId, AuthMode, CredentialStore};
 use crate::digest::{self, Credentials, Ha1, Qop};
 use crate::event::{Event, Events, Failure, Name};
 use crate::guard::{AccountGuard, Charge, Reserve};

@@ -11,6 +11,7 @@
 //! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
 //! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
 //! | [`guard`]       | account budget and known-good sources, shared by every worker       |
+//! | [`addr`]        | canonical addresses, networks by prefix (shared address helpers)    |
 //! | [`credentials`] | the credential store (password/HA1, IP and IP+port accounts)        |
 //! | [`config`]      | TOML configuration with VOS3000 aliases and range checks            |
 //! | [`engine`]      | `handle(now, peer, datagram)` → [`engine::Verdict`]                 |
@@ -18,8 +19,11 @@
 //! | [`counters`]    | decision counters by reason                                         |
 //! | [`shard`]       | messages between the engines of several workers (per-core shards)   |
 //! | [`proxy`]       | stateless-proxy rewriting toward and from the softswitch            |
+//! | [`flow`]        | transports, connection ids and flows (where a message came from)    |
+//! | [`framing`]     | SIP message framing on TCP/TLS streams (RFC 3261 §18.3, RFC 5626)   |
+//! | [`gateway`]     | the one sans-IO core: engine + proxy, `(now, flow, bytes)` → actions |
 //!
-//! and the driver that runs them on UDP sockets, [`runtime`] (`sipgw run`).
+//! and the driver that runs them on UDP, AF_XDP, TCP and TLS, [`runtime`] (`sipgw run`).
 //!
 //! None of the sans-IO modules use `unsafe`; each forbids it. The workspace denies it
 //! everywhere else, and exactly three runtime modules allow it, each block with a `// SAFETY:`
@@ -27,6 +31,7 @@
 //! rings) and `runtime::xdp::maps` (the mmapped `gw_counters` array). See
 //! `docs/architecture.md`.
 
+pub mod addr;
 pub mod config;
 pub mod counters;
 pub mod credentials;

@@ -411,7 +411,7 @@ impl Policy {
     }
 
     fn write_ip(h: &mut SipHasher13, ip: IpAddr) {
-        match crate::credentials::canonical(ip) {
+        match crate::addr::canonical(ip) {
             IpAddr::V4(a) => h.write(&a.octets()),
             IpAddr::V6(a) => h.write(&a.octets()),
         }
@@ -422,18 +422,7 @@ impl Policy {
     /// bans and the source part of terminal keys all use it, so rotating addresses inside one
     /// IPv6 /64 (by default) is one source.
     pub fn source_net(&self, ip: IpAddr) -> (IpAddr, u8) {
-        match crate::credentials::canonical(ip) {
-            IpAddr::V4(a) => {
-                let len = self.cfg.ipv4_prefix.min(32);
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                (IpAddr::V4((u32::from(a) & mask).into()), len)
-            }
-            IpAddr::V6(a) => {
-                let len = self.cfg.ipv6_prefix.min(128);
-                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                (IpAddr::V6((u128::from(a) & mask).into()), len)
-            }
-        }
+        crate::addr::network(ip, self.cfg.ipv4_prefix, self.cfg.ipv6_prefix)
     }
 
     /// The terminal key of `username` seen from `source`, according to `suspend_scope`.

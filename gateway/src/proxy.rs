@@ -146,7 +146,7 @@ use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 use subtle::ConstantTimeEq;
 
-use crate::credentials::canonical;
+use crate::addr::{canonical, canonical_peer, same_peer};
 use crate::digest::Credentials;
 use crate::flow::{ConnId, Flow, Transport};
 use crate::sip::{
@@ -444,7 +444,7 @@ impl Proxy {
         let mut tag_key = branch_key;
         tag_key[0] ^= 0x5a;
         tag_key[15] ^= 0xa5;
-        let advertised = SocketAddr::new(canonical(cfg.advertised.ip()), cfg.advertised.port());
+        let advertised = canonical_peer(cfg.advertised);
         Proxy {
             adv_text: HostPort::new(advertised),
             tls_text: cfg
@@ -472,7 +472,7 @@ impl Proxy {
         if from.transport.is_stream() {
             canonical(from.peer.ip()) == canonical(self.cfg.softswitch.ip())
         } else {
-            same_addr(from.peer, self.cfg.softswitch)
+            same_peer(from.peer, self.cfg.softswitch)
         }
     }
 
@@ -777,7 +777,7 @@ impl Proxy {
             Dir::Downstream => self.route_downstream(msg, uri)?,
         };
         let dest = Flow {
-            peer: SocketAddr::new(canonical(dest.peer.ip()), dest.peer.port()),
+            peer: canonical_peer(dest.peer),
             ..dest
         };
         if dest.peer.ip().is_unspecified() || dest.peer.port() == 0 {
@@ -940,7 +940,7 @@ impl Proxy {
         let mut h = SipHasher13::new_with_key(&self.flow_key);
         h.write(b"sipgw-branch");
         h.write(hash);
-        let back = SocketAddr::new(canonical(back.ip()), back.port());
+        let back = canonical_peer(back);
         match back.ip() {
             IpAddr::V4(v) => h.write(&v.octets()),
             IpAddr::V6(v) => h.write(&v.octets()),
@@ -1227,7 +1227,7 @@ impl Proxy {
         let next = vias.next().ok_or(ProxyDrop::NoNextVia)?;
         let to = via_destination(next)?;
         let to = Flow {
-            peer: SocketAddr::new(canonical(to.peer.ip()), to.peer.port()),
+            peer: canonical_peer(to.peer),
             ..to
         };
         let branch = sip::header_param(top, b"branch")
@@ -1338,10 +1338,6 @@ fn hash_addr(h: &mut SipHasher13x128, a: SocketAddr) {
         }
     }
     h.write_u16(a.port());
-}
-
-fn same_addr(a: SocketAddr, b: SocketAddr) -> bool {
-    canonical(a.ip()) == canonical(b.ip()) && a.port() == b.port()
 }
 
 fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
@@ -2950,10 +2946,7 @@ From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCSeq: 1 OPTIONS\n\n",
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'));
             let back = p.decode_flow_token(t.as_bytes()).unwrap();
-            assert_eq!(
-                back,
-                Flow::udp(SocketAddr::new(canonical(a.ip()), a.port()))
-            );
+            assert_eq!(back, Flow::udp(canonical_peer(a)));
             for i in FLOW_TOKEN_PREFIX.len()..t.as_bytes().len() {
                 let mut bad = t.as_bytes().to_vec();
                 bad[i] = if bad[i] == b'x' { b'y' } else { b'x' };

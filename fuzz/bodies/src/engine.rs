@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quanta::{Clock, Mock};
-use sipgw::credentials::{canonical, AuthMode};
+use sipgw::addr::canonical;
+use sipgw::credentials::AuthMode;
 use sipgw::digest::{self, Algorithm, Credentials, Job, Qop};
 use sipgw::engine::{Datagram, PassReason, Verdict, WallClock, MAX_REPLY_GROWTH};
 use sipgw::sip::{self, HeaderName, Message, Method};

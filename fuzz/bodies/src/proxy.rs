@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sipgw::credentials::canonical;
+use sipgw::addr::canonical;
 use sipgw::digest::Credentials;
 use sipgw::proxy::{Proxy, ProxyConfig, ProxyDrop, Route, BRANCH_PREFIX, DEFAULT_MAX_FORWARDS};
 use sipgw::sip::{HeaderName, Message};

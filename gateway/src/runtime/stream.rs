@@ -48,6 +48,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::shared::RuntimeCounters;
 use super::tls::TlsContext;
+use crate::addr::{canonical_peer, in_network};
 use crate::config::Config;
 use crate::flow::{ConnId, Flow, Transport};
 use crate::framing::{Frame, Framer, Limits, PONG};
@@ -277,28 +278,6 @@ pub fn waker() -> io::Result<OwnedFd> {
     .map_err(io::Error::from)
 }
 
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (ip.to_canonical(), net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 /// Everything a worker's [`Streams`] is built from.
 #[derive(Debug)]
 pub struct StreamSetup {
@@ -495,7 +474,7 @@ impl Streams {
                     return;
                 }
             };
-            let peer = canonical(peer);
+            let peer = canonical_peer(peer);
             match self.budget.take(peer.ip()) {
                 Ok(()) => {}
                 Err(Refused::Global) => {
@@ -753,9 +732,9 @@ impl Streams {
                 return;
             }
             Some(c) => c.0,
-            None => match self.by_peer.get(&(to.transport, canonical(to.peer))) {
+            None => match self.by_peer.get(&(to.transport, canonical_peer(to.peer))) {
                 Some(&id) => id,
-                None => match self.connect(now, to.transport, canonical(to.peer), rt) {
+                None => match self.connect(now, to.transport, canonical_peer(to.peer), rt) {
                     Some(id) => id,
                     None => return,
                 },
@@ -1100,18 +1079,6 @@ fn interest(conn: &mut Conn, ep: &OwnedFd) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn networks_match_by_prefix() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(in_network(ip("198.18.1.7"), ip("198.18.1.0"), 24));
-        assert!(!in_network(ip("198.18.2.7"), ip("198.18.1.0"), 24));
-        assert!(in_network(ip("198.18.1.7"), ip("198.18.1.7"), 32));
-        assert!(in_network(ip("::ffff:198.18.1.7"), ip("198.18.1.0"), 24));
-        assert!(in_network(ip("2001:2::1"), ip("2001:2::"), 64));
-        assert!(!in_network(ip("2001:3::1"), ip("2001:2::"), 64));
-        assert!(!in_network(ip("198.18.1.7"), ip("2001:2::"), 16));
-    }
 
     #[test]
     fn the_budget_caps_sources_and_the_total() {
