@@ -140,18 +140,8 @@ impl Framer {
         mut f: impl FnMut(Frame<'_>),
     ) -> Result<(), FrameError> {
         if self.buf.is_empty() {
-            let mut off = 0;
-            let r = loop {
-                match step(&self.limits, &mut self.scan, data.get(off..).unwrap_or(&[])) {
-                    Ok(Step::Frame(frame, n)) => {
-                        f(frame);
-                        off += n;
-                    }
-                    Ok(Step::Skip(n)) => off += n,
-                    Ok(Step::More) => break Ok(()),
-                    Err(e) => break Err(e),
-                }
-            };
+            // Nothing buffered: frame straight from `data`, keep only an incomplete tail.
+            let (off, r) = frames(&self.limits, &mut self.scan, data, &mut f);
             let rest = data.get(off..).unwrap_or(&[]);
             if r.is_ok() && !rest.is_empty() {
                 self.buf.extend_from_slice(rest);
@@ -160,22 +150,7 @@ impl Framer {
             return r;
         }
         self.buf.extend_from_slice(data);
-        let mut off = 0;
-        let r = loop {
-            match step(
-                &self.limits,
-                &mut self.scan,
-                self.buf.get(off..).unwrap_or(&[]),
-            ) {
-                Ok(Step::Frame(frame, n)) => {
-                    f(frame);
-                    off += n;
-                }
-                Ok(Step::Skip(n)) => off += n,
-                Ok(Step::More) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
+        let (off, r) = frames(&self.limits, &mut self.scan, &self.buf, &mut f);
         if off >= self.buf.len() || r.is_err() {
             // Drained (or dead): give the memory back.
             self.buf = Vec::new();
@@ -216,6 +191,28 @@ impl Framer {
     /// Heap bytes held (0 while idle).
     pub fn heap_bytes(&self) -> usize {
         self.buf.capacity()
+    }
+}
+
+/// Every complete frame at the start of `bytes`, in order, to `f`: how many bytes they (and
+/// skipped keep-alive CR/LF) took, and whether the stream may go on.
+fn frames<'a>(
+    limits: &Limits,
+    scan: &mut Scan,
+    bytes: &'a [u8],
+    f: &mut impl FnMut(Frame<'a>),
+) -> (usize, Result<(), FrameError>) {
+    let mut off = 0;
+    loop {
+        match step(limits, scan, bytes.get(off..).unwrap_or(&[])) {
+            Ok(Step::Frame(frame, n)) => {
+                f(frame);
+                off += n;
+            }
+            Ok(Step::Skip(n)) => off += n,
+            Ok(Step::More) => return (off, Ok(())),
+            Err(e) => return (off, Err(e)),
+        }
     }
 }
 
