@@ -697,402 +697,21 @@ impl Checker<'_> {
 }
 
 impl RawConfig {
+    /// Check every section, each by its own function (`check_auth`, `check_nonce`,
+    /// `check_limits`, `check_gateway` with `[tcp]`/`[tls]`, `check_xdp`), in this order: the
+    /// first bad value is the error.
     fn check(self, file: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
         let c = Checker { file };
-        let a = &self.auth;
-
-        let realm = a.realm.trim().to_owned();
-        let realm_ok = !realm.is_empty()
-            && realm.len() <= 128
-            && realm
-                .bytes()
-                .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\');
-        if !realm_ok {
-            return Err(c.bad(
-                "auth.realm",
-                format!("{:?}", a.realm),
-                "1-128 printable ASCII characters without spaces, quotes or backslashes",
-            ));
-        }
-
-        let mode = match a.challenge_mode {
-            None => None,
-            Some(1) => Some(ChallengeMode::Www),
-            Some(2) => Some(ChallengeMode::Proxy),
-            Some(3) => Some(ChallengeMode::ByMethod),
-            Some(v) => return Err(c.bad("auth.challenge_mode", v.to_string(), "1, 2 or 3")),
-        };
-        let code_mode = match a.challenge_code {
-            None => None,
-            Some(401) => Some(ChallengeMode::Www),
-            Some(407) => Some(ChallengeMode::Proxy),
-            Some(v) => return Err(c.bad("auth.challenge_code", v.to_string(), "401 or 407")),
-        };
-        let challenge_mode = match (mode, code_mode) {
-            (Some(m), Some(cm)) if m != cm => {
-                return Err(ConfigError::Conflict {
-                    file: file.to_owned(),
-                    message: format!(
-                        "auth.challenge_mode (SS_AUTHCHALLENGEMODE) = {} conflicts with \
-                         auth.challenge_code (SS_SIP_AUTHENTICATION_CODE) = {}: code 401 means \
-                         mode 1, 407 means mode 2; give one of them, or both agreeing",
-                        m.number(),
-                        a.challenge_code.unwrap_or_default()
-                    ),
-                })
-            }
-            (Some(m), _) | (None, Some(m)) => m,
-            (None, None) => ChallengeMode::Proxy,
-        };
-
-        let suspend_scope = match a.suspend_scope.as_str() {
-            "terminal" => SuspendScope::Terminal,
-            "terminal+source" => SuspendScope::TerminalSource,
-            "source" => SuspendScope::Source,
-            other => {
-                return Err(c.bad(
-                    "auth.suspend_scope",
-                    format!("{other:?}"),
-                    "\"terminal\", \"terminal+source\" or \"source\"",
-                ))
-            }
-        };
-        let qop = match a.qop.as_str() {
-            "auth" => QopMode::Auth,
-            "none" => QopMode::None,
-            other => return Err(c.bad("auth.qop", format!("{other:?}"), "\"auth\" or \"none\"")),
-        };
-
-        let mut no_auth_methods = Vec::with_capacity(a.no_auth_methods.len());
-        for m in &a.no_auth_methods {
-            let method = Method::from_bytes(m.as_bytes());
-            if method == Method::Other || method == Method::Ack || method == Method::Cancel {
-                return Err(c.bad(
-                    "auth.no_auth_methods",
-                    format!("{m:?}"),
-                    "known SIP method names in upper case (ACK and CANCEL are never challenged \
-                     and need not be listed): REGISTER, INVITE, BYE, OPTIONS, SUBSCRIBE, NOTIFY, \
-                     REFER, MESSAGE, INFO, PRACK, UPDATE, PUBLISH",
-                ));
-            }
-            if !no_auth_methods.contains(&method) {
-                no_auth_methods.push(method);
-            }
-        }
-
-        let max_retry = c.int(
-            "auth.max_retry",
-            a.max_retry,
-            0,
-            999,
-            "0-999 (0 disables suspension)",
-        )?;
-        let auth = AuthConfig {
-            realm,
-            max_retry,
-            failed_suspend: c.secs(
-                "auth.failed_suspend",
-                a.failed_suspend,
-                60,
-                3600,
-                "60-3600 seconds",
-            )?,
-            challenge_mode,
-            session_retry: c.int("auth.session_retry", a.session_retry, 1, 999, "1-999")?,
-            session_timeout: c.secs(
-                "auth.session_timeout",
-                a.session_timeout,
-                1,
-                3600,
-                "1-3600 seconds",
-            )?,
-            reply_unauthorized: a.reply_unauthorized.0,
-            suspend_scope,
-            ban_source_on_suspend: a.ban_source_on_suspend,
-            source_max_retry: c.int(
-                "auth.source_max_retry",
-                a.source_max_retry,
-                0,
-                9999,
-                "0-9999 (0 disables the source lockout)",
-            )?,
-            source_suspend: c.secs(
-                "auth.source_suspend",
-                a.source_suspend,
-                60,
-                86_400,
-                "60-86400 seconds",
-            )?,
-            account_budget: match a.account_budget {
-                // max_retry = 0 turns suspension off, not the account guard.
-                None if max_retry == 0 => 6,
-                None => max_retry,
-                Some(v) => c.int(
-                    "auth.account_budget",
-                    v,
-                    0,
-                    999,
-                    "0-999 (default: max_retry; 0 disables the account guard)",
-                )?,
-            },
-            known_good_window: c.secs(
-                "auth.known_good_window",
-                a.known_good_window,
-                0,
-                31_536_000,
-                "0-31536000 seconds (0: no source is known-good)",
-            )?,
-            ipv4_prefix: c.int("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
-            ipv6_prefix: c.int("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
-            trust_dialogs: a.trust_dialogs,
-            qop,
-            check_digest_uri: a.check_digest_uri,
-            no_auth_methods,
-        };
-
-        let n = &self.nonce;
-        let lifetime = c.secs("nonce.lifetime", n.lifetime, 5, 300, "5-300 seconds")?;
-        let grace = c.secs("nonce.grace", n.grace, 0, 3600, "0-3600 seconds")?;
-        let secret = c.secret("nonce.secret", &n.secret)?;
-        let previous_secret = c.secret("nonce.previous_secret", &n.previous_secret)?;
-        if previous_secret.is_some() && secret.is_none() {
-            return Err(ConfigError::Conflict {
-                file: file.to_owned(),
-                message: "nonce.previous_secret is set but nonce.secret is not: a previous \
-                          secret only makes sense after a rotation to a new nonce.secret"
-                    .to_owned(),
-            });
-        }
-        let nonce = NonceSettings {
-            lifetime,
-            secret,
-            previous_secret,
-            grace,
-            replay_table_size: c.size(
-                "nonce.replay_table_size",
-                n.replay_table_size,
-                "1024-67108864 entries",
-            )?,
-        };
-
-        let l = &self.limits;
-        let limits = Limits {
-            max_terminals: c.size(
-                "limits.max_terminals",
-                l.max_terminals,
-                "1024-67108864 entries",
-            )?,
-            max_sessions: c.size(
-                "limits.max_sessions",
-                l.max_sessions,
-                "1024-67108864 entries",
-            )?,
-            max_sources: c.size("limits.max_sources", l.max_sources, "1024-67108864 entries")?,
-            idle_timeout: c.secs(
-                "limits.idle_timeout",
-                l.idle_timeout,
-                60,
-                86_400,
-                "60-86400 seconds",
-            )?,
-            known_good_per_account: usize::from(c.int::<u8>(
-                "limits.known_good_per_account",
-                l.known_good_per_account,
-                1,
-                64,
-                "1-64 sources",
-            )?),
-            amplification_limit_milli: if (1.0..=3.0).contains(&l.amplification_limit) {
-                (l.amplification_limit * 1000.0).round() as u32
-            } else {
-                return Err(c.bad(
-                    "limits.amplification_limit",
-                    l.amplification_limit.to_string(),
-                    "1.0-3.0 (times the request's size)",
-                ));
-            },
-        };
-
+        let auth = check_auth(&c, &self.auth)?;
+        let nonce = check_nonce(&c, &self.nonce)?;
+        let limits = check_limits(&c, &self.limits)?;
         let credentials = self.credentials.map(|p| match base_dir {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p,
         });
 
-        let g = &self.gateway;
-        let backend =
-            match g.backend.as_str() {
-                "udp" => Backend::Udp,
-                "xdp" => Backend::Xdp,
-                other => return Err(c.bad(
-                    "gateway.backend",
-                    format!("{other:?}"),
-                    "\"udp\" (kernel sockets, no root) or \"xdp\" (AF_XDP, needs xdp.interface)",
-                )),
-            };
-        let listen = c.addr("gateway.listen", &g.listen)?;
-        let advertise = match &g.advertise {
-            Some(a) => c.addr("gateway.advertise", a)?,
-            None if listen.ip().is_unspecified() => {
-                return Err(ConfigError::Conflict {
-                    file: file.to_owned(),
-                    message: format!(
-                        "gateway.listen = {:?} is a wildcard address: set gateway.advertise to \
-                         the address phones and the softswitch reach sipgw at (it goes into \
-                         Via, Path and Record-Route)",
-                        g.listen
-                    ),
-                })
-            }
-            None => listen,
-        };
-        if advertise.ip().is_unspecified() || advertise.port() == 0 {
-            return Err(c.bad(
-                "gateway.advertise",
-                advertise.to_string(),
-                "a concrete address and port (not 0.0.0.0, [::] or port 0)",
-            ));
-        }
-        let softswitch = match &g.softswitch {
-            Some(a) => {
-                let addr = c.addr("gateway.softswitch", a)?;
-                if addr.ip().is_unspecified() || addr.port() == 0 {
-                    return Err(c.bad(
-                        "gateway.softswitch",
-                        addr.to_string(),
-                        "a concrete address and port",
-                    ));
-                }
-                Some(addr)
-            }
-            None => None,
-        };
-        let streams = streams::check(
-            &c,
-            &self.tcp,
-            &self.tls,
-            &g.softswitch_transport,
-            listen,
-            base_dir,
-        )?;
-        let gateway = GatewaySettings {
-            softswitch_transport: streams.softswitch_transport,
-            backend,
-            listen,
-            advertise,
-            softswitch,
-            workers: usize::try_from(c.range(
-                "gateway.workers",
-                g.workers,
-                0,
-                1024,
-                "0-1024 (0: one per CPU core)",
-            )?)
-            .unwrap_or(0),
-            metrics: g
-                .metrics
-                .as_deref()
-                .map(|m| c.addr("gateway.metrics", m))
-                .transpose()?,
-            log_rejections_per_sec: u32::try_from(c.range(
-                "gateway.log_rejections_per_sec",
-                g.log_rejections_per_sec,
-                0,
-                100_000,
-                "0-100000 lines per second and worker",
-            )?)
-            .unwrap_or(0),
-        };
-        let x = &self.xdp;
-        let interface = match &x.interface {
-            Some(i) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) => {
-                return Err(c.bad(
-                    "xdp.interface",
-                    format!("{i:?}"),
-                    "a network interface name (1-15 characters, no '/' or space)",
-                ))
-            }
-            i => i.clone(),
-        };
-        if backend == Backend::Xdp && interface.is_none() {
-            return Err(ConfigError::Conflict {
-                file: file.to_owned(),
-                message: "gateway.backend = \"xdp\" needs xdp.interface: the interface facing \
-                          the phones, e.g. [xdp] interface = \"eth1\""
-                    .to_owned(),
-            });
-        }
-        let ring_size = c.range(
-            "xdp.ring_size",
-            x.ring_size,
-            64,
-            16384,
-            "a power of two from 64 to 16384",
-        )?;
-        if !(ring_size as u64).is_power_of_two() {
-            return Err(c.bad(
-                "xdp.ring_size",
-                ring_size.to_string(),
-                "a power of two from 64 to 16384",
-            ));
-        }
-        let frames = c.range(
-            "xdp.frames",
-            x.frames,
-            2 * ring_size,
-            1 << 20,
-            "at least 2 x xdp.ring_size, at most 1048576",
-        )?;
-        let frame_size = match x.frame_size {
-            2048 | 4096 => x.frame_size,
-            other => return Err(c.bad("xdp.frame_size", other.to_string(), "2048 or 4096")),
-        };
-        let xdp = XdpSettings {
-            interface,
-            mode: match x.mode.as_str() {
-                "native" => XdpMode::Native,
-                "generic" => XdpMode::Generic,
-                "auto" => XdpMode::Auto,
-                other => {
-                    return Err(c.bad(
-                        "xdp.mode",
-                        format!("{other:?}"),
-                        "\"native\", \"generic\" or \"auto\"",
-                    ))
-                }
-            },
-            zero_copy: match x.zero_copy.as_str() {
-                "on" => ZeroCopy::On,
-                "off" => ZeroCopy::Off,
-                "auto" => ZeroCopy::Auto,
-                other => {
-                    return Err(c.bad(
-                        "xdp.zero_copy",
-                        format!("{other:?}"),
-                        "\"on\", \"off\" or \"auto\"",
-                    ))
-                }
-            },
-            frame_size: frame_size as u32,
-            frames: frames as u32,
-            ring_size: ring_size as u32,
-            busy_poll: x.busy_poll,
-            busy_poll_usecs: c.range(
-                "xdp.busy_poll_usecs",
-                x.busy_poll_usecs,
-                1,
-                10_000,
-                "1-10000 microseconds",
-            )? as u32,
-            busy_poll_budget: c.range(
-                "xdp.busy_poll_budget",
-                x.busy_poll_budget,
-                1,
-                1024,
-                "1-1024 packets",
-            )? as u32,
-            pin_root: x.pin_root.clone(),
-            keep_attached: x.keep_attached,
-        };
+        let (gateway, streams) = check_gateway(&c, &self.gateway, &self.tcp, &self.tls, base_dir)?;
+        let xdp = check_xdp(&c, &self.xdp, gateway.backend)?;
         let p = &self.proxy;
         let proxy = ProxySettings {
             strip_credentials: p.strip_credentials,
@@ -1113,6 +732,407 @@ impl RawConfig {
             tls: streams.tls,
         })
     }
+}
+
+fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<AuthConfig, ConfigError> {
+    let realm = a.realm.trim().to_owned();
+    let realm_ok = !realm.is_empty()
+        && realm.len() <= 128
+        && realm
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if !realm_ok {
+        return Err(c.bad(
+            "auth.realm",
+            format!("{:?}", a.realm),
+            "1-128 printable ASCII characters without spaces, quotes or backslashes",
+        ));
+    }
+
+    let mode = match a.challenge_mode {
+        None => None,
+        Some(1) => Some(ChallengeMode::Www),
+        Some(2) => Some(ChallengeMode::Proxy),
+        Some(3) => Some(ChallengeMode::ByMethod),
+        Some(v) => return Err(c.bad("auth.challenge_mode", v.to_string(), "1, 2 or 3")),
+    };
+    let code_mode = match a.challenge_code {
+        None => None,
+        Some(401) => Some(ChallengeMode::Www),
+        Some(407) => Some(ChallengeMode::Proxy),
+        Some(v) => return Err(c.bad("auth.challenge_code", v.to_string(), "401 or 407")),
+    };
+    let challenge_mode = match (mode, code_mode) {
+        (Some(m), Some(cm)) if m != cm => {
+            return Err(ConfigError::Conflict {
+                file: c.file.to_owned(),
+                message: format!(
+                    "auth.challenge_mode (SS_AUTHCHALLENGEMODE) = {} conflicts with \
+                         auth.challenge_code (SS_SIP_AUTHENTICATION_CODE) = {}: code 401 means \
+                         mode 1, 407 means mode 2; give one of them, or both agreeing",
+                    m.number(),
+                    a.challenge_code.unwrap_or_default()
+                ),
+            })
+        }
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) => ChallengeMode::Proxy,
+    };
+
+    let suspend_scope = match a.suspend_scope.as_str() {
+        "terminal" => SuspendScope::Terminal,
+        "terminal+source" => SuspendScope::TerminalSource,
+        "source" => SuspendScope::Source,
+        other => {
+            return Err(c.bad(
+                "auth.suspend_scope",
+                format!("{other:?}"),
+                "\"terminal\", \"terminal+source\" or \"source\"",
+            ))
+        }
+    };
+    let qop = match a.qop.as_str() {
+        "auth" => QopMode::Auth,
+        "none" => QopMode::None,
+        other => return Err(c.bad("auth.qop", format!("{other:?}"), "\"auth\" or \"none\"")),
+    };
+
+    let mut no_auth_methods = Vec::with_capacity(a.no_auth_methods.len());
+    for m in &a.no_auth_methods {
+        let method = Method::from_bytes(m.as_bytes());
+        if method == Method::Other || method == Method::Ack || method == Method::Cancel {
+            return Err(c.bad(
+                "auth.no_auth_methods",
+                format!("{m:?}"),
+                "known SIP method names in upper case (ACK and CANCEL are never challenged \
+                     and need not be listed): REGISTER, INVITE, BYE, OPTIONS, SUBSCRIBE, NOTIFY, \
+                     REFER, MESSAGE, INFO, PRACK, UPDATE, PUBLISH",
+            ));
+        }
+        if !no_auth_methods.contains(&method) {
+            no_auth_methods.push(method);
+        }
+    }
+
+    let max_retry = c.int(
+        "auth.max_retry",
+        a.max_retry,
+        0,
+        999,
+        "0-999 (0 disables suspension)",
+    )?;
+    let auth = AuthConfig {
+        realm,
+        max_retry,
+        failed_suspend: c.secs(
+            "auth.failed_suspend",
+            a.failed_suspend,
+            60,
+            3600,
+            "60-3600 seconds",
+        )?,
+        challenge_mode,
+        session_retry: c.int("auth.session_retry", a.session_retry, 1, 999, "1-999")?,
+        session_timeout: c.secs(
+            "auth.session_timeout",
+            a.session_timeout,
+            1,
+            3600,
+            "1-3600 seconds",
+        )?,
+        reply_unauthorized: a.reply_unauthorized.0,
+        suspend_scope,
+        ban_source_on_suspend: a.ban_source_on_suspend,
+        source_max_retry: c.int(
+            "auth.source_max_retry",
+            a.source_max_retry,
+            0,
+            9999,
+            "0-9999 (0 disables the source lockout)",
+        )?,
+        source_suspend: c.secs(
+            "auth.source_suspend",
+            a.source_suspend,
+            60,
+            86_400,
+            "60-86400 seconds",
+        )?,
+        account_budget: match a.account_budget {
+            // max_retry = 0 turns suspension off, not the account guard.
+            None if max_retry == 0 => 6,
+            None => max_retry,
+            Some(v) => c.int(
+                "auth.account_budget",
+                v,
+                0,
+                999,
+                "0-999 (default: max_retry; 0 disables the account guard)",
+            )?,
+        },
+        known_good_window: c.secs(
+            "auth.known_good_window",
+            a.known_good_window,
+            0,
+            31_536_000,
+            "0-31536000 seconds (0: no source is known-good)",
+        )?,
+        ipv4_prefix: c.int("auth.ipv4_prefix", a.ipv4_prefix, 8, 32, "8-32 bits")?,
+        ipv6_prefix: c.int("auth.ipv6_prefix", a.ipv6_prefix, 16, 128, "16-128 bits")?,
+        trust_dialogs: a.trust_dialogs,
+        qop,
+        check_digest_uri: a.check_digest_uri,
+        no_auth_methods,
+    };
+    Ok(auth)
+}
+
+fn check_nonce(c: &Checker<'_>, n: &RawNonce) -> Result<NonceSettings, ConfigError> {
+    let lifetime = c.secs("nonce.lifetime", n.lifetime, 5, 300, "5-300 seconds")?;
+    let grace = c.secs("nonce.grace", n.grace, 0, 3600, "0-3600 seconds")?;
+    let secret = c.secret("nonce.secret", &n.secret)?;
+    let previous_secret = c.secret("nonce.previous_secret", &n.previous_secret)?;
+    if previous_secret.is_some() && secret.is_none() {
+        return Err(ConfigError::Conflict {
+            file: c.file.to_owned(),
+            message: "nonce.previous_secret is set but nonce.secret is not: a previous \
+                          secret only makes sense after a rotation to a new nonce.secret"
+                .to_owned(),
+        });
+    }
+    let nonce = NonceSettings {
+        lifetime,
+        secret,
+        previous_secret,
+        grace,
+        replay_table_size: c.size(
+            "nonce.replay_table_size",
+            n.replay_table_size,
+            "1024-67108864 entries",
+        )?,
+    };
+    Ok(nonce)
+}
+
+fn check_limits(c: &Checker<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
+    let limits = Limits {
+        max_terminals: c.size(
+            "limits.max_terminals",
+            l.max_terminals,
+            "1024-67108864 entries",
+        )?,
+        max_sessions: c.size(
+            "limits.max_sessions",
+            l.max_sessions,
+            "1024-67108864 entries",
+        )?,
+        max_sources: c.size("limits.max_sources", l.max_sources, "1024-67108864 entries")?,
+        idle_timeout: c.secs(
+            "limits.idle_timeout",
+            l.idle_timeout,
+            60,
+            86_400,
+            "60-86400 seconds",
+        )?,
+        known_good_per_account: usize::from(c.int::<u8>(
+            "limits.known_good_per_account",
+            l.known_good_per_account,
+            1,
+            64,
+            "1-64 sources",
+        )?),
+        amplification_limit_milli: if (1.0..=3.0).contains(&l.amplification_limit) {
+            (l.amplification_limit * 1000.0).round() as u32
+        } else {
+            return Err(c.bad(
+                "limits.amplification_limit",
+                l.amplification_limit.to_string(),
+                "1.0-3.0 (times the request's size)",
+            ));
+        },
+    };
+    Ok(limits)
+}
+
+/// `[gateway]` with the stream sections it depends on (`[tcp]`, `[tls]`).
+fn check_gateway(
+    c: &Checker<'_>,
+    g: &RawGateway,
+    tcp: &streams::RawTcp,
+    tls: &streams::RawTls,
+    base_dir: Option<&Path>,
+) -> Result<(GatewaySettings, streams::Streams), ConfigError> {
+    let backend = match g.backend.as_str() {
+        "udp" => Backend::Udp,
+        "xdp" => Backend::Xdp,
+        other => {
+            return Err(c.bad(
+                "gateway.backend",
+                format!("{other:?}"),
+                "\"udp\" (kernel sockets, no root) or \"xdp\" (AF_XDP, needs xdp.interface)",
+            ))
+        }
+    };
+    let listen = c.addr("gateway.listen", &g.listen)?;
+    let advertise = match &g.advertise {
+        Some(a) => c.addr("gateway.advertise", a)?,
+        None if listen.ip().is_unspecified() => {
+            return Err(ConfigError::Conflict {
+                file: c.file.to_owned(),
+                message: format!(
+                    "gateway.listen = {:?} is a wildcard address: set gateway.advertise to \
+                         the address phones and the softswitch reach sipgw at (it goes into \
+                         Via, Path and Record-Route)",
+                    g.listen
+                ),
+            })
+        }
+        None => listen,
+    };
+    if advertise.ip().is_unspecified() || advertise.port() == 0 {
+        return Err(c.bad(
+            "gateway.advertise",
+            advertise.to_string(),
+            "a concrete address and port (not 0.0.0.0, [::] or port 0)",
+        ));
+    }
+    let softswitch = match &g.softswitch {
+        Some(a) => {
+            let addr = c.addr("gateway.softswitch", a)?;
+            if addr.ip().is_unspecified() || addr.port() == 0 {
+                return Err(c.bad(
+                    "gateway.softswitch",
+                    addr.to_string(),
+                    "a concrete address and port",
+                ));
+            }
+            Some(addr)
+        }
+        None => None,
+    };
+    let streams = streams::check(c, tcp, tls, &g.softswitch_transport, listen, base_dir)?;
+    let gateway = GatewaySettings {
+        softswitch_transport: streams.softswitch_transport,
+        backend,
+        listen,
+        advertise,
+        softswitch,
+        workers: usize::try_from(c.range(
+            "gateway.workers",
+            g.workers,
+            0,
+            1024,
+            "0-1024 (0: one per CPU core)",
+        )?)
+        .unwrap_or(0),
+        metrics: g
+            .metrics
+            .as_deref()
+            .map(|m| c.addr("gateway.metrics", m))
+            .transpose()?,
+        log_rejections_per_sec: u32::try_from(c.range(
+            "gateway.log_rejections_per_sec",
+            g.log_rejections_per_sec,
+            0,
+            100_000,
+            "0-100000 lines per second and worker",
+        )?)
+        .unwrap_or(0),
+    };
+    Ok((gateway, streams))
+}
+
+fn check_xdp(c: &Checker<'_>, x: &RawXdp, backend: Backend) -> Result<XdpSettings, ConfigError> {
+    let interface = match &x.interface {
+        Some(i) if i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) => {
+            return Err(c.bad(
+                "xdp.interface",
+                format!("{i:?}"),
+                "a network interface name (1-15 characters, no '/' or space)",
+            ))
+        }
+        i => i.clone(),
+    };
+    if backend == Backend::Xdp && interface.is_none() {
+        return Err(ConfigError::Conflict {
+            file: c.file.to_owned(),
+            message: "gateway.backend = \"xdp\" needs xdp.interface: the interface facing \
+                          the phones, e.g. [xdp] interface = \"eth1\""
+                .to_owned(),
+        });
+    }
+    let ring_size = c.range(
+        "xdp.ring_size",
+        x.ring_size,
+        64,
+        16384,
+        "a power of two from 64 to 16384",
+    )?;
+    if !(ring_size as u64).is_power_of_two() {
+        return Err(c.bad(
+            "xdp.ring_size",
+            ring_size.to_string(),
+            "a power of two from 64 to 16384",
+        ));
+    }
+    let frames = c.range(
+        "xdp.frames",
+        x.frames,
+        2 * ring_size,
+        1 << 20,
+        "at least 2 x xdp.ring_size, at most 1048576",
+    )?;
+    let frame_size = match x.frame_size {
+        2048 | 4096 => x.frame_size,
+        other => return Err(c.bad("xdp.frame_size", other.to_string(), "2048 or 4096")),
+    };
+    let xdp = XdpSettings {
+        interface,
+        mode: match x.mode.as_str() {
+            "native" => XdpMode::Native,
+            "generic" => XdpMode::Generic,
+            "auto" => XdpMode::Auto,
+            other => {
+                return Err(c.bad(
+                    "xdp.mode",
+                    format!("{other:?}"),
+                    "\"native\", \"generic\" or \"auto\"",
+                ))
+            }
+        },
+        zero_copy: match x.zero_copy.as_str() {
+            "on" => ZeroCopy::On,
+            "off" => ZeroCopy::Off,
+            "auto" => ZeroCopy::Auto,
+            other => {
+                return Err(c.bad(
+                    "xdp.zero_copy",
+                    format!("{other:?}"),
+                    "\"on\", \"off\" or \"auto\"",
+                ))
+            }
+        },
+        frame_size: frame_size as u32,
+        frames: frames as u32,
+        ring_size: ring_size as u32,
+        busy_poll: x.busy_poll,
+        busy_poll_usecs: c.range(
+            "xdp.busy_poll_usecs",
+            x.busy_poll_usecs,
+            1,
+            10_000,
+            "1-10000 microseconds",
+        )? as u32,
+        busy_poll_budget: c.range(
+            "xdp.busy_poll_budget",
+            x.busy_poll_budget,
+            1,
+            1024,
+            "1-1024 packets",
+        )? as u32,
+        pin_root: x.pin_root.clone(),
+        keep_attached: x.keep_attached,
+    };
+    Ok(xdp)
 }
 
 #[cfg(test)]
