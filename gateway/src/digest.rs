@@ -54,17 +54,12 @@ pub fn ha1(username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
     h.finalize().into()
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Lowercase hexadecimal rendering of a 16-byte digest (the `32LHEX` of the
 /// RFCs).
 #[must_use]
 pub fn hex(digest: &[u8; 16]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
-        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
-        pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
-    }
+    crate::sip::num::put_hex(&mut out, digest);
     out
 }
 
@@ -471,41 +466,6 @@ pub struct Credentials<'a> {
     pub opaque: Option<Param<'a>>,
 }
 
-/// `token` characters: RFC 3261 `token` plus the extra `tchar`s of RFC 7230
-/// (`#`, `$`, `&`, `^`, `|`), so that HTTP-style values are accepted too.
-fn is_token_char(b: u8) -> bool {
-    TOKEN_CHARS[usize::from(b)]
-}
-
-/// Lookup table behind [`is_token_char`] (a branch chain costs several times more per byte).
-static TOKEN_CHARS: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        i += 1;
-    }
-    t
-};
-
 /// Linear white space, including the CR LF of a folded header line.
 fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -531,7 +491,10 @@ impl<'a> Cursor<'a> {
 
     fn token(&mut self) -> &'a [u8] {
         let start = self.i;
-        while self.peek().is_some_and(is_token_char) {
+        while self
+            .peek()
+            .is_some_and(crate::sip::chars::is_http_token_char)
+        {
             self.i += 1;
         }
         self.s.get(start..self.i).unwrap_or_default()

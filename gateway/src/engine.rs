@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quanta::Instant;
-use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::addr::canonical;
@@ -291,7 +290,7 @@ pub struct Engine {
     events: Events,
     counters: Counters,
     clock: WallClock,
-    tag_key: [u8; 16],
+    tag: crate::sip::tag::LocalTag,
     decoy_key: [u8; 16],
     nonce_salt: u32,
     verifier: digest::Verifier,
@@ -387,7 +386,7 @@ impl Engine {
             events: Events::default(),
             counters: Counters::default(),
             clock,
-            tag_key,
+            tag: crate::sip::tag::LocalTag::new(tag_key),
             decoy_key,
             verifier: digest::Verifier::default(),
             fingerprint_hasher: hashbrown::DefaultHashBuilder::default(),
@@ -843,7 +842,7 @@ impl Engine {
             StartLine::Request { method, .. } => method,
         };
         match method {
-            Method::Ack if self.is_own_ack(&msg) => {
+            Method::Ack if self.tag.is_own_ack(&msg) => {
                 self.counters.own_acks_absorbed += 1;
                 return Step::Done(Verdict::Drop(DropReason::OwnAck));
             }
@@ -1499,36 +1498,10 @@ impl Engine {
             w.put(line);
             if name == HeaderName::To && !to_has_tag {
                 w.put(b";tag=");
-                w.put(&self.to_tag(msg));
+                w.put(&self.tag.to_tag(msg));
             }
             w.put(b"\r\n");
         }
-    }
-
-    /// Our deterministic To-tag for a request: keyed hash of its Call-ID and From-tag, so the
-    /// ACK for our non-2xx reply can be recognised without state.
-    fn to_tag(&self, msg: &Message<'_>) -> [u8; 16] {
-        let mut h = SipHasher13::new_with_key(&self.tag_key);
-        h.write(msg.header(HeaderName::CallId).unwrap_or_default());
-        h.write_u8(0xff);
-        let from_tag = msg
-            .header(HeaderName::From)
-            .and_then(|f| sip::header_param(f, b"tag"))
-            .unwrap_or_default();
-        h.write(from_tag);
-        let v = h.finish().to_be_bytes();
-        let mut out = [0u8; 16];
-        for (i, b) in v.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 15)];
-        }
-        out
-    }
-
-    fn is_own_ack(&self, msg: &Message<'_>) -> bool {
-        msg.header(HeaderName::To)
-            .and_then(|t| sip::header_param(t, b"tag"))
-            .is_some_and(|tag| tag == self.to_tag(msg))
     }
 
     /// Fingerprint of a request for telling a retransmission (same top Via, CSeq and
@@ -1608,8 +1581,6 @@ fn fallback_user<'a>(msg: &Message<'a>, method: Method) -> &'a [u8] {
         .and_then(sip::uri_user)
         .unwrap_or_default()
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Writes into the caller's buffer; remembers overflow instead of panicking.
 struct Writer<'a> {

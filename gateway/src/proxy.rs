@@ -149,6 +149,7 @@ use subtle::ConstantTimeEq;
 use crate::addr::{canonical, canonical_peer, same_peer};
 use crate::digest::Credentials;
 use crate::flow::{ConnId, Flow, Transport};
+use crate::sip::num::{parse_u32, percent, put_hex, HEX};
 use crate::sip::{
     self, HeaderName, Message, Method, StartLine, MAX_HEADERS, MAX_MESSAGE_LEN, SIP_VERSION,
 };
@@ -405,7 +406,7 @@ pub struct Proxy {
     /// The advertised TLS `host:port`, when TLS is configured.
     tls_text: Option<HostPort>,
     branch_key: [u8; 16],
-    tag_key: [u8; 16],
+    tag: crate::sip::tag::LocalTag,
     flow_key: [u8; 16],
 }
 
@@ -453,7 +454,7 @@ impl Proxy {
             advertised,
             cfg,
             branch_key,
-            tag_key,
+            tag: crate::sip::tag::LocalTag::new(tag_key),
             flow_key,
         }
     }
@@ -751,12 +752,12 @@ impl Proxy {
         }
         let top = msg.via_values().next().ok_or(ProxyDrop::BadVia)?;
         let via = parse_via(top).ok_or(ProxyDrop::BadVia)?;
-        if method == Method::Ack && self.is_own_ack(msg) {
+        if method == Method::Ack && self.tag.is_own_ack(msg) {
             return Err(ProxyDrop::OwnAck);
         }
         let max_forwards = match msg.header(HeaderName::MaxForwards) {
             None => None,
-            Some(v) => Some(parse_decimal(trim(v)).ok_or(ProxyDrop::BadMaxForwards)?),
+            Some(v) => Some(parse_u32(trim(v)).ok_or(ProxyDrop::BadMaxForwards)?),
         };
         if max_forwards == Some(0) {
             if method == Method::Ack {
@@ -959,30 +960,6 @@ impl Proxy {
         bool::from(want.ct_eq(mac))
     }
 
-    /// Our deterministic To-tag for a locally generated response: keyed hash of the request's
-    /// Call-ID and From-tag (so the ACK for it is recognised without state).
-    fn to_tag(&self, msg: &Message<'_>) -> [u8; 16] {
-        let mut h = SipHasher13::new_with_key(&self.tag_key);
-        h.write(b"sipgw-proxy-tag");
-        let call_id = trim(msg.header(HeaderName::CallId).unwrap_or_default());
-        h.write_usize(call_id.len());
-        h.write(call_id);
-        let from_tag = msg
-            .header(HeaderName::From)
-            .and_then(|f| sip::header_param(f, b"tag"))
-            .unwrap_or_default();
-        h.write(from_tag);
-        let mut out = [0u8; 16];
-        put_hex(&mut out, &h.finish().to_be_bytes());
-        out
-    }
-
-    fn is_own_ack(&self, msg: &Message<'_>) -> bool {
-        msg.header(HeaderName::To)
-            .and_then(|t| sip::header_param(t, b"tag"))
-            .is_some_and(|tag| tag == self.to_tag(msg))
-    }
-
     /// `483 Too Many Hops` for a request that arrived with `Max-Forwards: 0`.
     fn too_many_hops(
         &self,
@@ -1023,7 +1000,7 @@ impl Proxy {
             w.put(line);
             if name == HeaderName::To && !to_has_tag {
                 w.put(b";tag=");
-                w.put(&self.to_tag(msg));
+                w.put(&self.tag.to_tag(msg));
             }
             w.put(b"\r\n");
         }
@@ -1351,16 +1328,7 @@ fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Lower-case hex of `src` into `dst` (as much as fits).
-fn put_hex(dst: &mut [u8], src: &[u8]) {
-    for (pair, b) in dst.chunks_exact_mut(2).zip(src) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
-    }
-}
-
 /// Where the response to a request goes back to, as [`Proxy::response`] will compute it
 /// from the client Via once rewritten: the source IP (our `received`) and the `rport` value
 /// (an empty one is the source port), else the sent-by port, else 5060. A malformed `rport`
@@ -1380,7 +1348,7 @@ fn put_escaped(w: &mut Out<'_>, s: &[u8]) {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$".contains(&b) {
             w.put(&[b]);
         } else {
-            w.put(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            w.put(&percent(b));
         }
     }
 }
@@ -1438,10 +1406,6 @@ fn skip_lws(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-}
-
 /// Parses a via-parm (trimmed by the caller or not).
 fn parse_via(v: &[u8]) -> Option<Via<'_>> {
     parse_via_checked(v).ok()
@@ -1465,7 +1429,7 @@ pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
     }
     let mut i = skip_lws(v, s2 + 1);
     let t0 = i;
-    while v.get(i).is_some_and(|&b| is_token_byte(b)) {
+    while v.get(i).is_some_and(|&b| sip::chars::is_token_char(b)) {
         i += 1;
     }
     if i == t0 {
@@ -1729,22 +1693,8 @@ pub(crate) fn parse_ip(host: &[u8]) -> Option<IpAddr> {
 
 /// Decimal `1..=65535`.
 fn parse_port(s: &[u8]) -> Option<u16> {
-    let n = parse_decimal(s)?;
+    let n = parse_u32(s)?;
     u16::try_from(n).ok().filter(|&p| p != 0)
-}
-
-/// Plain decimal digits fitting in `u32`.
-fn parse_decimal(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 10 {
-        return None;
-    }
-    s.iter().try_fold(0u32, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

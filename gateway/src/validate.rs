@@ -343,7 +343,10 @@ fn cseq<'a>(msg: &Message<'a>) -> Result<(u32, &'a [u8]), Invalid> {
             // A number too large for u32 is out of range rather than malformed.
             let v = sip::trim_lws(value);
             let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits > 0 && v.get(..digits).is_some_and(|d| sip::parse_u32(d).is_none()) {
+            if digits > 0
+                && v.get(..digits)
+                    .is_some_and(|d| sip::num::parse_u32(d).is_none())
+            {
                 Err(Invalid::CSeqOutOfRange)
             } else {
                 Err(Invalid::BadCSeq)
@@ -357,7 +360,7 @@ fn max_forwards(value: &[u8]) -> Result<u32, Invalid> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return Err(Invalid::BadMaxForwards);
     }
-    match sip::parse_u32(v) {
+    match sip::num::parse_u32(v) {
         Some(n) if n <= MAX_MAX_FORWARDS => Ok(n),
         _ => Err(Invalid::MaxForwardsOutOfRange),
     }
@@ -439,7 +442,7 @@ fn param_value_ok(v: &[u8]) -> bool {
     }
     !v.is_empty()
         && v.iter()
-            .all(|&b| proxy::is_token_byte(b) || matches!(b, b':' | b'[' | b']'))
+            .all(|&b| sip::chars::is_token_char(b) || matches!(b, b':' | b'[' | b']'))
 }
 
 /// A `sip:`/`sips:` Request-URI: a bracketed IPv6 host, a host and port that parse, no

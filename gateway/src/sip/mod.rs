@@ -58,6 +58,13 @@ use core::fmt;
 
 use memchr::{memchr, memchr_iter};
 
+pub mod chars;
+pub mod num;
+pub mod tag;
+
+pub(crate) use chars::is_token;
+use num::parse_u32;
+
 /// Most headers a [`Message`] can hold; one more is [`ParseError::TooManyHeaders`].
 pub const MAX_HEADERS: usize = 64;
 
@@ -1658,31 +1665,6 @@ fn is_uri_like(uri: &[u8]) -> bool {
     scheme_ok && !uri.iter().any(|&b| is_ws(b))
 }
 
-/// Token characters of RFC 3261 §25.1:
-/// alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
-const TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        i += 1;
-    }
-    t
-};
-
-fn is_tchar(b: u8) -> bool {
-    TOKEN[usize::from(b)]
-}
-
-pub(crate) fn is_token(s: &[u8]) -> bool {
-    s.iter().all(|&b| is_tchar(b))
-}
-
 /// A control character other than HT: `0x00..=0x1f` and `0x7f`.
 fn is_ctl(b: u8) -> bool {
     ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
@@ -2004,20 +1986,6 @@ pub(crate) fn trim_lws(s: &[u8]) -> &[u8] {
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
     s.get(..prefix.len())
         .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-}
-
-/// Non-empty decimal digits only, fitting in `u32`.
-pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u32, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 fn non_empty(s: &[u8]) -> Option<&[u8]> {
