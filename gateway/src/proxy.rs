@@ -141,7 +141,6 @@ use core::fmt::{self, Write as _};
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use memchr::memchr;
 use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 use subtle::ConstantTimeEq;
@@ -150,6 +149,10 @@ use crate::addr::{canonical, canonical_peer, same_peer};
 use crate::digest::Credentials;
 use crate::flow::{ConnId, Flow, Transport};
 use crate::sip::num::{parse_u32, percent, put_hex, HEX};
+use crate::sip::values::{
+    after_first, parse_ip, parse_port, parse_sip_uri, parse_via, split_param, trim_lws, uri_param,
+    Params, SipUri, Via,
+};
 use crate::sip::{
     self, HeaderName, Message, Method, StartLine, MAX_HEADERS, MAX_MESSAGE_LEN, SIP_VERSION,
 };
@@ -575,9 +578,9 @@ impl Proxy {
         h.write(b"sipgw-dialog");
         h.write(self.flow_token(flow).as_bytes());
         h.write_u8(0xff);
-        h.write(trim(call_id));
+        h.write(trim_lws(call_id));
         h.write_u8(0xff);
-        h.write(trim(from_tag));
+        h.write(trim_lws(from_tag));
         let mut out = [0u8; DIALOG_MAC_LEN];
         put_hex(&mut out, &h.finish().to_be_bytes());
         out
@@ -757,7 +760,7 @@ impl Proxy {
         }
         let max_forwards = match msg.header(HeaderName::MaxForwards) {
             None => None,
-            Some(v) => Some(parse_u32(trim(v)).ok_or(ProxyDrop::BadMaxForwards)?),
+            Some(v) => Some(parse_u32(trim_lws(v)).ok_or(ProxyDrop::BadMaxForwards)?),
         };
         if max_forwards == Some(0) {
             if method == Method::Ack {
@@ -918,7 +921,7 @@ impl Proxy {
                 field(&mut h, from_tag);
                 field(
                     &mut h,
-                    trim(msg.header(HeaderName::CallId).unwrap_or_default()),
+                    trim_lws(msg.header(HeaderName::CallId).unwrap_or_default()),
                 );
                 let n = msg
                     .header(HeaderName::CSeq)
@@ -1328,7 +1331,6 @@ fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
     }
 }
 
-/// Lower-case hex of `src` into `dst` (as much as fits).
 /// Where the response to a request goes back to, as [`Proxy::response`] will compute it
 /// from the client Via once rewritten: the source IP (our `received`) and the `rport` value
 /// (an empty one is the source port), else the sent-by port, else 5060. A malformed `rport`
@@ -1353,321 +1355,15 @@ fn put_escaped(w: &mut Out<'_>, s: &[u8]) {
     }
 }
 
-/// The rest of a comma-separated header value after its first element, starting at the
-/// second element as written; `None` when it has only one.
-fn after_first(value: &[u8]) -> Option<&[u8]> {
-    let mut items = sip::split_list(value);
-    items.next()?;
-    let second = items.next()?;
-    let start = (second.as_ptr() as usize).checked_sub(value.as_ptr() as usize)?;
-    value.get(start..)
-}
-
-/// A parsed via-parm: `SIP/2.0/transport sent-by` then parameters.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Via<'a> {
-    /// From the start to the end of sent-by, as written.
-    pub(crate) head: &'a [u8],
-    /// protocol-name and protocol-version (`SIP`, `2.0`), trimmed of LWS.
-    pub(crate) protocol: (&'a [u8], &'a [u8]),
-    /// The transport token (`UDP`, `TCP`, …) as written.
-    pub(crate) transport: &'a [u8],
-    /// sent-by host as written (IPv6 with brackets).
-    pub(crate) host: &'a [u8],
-    /// sent-by port, if written.
-    pub(crate) port: Option<u16>,
-    /// Everything after sent-by: empty or starting with `;`.
-    pub(crate) params: &'a [u8],
-}
-
-/// Why a via-parm does not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ViaError {
-    /// sent-by is an IPv6 address without the `[` `]` of an IPv6reference (RFC 5118 §4.2).
-    UnbracketedIpv6,
-    /// Anything else.
-    Syntax,
-}
-
-fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|&b| !is_lws(b)).map_or(start, |e| e + 1);
-    s.get(start..end).unwrap_or(&[])
-}
-
-fn skip_lws(s: &[u8], mut i: usize) -> usize {
-    while s.get(i).is_some_and(|&b| is_lws(b)) {
-        i += 1;
-    }
-    i
-}
-
-/// Parses a via-parm (trimmed by the caller or not).
-fn parse_via(v: &[u8]) -> Option<Via<'_>> {
-    parse_via_checked(v).ok()
-}
-
-/// [`parse_via`], telling an unbracketed IPv6 sent-by from other errors.
-pub(crate) fn parse_via_checked(v: &[u8]) -> Result<Via<'_>, ViaError> {
-    use ViaError::Syntax;
-    let v = trim(v);
-    let s1 = memchr(b'/', v).ok_or(Syntax)?;
-    let s2 = s1 + 1 + memchr(b'/', v.get(s1 + 1..).ok_or(Syntax)?).ok_or(Syntax)?;
-    let protocol = (
-        trim(v.get(..s1).ok_or(Syntax)?),
-        trim(v.get(s1 + 1..s2).ok_or(Syntax)?),
-    );
-    // Protocol name and version are tokens (RFC 3261 §20.42): a quote there would pair with
-    // one further on and change how the rewritten header splits into via-parms (found by the
-    // `proxy` fuzz target).
-    if !sip::is_token(protocol.0) || !sip::is_token(protocol.1) {
-        return Err(Syntax);
-    }
-    let mut i = skip_lws(v, s2 + 1);
-    let t0 = i;
-    while v.get(i).is_some_and(|&b| sip::chars::is_token_char(b)) {
-        i += 1;
-    }
-    if i == t0 {
-        return Err(Syntax);
-    }
-    let after_transport = i;
-    let transport = v.get(t0..i).ok_or(Syntax)?;
-    i = skip_lws(v, i);
-    if i == after_transport {
-        return Err(Syntax);
-    }
-    let h0 = i;
-    let bracketed = v.get(i) == Some(&b'[');
-    if bracketed {
-        i += memchr(b']', v.get(i..).ok_or(Syntax)?).ok_or(Syntax)? + 1;
-    } else {
-        while v
-            .get(i)
-            .is_some_and(|&b| !matches!(b, b':' | b';' | b',' | b'"' | b'<' | b'>') && !is_lws(b))
-        {
-            i += 1;
-        }
-    }
-    let host = v.get(h0..i).ok_or(Syntax)?;
-    // `2001:db8::1` (or `::1`): hex digits and more than one colon in an unbracketed sent-by.
-    let colons = |from: usize| {
-        v.get(from..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-            .filter(|&&b| b == b':')
-            .count()
-    };
-    if !bracketed && v.get(i) == Some(&b':') && colons(i) > 1 {
-        return Err(ViaError::UnbracketedIpv6);
-    }
-    if host.is_empty() {
-        return Err(Syntax);
-    }
-    let mut port = None;
-    if v.get(i) == Some(&b':') {
-        i += 1;
-        let p0 = i;
-        while v.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        port = Some(parse_port(v.get(p0..i).ok_or(Syntax)?).ok_or(Syntax)?);
-    }
-    let head = v.get(..i).ok_or(Syntax)?;
-    let params = v.get(skip_lws(v, i)..).ok_or(Syntax)?;
-    if !params.is_empty() && params.first() != Some(&b';') {
-        return Err(Syntax);
-    }
-    // An unterminated quoted string would swallow the `;received=` the proxy appends, and an
-    // unquoted `<`/`>` (never valid in a Via) changes how the header splits into via-parms
-    // once a parameter is rewritten; a bracketed host must be an IPv6 address (found by the
-    // `proxy` fuzz target).
-    if !params_well_formed(params)
-        || (host.first() == Some(&b'[')
-            && host
-                .get(1..host.len() - 1)
-                .and_then(|h| core::str::from_utf8(h).ok())
-                .is_none_or(|h| h.parse::<Ipv6Addr>().is_err()))
-    {
-        return Err(Syntax);
-    }
-    Ok(Via {
-        head,
-        protocol,
-        transport,
-        host,
-        port,
-        params,
-    })
-}
-
-/// Whether every quoted string in `s` is closed (a backslash escapes the next byte inside
-/// one), as [`Params`] reads them, and no `<` or `>` stands outside them.
-fn params_well_formed(s: &[u8]) -> bool {
-    let mut quoted = false;
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' | b'>' if !quoted => return false,
-            _ => {}
-        }
-        i += 1;
-    }
-    !quoted
-}
-
-/// The `;`-separated parameters of a via-parm (`params` empty or starting with `;`), each as
-/// written between the separators; `;` inside quoted strings does not separate.
-pub(crate) struct Params<'a> {
-    rest: Option<&'a [u8]>,
-}
-
-impl<'a> Params<'a> {
-    pub(crate) fn new(params: &'a [u8]) -> Params<'a> {
-        Params {
-            rest: params.strip_prefix(b";"),
-        }
-    }
-}
-
-impl<'a> Iterator for Params<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let s = self.rest?;
-        let mut quoted = false;
-        let mut i = 0;
-        while let Some(&b) = s.get(i) {
-            match b {
-                b'\\' if quoted => i += 1,
-                b'"' => quoted = !quoted,
-                b';' if !quoted => {
-                    self.rest = s.get(i + 1..);
-                    return s.get(..i);
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        self.rest = None;
-        Some(s)
-    }
-}
-
-/// `name[=value]` → (trimmed name, trimmed value if there is a `=`).
-pub(crate) fn split_param(seg: &[u8]) -> (&[u8], Option<&[u8]>) {
-    match memchr(b'=', seg) {
-        Some(eq) => (
-            trim(seg.get(..eq).unwrap_or(&[])),
-            Some(trim(seg.get(eq + 1..).unwrap_or(&[]))),
-        ),
-        None => (trim(seg), None),
-    }
-}
-
-/// The parts of a `sip:` / `sips:` URI the proxy routes by.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SipUri<'a> {
-    /// user part (without `:password`), if any.
-    pub(crate) user: Option<&'a [u8]>,
-    /// host as written (IPv6 with brackets).
-    pub(crate) host: &'a [u8],
-    /// port, if written.
-    pub(crate) port: Option<u16>,
-}
-
-/// A `sip:` / `sips:` URI (trimmed) split after its scheme into userinfo (before the first
-/// `@`, if any) and the rest (hostport, then parameters and headers as written); `None` for
-/// other schemes.
-pub(crate) fn sip_uri_split(uri: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
-    let uri = trim(uri);
-    let rest = if uri
-        .get(..4)
-        .is_some_and(|s| s.eq_ignore_ascii_case(b"sip:"))
-    {
-        uri.get(4..)?
-    } else if uri
-        .get(..5)
-        .is_some_and(|s| s.eq_ignore_ascii_case(b"sips:"))
-    {
-        uri.get(5..)?
-    } else {
-        return None;
-    };
-    Some(match memchr(b'@', rest) {
-        Some(at) => (Some(rest.get(..at)?), rest.get(at + 1..)?),
-        None => (None, rest),
-    })
-}
-
-pub(crate) fn parse_sip_uri(uri: &[u8]) -> Option<SipUri<'_>> {
-    let (userinfo, hostport) = sip_uri_split(uri)?;
-    let user = match userinfo {
-        Some(userinfo) => {
-            let end = memchr(b':', userinfo).unwrap_or(userinfo.len());
-            Some(userinfo.get(..end)?)
-        }
-        None => None,
-    };
-    let mut i = 0;
-    if hostport.first() == Some(&b'[') {
-        i = memchr(b']', hostport)? + 1;
-    } else {
-        while hostport
-            .get(i)
-            .is_some_and(|&b| !matches!(b, b':' | b';' | b'?' | b'>') && !is_lws(b))
-        {
-            i += 1;
-        }
-    }
-    let host = hostport.get(..i)?;
-    if host.is_empty() {
-        return None;
-    }
-    let mut port = None;
-    if hostport.get(i) == Some(&b':') {
-        let p = hostport.get(i + 1..)?;
-        let end = p
-            .iter()
-            .position(|&b| matches!(b, b';' | b'?' | b'>') || is_lws(b))
-            .unwrap_or(p.len());
-        port = Some(parse_port(p.get(..end)?)?);
-    }
-    Some(SipUri {
-        user: user.filter(|u| !u.is_empty()),
-        host,
-        port,
-    })
-}
-
-/// The value of URI parameter `name` (case-insensitive) in a SIP URI (`;name=value`,
-/// before any `?headers`).
-fn uri_param<'a>(uri: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let end = memchr(b'?', uri).unwrap_or(uri.len());
-    let uri = uri.get(..end)?;
-    let mut params = uri.split(|&b| b == b';').skip(1);
-    params.find_map(|p| {
-        let (n, v) = split_param(p);
-        n.eq_ignore_ascii_case(name).then_some(v).flatten()
-    })
-}
-
 /// Where a SIP URI points: its host must be an IP literal (port default 5060); the
 /// transport is its `transport` parameter (`sips:`: TLS; default UDP; an unknown one:
 /// `None`). No connection: the driver finds or makes one for a stream transport.
 fn uri_flow(uri: &[u8]) -> Option<Flow> {
     let u = parse_sip_uri(uri)?;
-    let sips = trim(uri)
+    let sips = trim_lws(uri)
         .get(..5)
         .is_some_and(|s| s.eq_ignore_ascii_case(b"sips:"));
-    let transport = match uri_param(trim(uri), b"transport") {
+    let transport = match uri_param(trim_lws(uri), b"transport") {
         Some(t) => Transport::from_token(t)?,
         None if sips => Transport::Tls,
         None => Transport::Udp,
@@ -1677,24 +1373,6 @@ fn uri_flow(uri: &[u8]) -> Option<Flow> {
         peer: SocketAddr::new(parse_ip(u.host)?, u.port.unwrap_or(DEFAULT_SIP_PORT)),
         conn: None,
     })
-}
-
-/// An IP literal: dotted IPv4, or IPv6 with or without brackets.
-pub(crate) fn parse_ip(host: &[u8]) -> Option<IpAddr> {
-    let host = host
-        .strip_prefix(b"[")
-        .and_then(|h| h.strip_suffix(b"]"))
-        .unwrap_or(host);
-    if host.len() > 45 {
-        return None;
-    }
-    core::str::from_utf8(host).ok()?.parse().ok()
-}
-
-/// Decimal `1..=65535`.
-fn parse_port(s: &[u8]) -> Option<u16> {
-    let n = parse_u32(s)?;
-    u16::try_from(n).ok().filter(|&p| p != 0)
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -43,7 +43,7 @@
 #![forbid(unsafe_code)]
 
 use crate::counters::Counters;
-use crate::proxy::{self, ViaError};
+use crate::sip::values::{self, ViaError};
 use crate::sip::{self, HeaderName, Message, StartLine};
 
 /// Largest CSeq sequence number (RFC 3261 §8.1.1.5: less than 2³¹).
@@ -378,7 +378,7 @@ fn via_header(value: &[u8]) -> Result<(), Invalid> {
 /// (hostname, IPv4 or bracketed IPv6, optional port), then `;token[=value]` parameters with
 /// a value that is a token, a host (IPv6 reference included) or a quoted string.
 fn via_parm(value: &[u8]) -> Result<(), Invalid> {
-    let via = proxy::parse_via_checked(value).map_err(|e| match e {
+    let via = values::parse_via_checked(value).map_err(|e| match e {
         ViaError::UnbracketedIpv6 => Invalid::UnbracketedIpv6,
         ViaError::Syntax => Invalid::BadVia,
     })?;
@@ -389,8 +389,8 @@ fn via_parm(value: &[u8]) -> Result<(), Invalid> {
     if !host_ok(via.host) {
         return Err(Invalid::BadVia);
     }
-    for seg in proxy::Params::new(via.params) {
-        let (pname, pvalue) = proxy::split_param(seg);
+    for seg in values::Params::new(via.params) {
+        let (pname, pvalue) = values::split_param(seg);
         if pname.is_empty() || !sip::is_token(pname) {
             return Err(Invalid::BadVia);
         }
@@ -448,7 +448,7 @@ fn param_value_ok(v: &[u8]) -> bool {
 /// A `sip:`/`sips:` Request-URI: a bracketed IPv6 host, a host and port that parse, no
 /// headers. Other schemes are the UAS's business (RFC 4475 §3.3.2, §3.3.3).
 fn request_uri(uri: &[u8]) -> Result<(), Invalid> {
-    let Some((_, hostport)) = proxy::sip_uri_split(uri) else {
+    let Some((_, hostport)) = values::sip_uri_split(uri) else {
         return Ok(());
     };
     if hostport.first() != Some(&b'[') {
@@ -461,7 +461,7 @@ fn request_uri(uri: &[u8]) -> Result<(), Invalid> {
             return Err(Invalid::UnbracketedIpv6);
         }
     }
-    if proxy::parse_sip_uri(uri).is_none() {
+    if values::parse_sip_uri(uri).is_none() {
         return Err(Invalid::BadRequestUri);
     }
     if hostport.contains(&b'?') {
