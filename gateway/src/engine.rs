@@ -54,6 +54,7 @@ use crate::guard::{AccountGuard, Charge, Reserve};
 use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
 use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
 use crate::shard::{Dest, Outbox, ShardId, ShardMsg};
+use crate::sip::write::{WriteError, Writer};
 use crate::sip::{self, HeaderName, Message, Method, StartLine};
 use crate::validate;
 
@@ -1366,22 +1367,18 @@ impl Engine {
             .mint(self.clock.unix_secs(now), ip, &self.realm, salt);
         let www = self.mode.uses_401(method);
         let (status, line, header): (u16, &[u8], &[u8]) = if www {
-            (
-                401,
-                b"SIP/2.0 401 Unauthorized\r\n",
-                b"WWW-Authenticate: Digest realm=\"",
-            )
+            (401, b"SIP/2.0 401 Unauthorized\r\n", b"WWW-Authenticate")
         } else {
             (
                 407,
                 b"SIP/2.0 407 Proxy Authentication Required\r\n",
-                b"Proxy-Authenticate: Digest realm=\"",
+                b"Proxy-Authenticate",
             )
         };
         let mut w = Writer::new(reply);
-        w.put(line);
-        self.copy_dialog_headers(&mut w, msg);
-        w.put(header);
+        w.reply_head(line, msg, &self.tag);
+        w.begin(header);
+        w.put(b"Digest realm=\"");
         w.put(&self.realm);
         w.put(b"\",nonce=\"");
         w.put(&nonce);
@@ -1394,7 +1391,8 @@ impl Engine {
         if stale {
             w.put(b",stale=true");
         }
-        w.put(b"\r\nContent-Length: 0\r\n\r\n");
+        w.put(b"\r\n");
+        w.end_without_body();
         self.counters.challenged += 1;
         self.emit(w, msg, status)
     }
@@ -1405,9 +1403,8 @@ impl Engine {
             return Verdict::Drop(DropReason::Silenced { status: 403 });
         }
         let mut w = Writer::new(reply);
-        w.put(b"SIP/2.0 403 Forbidden\r\n");
-        self.copy_dialog_headers(&mut w, msg);
-        w.put(b"Content-Length: 0\r\n\r\n");
+        w.reply_head(b"SIP/2.0 403 Forbidden\r\n", msg, &self.tag);
+        w.end_without_body();
         self.counters.forbidden_sent += 1;
         self.emit(w, msg, 403)
     }
@@ -1435,10 +1432,9 @@ impl Engine {
             });
         }
         let mut w = Writer::new(reply);
-        w.put(invalid.status_line());
-        self.copy_dialog_headers(&mut w, msg);
+        w.reply_head(invalid.status_line(), msg, &self.tag);
         if invalid == validate::Invalid::BadExtension {
-            w.put(b"Unsupported: ");
+            w.begin(b"Unsupported");
             let options = validate::proxy_require_values(msg).flat_map(sip::split_list);
             for (i, option) in options.enumerate() {
                 if i > 0 {
@@ -1448,7 +1444,7 @@ impl Engine {
             }
             w.put(b"\r\n");
         }
-        w.put(b"Content-Length: 0\r\n\r\n");
+        w.end_without_body();
         self.emit(w, msg, invalid.status())
     }
 
@@ -1460,47 +1456,26 @@ impl Engine {
     fn emit(&mut self, w: Writer<'_>, msg: &Message<'_>, status: u16) -> Verdict {
         let request = msg.as_bytes().len();
         match w.finish() {
-            None => {
+            Err(WriteError::BufferTooSmall) => {
                 self.counters.reply_buffer_too_small += 1;
                 Verdict::Drop(DropReason::ReplyBufferTooSmall)
             }
-            Some(len) if len > request + MAX_REPLY_GROWTH => {
+            Err(WriteError::TooLarge) => {
                 self.counters.reply_too_large += 1;
                 Verdict::Drop(DropReason::ReplyTooLarge)
             }
-            Some(len)
+            Ok(len) if len > request + MAX_REPLY_GROWTH => {
+                self.counters.reply_too_large += 1;
+                Verdict::Drop(DropReason::ReplyTooLarge)
+            }
+            Ok(len)
                 if !self.proven
                     && len as u64 * 1000 > request as u64 * u64::from(self.amplification_milli) =>
             {
                 self.counters.amplification_dropped += 1;
                 Verdict::Drop(DropReason::Amplification)
             }
-            Some(len) => Verdict::Reply { len, status },
-        }
-    }
-
-    /// Copy Via, From, To (with our tag if it has none), Call-ID and CSeq lines as written.
-    fn copy_dialog_headers(&self, w: &mut Writer<'_>, msg: &Message<'_>) {
-        let to_has_tag = msg
-            .header(HeaderName::To)
-            .is_some_and(|to| sip::header_param(to, b"tag").is_some());
-        let dialog = |n| {
-            matches!(
-                n,
-                HeaderName::Via
-                    | HeaderName::From
-                    | HeaderName::To
-                    | HeaderName::CallId
-                    | HeaderName::CSeq
-            )
-        };
-        for (name, line) in msg.lines_where(dialog) {
-            w.put(line);
-            if name == HeaderName::To && !to_has_tag {
-                w.put(b";tag=");
-                w.put(&self.tag.to_tag(msg));
-            }
-            w.put(b"\r\n");
+            Ok(len) => Verdict::Reply { len, status },
         }
     }
 
@@ -1580,35 +1555,4 @@ fn fallback_user<'a>(msg: &Message<'a>, method: Method) -> &'a [u8] {
         .and_then(sip::name_addr_uri)
         .and_then(sip::uri_user)
         .unwrap_or_default()
-}
-
-/// Writes into the caller's buffer; remembers overflow instead of panicking.
-struct Writer<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-    overflow: bool,
-}
-
-impl<'a> Writer<'a> {
-    fn new(buf: &'a mut [u8]) -> Self {
-        Writer {
-            buf,
-            len: 0,
-            overflow: false,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(dst) if !self.overflow => {
-                dst.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            _ => self.overflow = true,
-        }
-    }
-
-    fn finish(self) -> Option<usize> {
-        (!self.overflow).then_some(self.len)
-    }
 }

@@ -19,8 +19,8 @@
 //!   message itself under a keyed MAC/hash, so the proxy is fully stateless.
 //! * Every [`Route::Send`] / [`Route::Reply`] output parses again with [`Message::parse`],
 //!   its body is byte-identical to the input's body and its `Content-Length` headers are
-//!   copied unchanged. Output longer than [`MAX_MESSAGE_LEN`] or with more than
-//!   [`MAX_HEADERS`] headers is [`ProxyDrop::TooLarge`]; output that does not fit the
+//!   copied unchanged. Output longer than [`MAX_MESSAGE_LEN`](crate::sip::MAX_MESSAGE_LEN) or with more than
+//!   [`MAX_HEADERS`](crate::sip::MAX_HEADERS) headers is [`ProxyDrop::TooLarge`]; output that does not fit the
 //!   caller's buffer is [`ProxyDrop::OutputTooSmall`].
 //! * Headers the proxy does not touch are copied line for line as written (compact names,
 //!   case, folding included); a header it edits keeps its name as written (`v:` stays `v:`).
@@ -148,14 +148,13 @@ use subtle::ConstantTimeEq;
 use crate::addr::{canonical, canonical_peer, same_peer};
 use crate::digest::Credentials;
 use crate::flow::{ConnId, Flow, Transport};
-use crate::sip::num::{parse_u32, percent, put_hex, HEX};
+use crate::sip::num::{parse_u32, put_hex, HEX};
 use crate::sip::values::{
     after_first, parse_ip, parse_port, parse_sip_uri, parse_via, split_param, trim_lws, uri_param,
     Params, SipUri, Via,
 };
-use crate::sip::{
-    self, HeaderName, Message, Method, StartLine, MAX_HEADERS, MAX_MESSAGE_LEN, SIP_VERSION,
-};
+use crate::sip::write::{WriteError, Writer};
+use crate::sip::{self, HeaderName, Message, Method, StartLine, SIP_VERSION};
 
 /// Start of the branch of every Via the gateway inserts: the RFC 3261 magic cookie and a
 /// fixed marker, by which [`Proxy::response`] recognises its own Via cheaply.
@@ -334,8 +333,17 @@ pub enum ProxyDrop {
     BadFlowToken,
     /// The output does not fit the caller's buffer.
     OutputTooSmall,
-    /// The output would exceed [`MAX_MESSAGE_LEN`] bytes or [`MAX_HEADERS`] headers.
+    /// The output would exceed [`MAX_MESSAGE_LEN`](crate::sip::MAX_MESSAGE_LEN) bytes or [`MAX_HEADERS`](crate::sip::MAX_HEADERS) headers.
     TooLarge,
+}
+
+impl From<WriteError> for ProxyDrop {
+    fn from(e: WriteError) -> ProxyDrop {
+        match e {
+            WriteError::TooLarge => ProxyDrop::TooLarge,
+            WriteError::BufferTooSmall => ProxyDrop::OutputTooSmall,
+        }
+    }
 }
 
 /// A flow token: `sgw` followed by base64url characters (see [`Proxy::flow_token`]).
@@ -382,9 +390,9 @@ struct HostPort {
 impl HostPort {
     fn new(addr: SocketAddr) -> HostPort {
         let mut buf = [0u8; 64];
-        let mut w = Out::new(&mut buf);
-        write_hostport(&mut w, addr);
-        let len = w.len as u8;
+        let mut w = Writer::new(&mut buf);
+        w.hostport(addr);
+        let len = w.len() as u8;
         HostPort { buf, len }
     }
 
@@ -983,32 +991,9 @@ impl Proxy {
             peer: SocketAddr::new(canonical(peer.ip()), port),
             ..from
         };
-        let to_has_tag = msg
-            .header(HeaderName::To)
-            .is_some_and(|t| sip::header_param(t, b"tag").is_some());
-        let mut w = Out::new(out);
-        w.put(b"SIP/2.0 483 Too Many Hops\r\n");
-        let dialog = |n| {
-            matches!(
-                n,
-                HeaderName::Via
-                    | HeaderName::From
-                    | HeaderName::To
-                    | HeaderName::CallId
-                    | HeaderName::CSeq
-            )
-        };
-        for (name, line) in msg.lines_where(dialog) {
-            w.headers += 1;
-            w.put(line);
-            if name == HeaderName::To && !to_has_tag {
-                w.put(b";tag=");
-                w.put(&self.tag.to_tag(msg));
-            }
-            w.put(b"\r\n");
-        }
-        w.headers += 1;
-        w.put(b"Content-Length: 0\r\n\r\n");
+        let mut w = Writer::new(out);
+        w.reply_head(b"SIP/2.0 483 Too Many Hops\r\n", msg, &self.tag);
+        w.end_without_body();
         let len = w.finish()?;
         // Never more bytes back than came in: the request may be spoofed (no amplification).
         if len > msg.as_bytes().len() {
@@ -1027,7 +1012,7 @@ impl Proxy {
         plan: &Plan<'_>,
         out: &mut [u8],
     ) -> Result<usize, ProxyDrop> {
-        let mut w = Out::new(out);
+        let mut w = Writer::new(out);
         // Start line, rebuilt from its checked parts.
         w.put(msg.method_bytes().unwrap_or_default());
         w.put(b" ");
@@ -1037,7 +1022,7 @@ impl Proxy {
         w.put(b"\r\n");
         // Our Via, for the transport the request leaves on; with the flow it came on when
         // that is a connection (its response goes back over it).
-        w.headers += 1;
+        w.count_header();
         w.put(b"Via: SIP/2.0/");
         w.put(plan.out.via_token().as_bytes());
         w.put(b" ");
@@ -1071,15 +1056,15 @@ impl Proxy {
             self.write_flow_uri(&mut w, b"Path", flow, plan.out, None);
         }
         if let Some(user) = plan.identity {
-            w.headers += 1;
+            w.count_header();
             w.put(b"P-Asserted-Identity: <sip:");
-            put_escaped(&mut w, user);
+            w.escaped(user);
             w.put(b"@");
-            put_escaped(&mut w, self.cfg.realm.as_bytes());
+            w.escaped(self.cfg.realm.as_bytes());
             w.put(b">\r\n");
         }
         if plan.max_forwards.is_none() {
-            w.headers += 1;
+            w.count_header();
             let _ = write!(w, "Max-Forwards: {DEFAULT_MAX_FORWARDS}\r\n");
         }
 
@@ -1146,7 +1131,7 @@ impl Proxy {
         }
         w.put(b"\r\n");
         w.put(msg.body());
-        w.finish()
+        Ok(w.finish()?)
     }
 
     /// `<sip:TOKEN@advertised;lr>` for a URI reached over `transport` (with
@@ -1154,7 +1139,7 @@ impl Proxy {
     /// to the dialog of `(Call-ID, From-tag)`.
     fn write_flow_uri(
         &self,
-        w: &mut Out<'_>,
+        w: &mut Writer<'_>,
         name: &[u8],
         flow: Flow,
         transport: Transport,
@@ -1230,7 +1215,7 @@ impl Proxy {
                 .map_err(|_| ProxyDrop::BadFlowToken)?,
         };
 
-        let mut w = Out::new(out);
+        let mut w = Writer::new(out);
         w.put(SIP_VERSION);
         let _ = write!(w, " {code}");
         if !reason.is_empty() {
@@ -1283,7 +1268,7 @@ fn via_destination(value: &[u8]) -> Result<Flow, ProxyDrop> {
 }
 
 /// The received top via-parm with `received` set and an empty `rport` filled.
-fn write_client_via(w: &mut Out<'_>, via: &Via<'_>, peer: SocketAddr) {
+fn write_client_via(w: &mut Writer<'_>, via: &Via<'_>, peer: SocketAddr) {
     let ip = canonical(peer.ip());
     w.put(via.head);
     let mut received = false;
@@ -1320,17 +1305,6 @@ fn hash_addr(h: &mut SipHasher13x128, a: SocketAddr) {
     h.write_u16(a.port());
 }
 
-fn write_hostport(w: &mut Out<'_>, addr: SocketAddr) {
-    match addr.ip() {
-        IpAddr::V4(a) => {
-            let _ = write!(w, "{a}:{}", addr.port());
-        }
-        IpAddr::V6(a) => {
-            let _ = write!(w, "[{a}]:{}", addr.port());
-        }
-    }
-}
-
 /// Where the response to a request goes back to, as [`Proxy::response`] will compute it
 /// from the client Via once rewritten: the source IP (our `received`) and the `rport` value
 /// (an empty one is the source port), else the sent-by port, else 5060. A malformed `rport`
@@ -1342,17 +1316,6 @@ fn client_response_addr(top: &[u8], via: &Via<'_>, peer: SocketAddr) -> SocketAd
         None => via.port.unwrap_or(DEFAULT_SIP_PORT),
     };
     SocketAddr::new(canonical(peer.ip()), port)
-}
-
-/// Writes `s` percent-encoding every byte but alphanumerics and `-_.!~*'()&=+$`.
-fn put_escaped(w: &mut Out<'_>, s: &[u8]) {
-    for &b in s {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$".contains(&b) {
-            w.put(&[b]);
-        } else {
-            w.put(&percent(b));
-        }
-    }
 }
 
 /// Where a SIP URI points: its host must be an IP literal (port default 5060); the
@@ -1422,80 +1385,10 @@ fn base64url_decode(src: &[u8], dst: &mut [u8]) -> bool {
     true
 }
 
-/// Writes into the caller's buffer; remembers overflow (buffer too small) and excess
-/// (longer than [`MAX_MESSAGE_LEN`]) instead of panicking, and counts header lines.
-struct Out<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-    overflow: bool,
-    too_large: bool,
-    headers: usize,
-}
-
-impl<'a> Out<'a> {
-    fn new(buf: &'a mut [u8]) -> Self {
-        Out {
-            buf,
-            len: 0,
-            overflow: false,
-            too_large: false,
-            headers: 0,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        if self.overflow || self.too_large {
-            return;
-        }
-        let end = self.len.saturating_add(bytes.len());
-        if end > MAX_MESSAGE_LEN {
-            self.too_large = true;
-            return;
-        }
-        match self.buf.get_mut(self.len..end) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.len = end;
-            }
-            None => self.overflow = true,
-        }
-    }
-
-    /// Starts a header line: `name: `.
-    fn begin(&mut self, name: &[u8]) {
-        self.headers += 1;
-        self.put(name);
-        self.put(b": ");
-    }
-
-    /// A whole header line as written, and its line end.
-    fn line(&mut self, line: &[u8]) {
-        self.headers += 1;
-        self.put(line);
-        self.put(b"\r\n");
-    }
-
-    fn finish(self) -> Result<usize, ProxyDrop> {
-        if self.too_large || self.headers > MAX_HEADERS {
-            Err(ProxyDrop::TooLarge)
-        } else if self.overflow {
-            Err(ProxyDrop::OutputTooSmall)
-        } else {
-            Ok(self.len)
-        }
-    }
-}
-
-impl fmt::Write for Out<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.put(s.as_bytes());
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::{MAX_HEADERS, MAX_MESSAGE_LEN};
     use proptest::prelude::*;
 
     const REGISTER_AUTH: &[u8] = include_bytes!("../tests/vectors/sipp-register-auth.sip");

@@ -63,6 +63,7 @@ pub mod num;
 mod swar;
 pub mod tag;
 pub mod values;
+pub mod write;
 
 pub(crate) use chars::is_token;
 use num::parse_u32;
