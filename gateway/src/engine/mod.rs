@@ -34,7 +34,23 @@
 //! nonce we minted for its address, larger than `limits.amplification_limit` times the
 //! request (dropped instead: no reflection amplification).
 
+//!
+//! # Modules
+//!
+//! This module decides; [`verdict`] holds the types that go in and out, `reply` writes the
+//! replies the engine answers itself, `share` shares policy state between the engines of a
+//! sharded runtime. Neither child imports this module.
+
 #![forbid(unsafe_code)]
+
+mod reply;
+mod share;
+pub mod verdict;
+
+pub use verdict::{
+    Datagram, DropReason, Identity, PassReason, Secrets, Verdict, WallClock, BATCH,
+    MAX_REPLY_GROWTH, MAX_USERNAME,
+};
 
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
@@ -45,7 +61,7 @@ use quanta::Instant;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::addr::canonical;
-use crate::config::{ChallengeMode, Config, QopMode};
+use crate::config::Config;
 use crate::counters::Counters;
 use crate::credentials::{AccountId, AuthMode, CredentialStore};
 use crate::digest::{self, Credentials, Ha1, Qop};
@@ -53,183 +69,11 @@ use crate::event::{Event, Events, Failure, Name};
 use crate::guard::{AccountGuard, Charge, Reserve};
 use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
 use crate::policy::{Policy, PolicyConfig, SessionKey, SessionState, SourceKey, TerminalKey};
-use crate::shard::{Dest, Outbox, ShardId, ShardMsg};
-use crate::sip::write::{WriteError, Writer};
+use crate::shard::{Dest, ShardId, ShardMsg};
 use crate::sip::{self, HeaderName, Message, Method, StartLine};
 use crate::validate;
-
-/// A reply is never more than this many bytes larger than the request that caused it.
-pub const MAX_REPLY_GROWTH: usize = 256;
-
-/// Datagrams processed together by [`Engine::handle_batch`] (digests of one batch are
-/// verified together).
-pub const BATCH: usize = 32;
-
-/// Longest username accepted in credentials (longer: malformed).
-pub const MAX_USERNAME: usize = 128;
-
-/// Who a forwarded request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    /// The account in the credential store.
-    pub account: AccountId,
-    /// How it proved it.
-    pub mode: AuthMode,
-}
-
-/// Why a datagram is dropped without a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// Not a well-formed SIP message.
-    Malformed(sip::ParseError),
-    /// A request lacking Via, From, To, Call-ID or CSeq.
-    MissingHeaders,
-    /// Its source address is banned.
-    SourceBanned,
-    /// Its terminal is suspended.
-    TerminalSuspended,
-    /// `reply_unauthorized` is off: the reply with this status was not sent.
-    Silenced {
-        /// The status that would have been sent.
-        status: u16,
-    },
-    /// The ACK for one of our own non-2xx replies (hop-by-hop, ends here).
-    OwnAck,
-    /// The reply would have exceeded [`MAX_REPLY_GROWTH`].
-    ReplyTooLarge,
-    /// The caller's reply buffer was too small.
-    ReplyBufferTooSmall,
-    /// The account's budget of guesses from sources that are not known-good is used up for
-    /// this period: the request was not evaluated (see [`crate::guard`]).
-    AccountProtected,
-    /// The terminal or source could not be tracked (its table is full of suspended or banned
-    /// entries): fail closed, not evaluated.
-    Untracked,
-    /// The reply to a source that has not completed a round trip with us would be larger
-    /// than `limits.amplification_limit` times the request.
-    Amplification,
-    /// Failed [`validate`]: an ACK or a response (never answered), counted by reason. A
-    /// request is answered instead (`Verdict::Reply` with 400/420), or dropped as
-    /// [`DropReason::Silenced`] when `reply_unauthorized` is off.
-    Invalid(validate::Invalid),
-    /// Placeholder of [`Verdict::default`]: the datagram was not processed.
-    NotProcessed,
-}
-
-/// Why a datagram passes without authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassReason {
-    /// A response (routed by its Via).
-    Response,
-    /// ACK (cannot be challenged, RFC 3261 §22.1).
-    Ack,
-    /// CANCEL (cannot be challenged, RFC 3261 §22.1).
-    Cancel,
-    /// A method listed in `auth.no_auth_methods`.
-    NoAuthMethod,
-    /// An in-dialog BYE of a dialog the gateway record-routed for this endpoint
-    /// (`auth.trust_dialogs`; see [`crate::proxy::Proxy::in_dialog`]).
-    InDialog,
-}
-
-/// What to do with a datagram.
-#[must_use = "a verdict says what to do with the datagram"]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Authenticated request: forward it to the softswitch.
-    Forward(Identity),
-    /// Send the first `len` bytes of the reply buffer back to the source.
-    Reply {
-        /// Bytes written.
-        len: usize,
-        /// Status code of the reply (401, 407, 403, or 400/420 for an invalid request).
-        status: u16,
-    },
-    /// Drop it silently.
-    Drop(DropReason),
-    /// Pass it on without authentication.
-    Pass(PassReason),
-}
-
-impl Default for Verdict {
-    /// `Drop(NotProcessed)`: the initial value of a verdict slot.
-    fn default() -> Self {
-        Verdict::Drop(DropReason::NotProcessed)
-    }
-}
-
-/// One message of a batch: a datagram, or a message framed from a stream.
-#[derive(Debug, Clone, Copy)]
-pub struct Datagram<'a> {
-    /// Its source.
-    pub peer: SocketAddr,
-    /// The message (a UDP payload, or one framed stream message).
-    pub bytes: &'a [u8],
-    /// It came over a connection (TCP, TLS): the handshake proved the source address, so
-    /// replies to it are not bounded by `limits.amplification_limit`.
-    pub connected: bool,
-}
-
-impl<'a> Datagram<'a> {
-    /// A UDP datagram from `peer`.
-    pub const fn new(peer: SocketAddr, bytes: &'a [u8]) -> Datagram<'a> {
-        Datagram {
-            peer,
-            bytes,
-            connected: false,
-        }
-    }
-}
-
-/// Maps `quanta` instants (monotonic) to UNIX time, which nonces carry so that several nodes
-/// sharing a secret accept each other's nonces.
-#[derive(Debug, Clone, Copy)]
-pub struct WallClock {
-    /// An instant.
-    pub origin: Instant,
-    /// UNIX time at `origin`.
-    pub origin_unix: Duration,
-}
-
-impl WallClock {
-    /// UNIX seconds at `now`.
-    pub fn unix_secs(&self, now: Instant) -> u64 {
-        (self.origin_unix + now.saturating_duration_since(self.origin)).as_secs()
-    }
-}
-
-/// The secrets an engine needs; the driver supplies them (random per process, or the nonce
-/// secret from the configuration so several nodes agree).
-#[derive(Clone)]
-pub struct Secrets {
-    /// Nonce MAC secret.
-    pub nonce: [u8; 32],
-    /// The nonce secret before the last rotation (accepted for `nonce.grace`).
-    pub previous_nonce: Option<[u8; 32]>,
-    /// Keys the policy-table hashes, the To-tags and the decoy HA1s of unknown users.
-    pub local: [u8; 32],
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secrets { .. }")
-    }
-}
-
-impl Secrets {
-    /// Secrets from 64 random bytes, with the configured nonce secrets taking precedence.
-    pub fn new(config: &Config, random: [u8; 64]) -> Secrets {
-        let mut nonce = [0u8; 32];
-        let mut local = [0u8; 32];
-        nonce.copy_from_slice(&random[..32]);
-        local.copy_from_slice(&random[32..]);
-        Secrets {
-            nonce: config.nonce.secret.unwrap_or(nonce),
-            previous_nonce: config.nonce.previous_secret,
-            local,
-        }
-    }
-}
+use reply::Replies;
+use share::Sharing;
 
 /// Where a request that needs a digest check stands between the batch phases.
 #[derive(Debug, Clone)]
@@ -276,10 +120,8 @@ enum Step<'a> {
 /// The authentication engine of one worker.
 #[derive(Debug)]
 pub struct Engine {
-    realm: Box<[u8]>,
-    mode: ChallengeMode,
-    reply_unauthorized: bool,
-    qop: QopMode,
+    /// The replies it answers itself (realm, challenge mode, qop, amplification bound).
+    replies: Replies,
     check_digest_uri: bool,
     no_auth: u32,
     nonce_lifetime: u32,
@@ -291,18 +133,15 @@ pub struct Engine {
     events: Events,
     counters: Counters,
     clock: WallClock,
-    tag: crate::sip::tag::LocalTag,
     decoy_key: [u8; 16],
     nonce_salt: u32,
     verifier: digest::Verifier,
     fingerprint_hasher: hashbrown::DefaultHashBuilder,
-    shard: ShardId,
-    outbox: Outbox,
+    sharing: Sharing,
     guard: Arc<AccountGuard>,
     account_budget: u16,
     period_secs: u32,
     known_good_secs: u64,
-    amplification_milli: u32,
     trust_dialogs: bool,
     /// The proxy whose Record-Route MACs recognise our dialogs (set by the driver).
     dialogs: Option<crate::proxy::Proxy>,
@@ -369,10 +208,7 @@ impl Engine {
         let mut decoy_key = rest;
         decoy_key[0] ^= 0xa5;
         Engine {
-            realm: auth.realm.as_bytes().into(),
-            mode: auth.challenge_mode,
-            reply_unauthorized: auth.reply_unauthorized,
-            qop: auth.qop,
+            replies: Replies::new(auth, &config.limits, tag_key),
             check_digest_uri: auth.check_digest_uri,
             no_auth: auth
                 .no_auth_methods
@@ -387,18 +223,15 @@ impl Engine {
             events: Events::default(),
             counters: Counters::default(),
             clock,
-            tag: crate::sip::tag::LocalTag::new(tag_key),
             decoy_key,
             verifier: digest::Verifier::default(),
             fingerprint_hasher: hashbrown::DefaultHashBuilder::default(),
             nonce_salt: u32::from_le_bytes([rest[8], rest[9], rest[10], rest[11]]),
-            shard: ShardId::SINGLE,
-            outbox: Outbox::default(),
+            sharing: Sharing::default(),
             guard,
             account_budget: auth.account_budget,
             period_secs: u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX),
             known_good_secs: auth.known_good_window.as_secs(),
-            amplification_milli: config.limits.amplification_limit_milli,
             trust_dialogs: auth.trust_dialogs,
             dialogs: None,
             proven: false,
@@ -409,183 +242,33 @@ impl Engine {
     /// engine of a runtime must be built from the same [`Secrets`] so that they agree on
     /// terminal keys.
     pub fn set_shard(&mut self, shard: ShardId) {
-        self.shard = ShardId {
-            index: shard.index.min(shard.count.saturating_sub(1)),
-            count: shard.count.max(1),
-        };
+        self.sharing.set_shard(shard);
     }
 
     /// Which worker this engine is.
     pub fn shard(&self) -> ShardId {
-        self.shard
+        self.sharing.shard()
     }
 
     /// Next message for other workers' engines ([`Engine::handle_shard_message`]).
     pub fn poll_shard_message(&mut self) -> Option<(Dest, ShardMsg)> {
-        self.outbox.pop()
+        self.sharing.poll()
     }
 
     /// Shard messages dropped because the driver did not drain the outbox.
     pub fn shard_dropped(&self) -> u64 {
-        self.outbox.dropped()
+        self.sharing.dropped()
     }
 
     /// Apply a message from another worker's engine.
     pub fn handle_shard_message(&mut self, now: Instant, msg: ShardMsg) {
-        match msg {
-            ShardMsg::TerminalFailure {
-                terminal,
-                source,
-                username,
-            } => {
-                let Some(until) = self.policy.terminal_failure(
-                    now,
-                    terminal,
-                    source,
-                    username.as_bytes(),
-                    &mut self.events,
-                ) else {
-                    return;
-                };
-                self.counters.suspensions += 1;
-                self.outbox.push(
-                    Dest::All,
-                    ShardMsg::Suspended {
-                        terminal,
-                        source,
-                        username,
-                        until,
-                    },
-                );
-                if self.policy.config().ban_source_on_suspend {
-                    let key = self.policy.source_key(source);
-                    let reason = crate::event::BanReason::TerminalSuspended;
-                    if let Some(until) =
-                        self.policy
-                            .ban_source(now, key, source, reason, until, &mut self.events)
-                    {
-                        self.counters.source_bans += 1;
-                        self.broadcast_ban(source, reason, until);
-                    }
-                }
-            }
-            ShardMsg::SourceFailure { source } => {
-                let key = self.policy.source_key(source);
-                if let Some(until) =
-                    self.policy
-                        .source_failure(now, key, source, false, &mut self.events)
-                {
-                    self.counters.source_bans += 1;
-                    let reason = crate::event::BanReason::SourceLockout;
-                    self.broadcast_ban(source, reason, until);
-                }
-            }
-            ShardMsg::TerminalSuccess { terminal } => {
-                if self.policy.reset_terminal(terminal) {
-                    self.outbox.push(Dest::All, ShardMsg::Reset { terminal });
-                }
-            }
-            ShardMsg::SourceSuccess { source } => {
-                let key = self.policy.source_key(source);
-                self.policy.reset_source(key);
-            }
-            ShardMsg::Suspended {
-                terminal,
-                source,
-                username,
-                until,
-            } => {
-                self.policy
-                    .mirror_suspension(now, terminal, source, username.as_bytes(), until);
-            }
-            ShardMsg::Banned { source, until, .. } => {
-                let key = self.policy.source_key(source);
-                self.policy.mirror_ban(now, key, source, until);
-            }
-            ShardMsg::Reset { terminal } => {
-                let _had_count = self.policy.reset_terminal(terminal);
-            }
-        }
-    }
-
-    fn broadcast_ban(&mut self, source: IpAddr, reason: crate::event::BanReason, until: Instant) {
-        self.outbox.push(
-            Dest::All,
-            ShardMsg::Banned {
-                source,
-                reason,
-                until,
-            },
+        self.sharing.apply(
+            now,
+            msg,
+            &mut self.policy,
+            &mut self.events,
+            &mut self.counters,
         );
-    }
-
-    /// Tell the owners (and, for a suspension or ban, everyone) about a failure counted here.
-    fn share_failure(
-        &mut self,
-        terminal: TerminalKey,
-        source: SourceKey,
-        addr: IpAddr,
-        username: &[u8],
-        out: &crate::policy::FailureOutcome,
-    ) {
-        let shard = self.shard;
-        let username = Name::new(username);
-        let owner = terminal.owner(shard.count);
-        // A failure that suspended the terminal here is announced to everyone below instead:
-        // the owner must not count it and suspend a second time.
-        if owner != shard.index && out.suspended_until.is_none() {
-            self.outbox.push(
-                Dest::Owner(owner),
-                ShardMsg::TerminalFailure {
-                    terminal,
-                    source: addr,
-                    username,
-                },
-            );
-        }
-        let owner = source.owner(shard.count);
-        if self.policy.config().source_max_retry > 0
-            && owner != shard.index
-            && out.banned_until.is_none()
-        {
-            self.outbox
-                .push(Dest::Owner(owner), ShardMsg::SourceFailure { source: addr });
-        }
-        if let Some(until) = out.suspended_until {
-            self.outbox.push(
-                Dest::All,
-                ShardMsg::Suspended {
-                    terminal,
-                    source: addr,
-                    username,
-                    until,
-                },
-            );
-        }
-        if let Some(until) = out.banned_until {
-            // The policy picked the reason by the same rule.
-            let reason = if out.suspended && self.policy.config().ban_source_on_suspend {
-                crate::event::BanReason::TerminalSuspended
-            } else {
-                crate::event::BanReason::SourceLockout
-            };
-            self.broadcast_ban(addr, reason, until);
-        }
-    }
-
-    /// Tell the owners about a success seen here.
-    fn share_success(&mut self, terminal: TerminalKey, source: SourceKey, addr: IpAddr) {
-        let shard = self.shard;
-        let owner = terminal.owner(shard.count);
-        if owner != shard.index {
-            self.outbox
-                .push(Dest::Owner(owner), ShardMsg::TerminalSuccess { terminal });
-        }
-        let owner = source.owner(shard.count);
-        if self.policy.config().source_max_retry > 0 && owner != shard.index {
-            self.outbox
-                .push(Dest::Owner(owner), ShardMsg::SourceSuccess { source: addr });
-        }
     }
 
     /// Apply a reloaded configuration: the `[auth]` rules and `[nonce]` settings change at
@@ -594,10 +277,7 @@ impl Engine {
     /// `nonce.replay_table_size`) are fixed at construction and need a restart.
     pub fn reconfigure(&mut self, now: Instant, config: &Config, previous: &Config) {
         let auth = &config.auth;
-        self.realm = auth.realm.as_bytes().into();
-        self.mode = auth.challenge_mode;
-        self.reply_unauthorized = auth.reply_unauthorized;
-        self.qop = auth.qop;
+        self.replies.reconfigure(auth, &config.limits);
         self.check_digest_uri = auth.check_digest_uri;
         self.no_auth = auth
             .no_auth_methods
@@ -619,7 +299,6 @@ impl Engine {
         self.account_budget = auth.account_budget;
         self.period_secs = u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX);
         self.known_good_secs = auth.known_good_window.as_secs();
-        self.amplification_milli = config.limits.amplification_limit_milli;
         self.trust_dialogs = auth.trust_dialogs;
     }
 
@@ -833,7 +512,13 @@ impl Engine {
         *parsed = Some(msg);
         // Before any pass, evaluation or forward decision (docs/validation.md).
         if let Err(invalid) = validate::message(&msg) {
-            return Step::Done(self.reject_invalid(&msg, invalid, reply));
+            return Step::Done(self.replies.reject_invalid(
+                &mut self.counters,
+                self.proven,
+                &msg,
+                invalid,
+                reply,
+            ));
         }
         let method = match msg.start_line() {
             StartLine::Response { .. } => {
@@ -843,7 +528,7 @@ impl Engine {
             StartLine::Request { method, .. } => method,
         };
         match method {
-            Method::Ack if self.tag.is_own_ack(&msg) => {
+            Method::Ack if self.replies.is_own_ack(&msg) => {
                 self.counters.own_acks_absorbed += 1;
                 return Step::Done(Verdict::Drop(DropReason::OwnAck));
             }
@@ -923,22 +608,37 @@ impl Engine {
             return Step::Done(Verdict::Drop(DropReason::TerminalSuspended));
         }
         match self.policy.session_state(now, session) {
-            SessionState::Closed => return Step::Done(self.forbid(&msg, reply)),
+            SessionState::Closed => {
+                return Step::Done(self.replies.forbid(
+                    &mut self.counters,
+                    self.proven,
+                    &msg,
+                    reply,
+                ))
+            }
             SessionState::TimedOut => {
                 self.counters.session_timeout += 1;
-                return Step::Done(self.forbid(&msg, reply));
+                return Step::Done(self.replies.forbid(
+                    &mut self.counters,
+                    self.proven,
+                    &msg,
+                    reply,
+                ));
             }
             SessionState::New | SessionState::Open => {}
         }
         let name = Name::new(username);
         let unix = self.clock.unix_secs(now);
         let (nonce_id, nonce_issued) =
-            match self.nonces.verify(unix, ip, &self.realm, creds.nonce.raw()) {
+            match self
+                .nonces
+                .verify(unix, ip, &self.replies.realm, creds.nonce.raw())
+            {
                 NonceStatus::Valid { id, issued, salt } => {
                     self.proven = true;
                     if creds.qop != Qop::None
-                        && self.shard.is_sharded()
-                        && salt & ((1 << SHARD_BITS) - 1) != u32::from(self.shard.index)
+                        && self.sharing.shard().is_sharded()
+                        && salt & ((1 << SHARD_BITS) - 1) != u32::from(self.sharing.shard().index)
                     {
                         // Another worker minted it and holds its nonce counts: only it can
                         // tell a replay (another port of the same address lands elsewhere).
@@ -1160,8 +860,9 @@ impl Engine {
             self.guard
                 .remember(id, p.net_tag, self.clock.unix_secs(now));
         }
-        if self.shard.is_sharded() {
-            self.share_success(p.terminal, p.source, canonical(p.peer.ip()));
+        if self.sharing.shard().is_sharded() {
+            self.sharing
+                .success(&self.policy, p.terminal, p.source, canonical(p.peer.ip()));
         }
         self.counters.forwarded_digest += 1;
         Verdict::Forward(Identity {
@@ -1206,7 +907,9 @@ impl Engine {
                 .known_good_failure(id, p.net_tag, self.policy.config().max_retry)
         });
         if revoked {
-            return self.forbid(&p.msg, reply);
+            return self
+                .replies
+                .forbid(&mut self.counters, self.proven, &p.msg, reply);
         }
         let method = p.msg.method().unwrap_or(Method::Other);
         self.challenge(
@@ -1244,18 +947,25 @@ impl Engine {
         }
         let session = self.session_key(msg, ip);
         match self.policy.session_state(now, session) {
-            SessionState::Closed => return self.forbid(msg, reply),
+            SessionState::Closed => {
+                return self
+                    .replies
+                    .forbid(&mut self.counters, self.proven, msg, reply)
+            }
             SessionState::TimedOut => {
                 self.counters.session_timeout += 1;
-                return self.forbid(msg, reply);
+                return self
+                    .replies
+                    .forbid(&mut self.counters, self.proven, msg, reply);
             }
             SessionState::New | SessionState::Open => {}
         }
-        if !self.reply_unauthorized && !self.credentials.knows_username(fallback_user(msg, method))
+        if !self.replies.reply_unauthorized
+            && !self.credentials.knows_username(fallback_user(msg, method))
         {
             self.counters.silenced += 1;
             return Verdict::Drop(DropReason::Silenced {
-                status: self.challenge_status(method),
+                status: self.replies.challenge_status(method),
             });
         }
         self.challenge(now, msg, method, ip, session, false, reply)
@@ -1287,10 +997,10 @@ impl Engine {
         if !self.proven {
             self.counters.unproven_failures += 1;
             let method = msg.method().unwrap_or(Method::Other);
-            if !self.reply_unauthorized && !self.credentials.knows_username(username) {
+            if !self.replies.reply_unauthorized && !self.credentials.knows_username(username) {
                 self.counters.silenced += 1;
                 return Verdict::Drop(DropReason::Silenced {
-                    status: self.challenge_status(method),
+                    status: self.replies.challenge_status(method),
                 });
             }
             return self.challenge(now, msg, method, ip, session, false, reply);
@@ -1313,8 +1023,9 @@ impl Engine {
             self.counters.untracked_dropped += 1;
             return Verdict::Drop(DropReason::Untracked);
         }
-        if self.shard.is_sharded() {
-            self.share_failure(terminal, source, ip, username, &out);
+        if self.sharing.shard().is_sharded() {
+            self.sharing
+                .failure(&self.policy, terminal, source, ip, username, &out);
         }
         if out.suspended {
             self.counters.suspensions += 1;
@@ -1326,24 +1037,18 @@ impl Engine {
             self.counters.session_retry_exhausted += 1;
         }
         if out.suspended || out.source_banned || out.session_exhausted {
-            return self.forbid(msg, reply);
+            return self
+                .replies
+                .forbid(&mut self.counters, self.proven, msg, reply);
         }
         let method = msg.method().unwrap_or(Method::Other);
-        if !self.reply_unauthorized && failure == Failure::UnknownUser {
+        if !self.replies.reply_unauthorized && failure == Failure::UnknownUser {
             self.counters.silenced += 1;
             return Verdict::Drop(DropReason::Silenced {
-                status: self.challenge_status(method),
+                status: self.replies.challenge_status(method),
             });
         }
         self.challenge(now, msg, method, ip, session, false, reply)
-    }
-
-    fn challenge_status(&self, method: Method) -> u16 {
-        if self.mode.uses_401(method) {
-            401
-        } else {
-            407
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1361,122 +1066,20 @@ impl Engine {
         self.nonce_salt = self.nonce_salt.wrapping_add(1 << SHARD_BITS);
         // The low bits name this worker: credentials answering the nonce are checked for
         // replays here only.
-        let salt = (self.nonce_salt & !((1 << SHARD_BITS) - 1)) | u32::from(self.shard.index);
+        let salt =
+            (self.nonce_salt & !((1 << SHARD_BITS) - 1)) | u32::from(self.sharing.shard().index);
         let nonce = self
             .nonces
-            .mint(self.clock.unix_secs(now), ip, &self.realm, salt);
-        let www = self.mode.uses_401(method);
-        let (status, line, header): (u16, &[u8], &[u8]) = if www {
-            (401, b"SIP/2.0 401 Unauthorized\r\n", b"WWW-Authenticate")
-        } else {
-            (
-                407,
-                b"SIP/2.0 407 Proxy Authentication Required\r\n",
-                b"Proxy-Authenticate",
-            )
-        };
-        let mut w = Writer::new(reply);
-        w.reply_head(line, msg, &self.tag);
-        w.begin(header);
-        w.put(b"Digest realm=\"");
-        w.put(&self.realm);
-        w.put(b"\",nonce=\"");
-        w.put(&nonce);
-        // `algorithm` is omitted: MD5 is its default (RFC 2617 §3.2.1), and every byte of a
-        // challenge counts against the amplification limit.
-        w.put(b"\"");
-        if self.qop == QopMode::Auth {
-            w.put(b",qop=\"auth\"");
-        }
-        if stale {
-            w.put(b",stale=true");
-        }
-        w.put(b"\r\n");
-        w.end_without_body();
-        self.counters.challenged += 1;
-        self.emit(w, msg, status)
-    }
-
-    fn forbid(&mut self, msg: &Message<'_>, reply: &mut [u8]) -> Verdict {
-        if !self.reply_unauthorized {
-            self.counters.silenced += 1;
-            return Verdict::Drop(DropReason::Silenced { status: 403 });
-        }
-        let mut w = Writer::new(reply);
-        w.reply_head(b"SIP/2.0 403 Forbidden\r\n", msg, &self.tag);
-        w.end_without_body();
-        self.counters.forbidden_sent += 1;
-        self.emit(w, msg, 403)
-    }
-
-    /// A message that failed [`validate`]: counted by reason; a request (not an ACK) is
-    /// answered `400 <reason>` (or `420 Bad Extension` with `Unsupported`) unless replies are
-    /// off; an ACK or a response is dropped.
-    fn reject_invalid(
-        &mut self,
-        msg: &Message<'_>,
-        invalid: validate::Invalid,
-        reply: &mut [u8],
-    ) -> Verdict {
-        invalid.count(&mut self.counters);
-        if invalid == validate::Invalid::MissingHeaders {
-            return Verdict::Drop(DropReason::MissingHeaders);
-        }
-        if !msg.is_request() || msg.method() == Some(Method::Ack) {
-            return Verdict::Drop(DropReason::Invalid(invalid));
-        }
-        if !self.reply_unauthorized {
-            self.counters.silenced += 1;
-            return Verdict::Drop(DropReason::Silenced {
-                status: invalid.status(),
-            });
-        }
-        let mut w = Writer::new(reply);
-        w.reply_head(invalid.status_line(), msg, &self.tag);
-        if invalid == validate::Invalid::BadExtension {
-            w.begin(b"Unsupported");
-            let options = validate::proxy_require_values(msg).flat_map(sip::split_list);
-            for (i, option) in options.enumerate() {
-                if i > 0 {
-                    w.put(b", ");
-                }
-                w.put(option);
-            }
-            w.put(b"\r\n");
-        }
-        w.end_without_body();
-        self.emit(w, msg, invalid.status())
-    }
-
-    /// The reply in `w`, unless it is too large: never more than [`MAX_REPLY_GROWTH`] bytes
-    /// above the request, and, for a source that has not proved a round trip (echoed a nonce
-    /// we minted for its address), never more than `limits.amplification_limit` times the
-    /// request (dropped and counted in `amplification_dropped` instead: a spoofed request
-    /// must not turn sipgw into an amplifier).
-    fn emit(&mut self, w: Writer<'_>, msg: &Message<'_>, status: u16) -> Verdict {
-        let request = msg.as_bytes().len();
-        match w.finish() {
-            Err(WriteError::BufferTooSmall) => {
-                self.counters.reply_buffer_too_small += 1;
-                Verdict::Drop(DropReason::ReplyBufferTooSmall)
-            }
-            Err(WriteError::TooLarge) => {
-                self.counters.reply_too_large += 1;
-                Verdict::Drop(DropReason::ReplyTooLarge)
-            }
-            Ok(len) if len > request + MAX_REPLY_GROWTH => {
-                self.counters.reply_too_large += 1;
-                Verdict::Drop(DropReason::ReplyTooLarge)
-            }
-            Ok(len)
-                if !self.proven
-                    && len as u64 * 1000 > request as u64 * u64::from(self.amplification_milli) =>
-            {
-                self.counters.amplification_dropped += 1;
-                Verdict::Drop(DropReason::Amplification)
-            }
-            Ok(len) => Verdict::Reply { len, status },
-        }
+            .mint(self.clock.unix_secs(now), ip, &self.replies.realm, salt);
+        self.replies.challenge(
+            &mut self.counters,
+            self.proven,
+            msg,
+            method,
+            &nonce,
+            stale,
+            reply,
+        )
     }
 
     /// Fingerprint of a request for telling a retransmission (same top Via, CSeq and
@@ -1516,7 +1119,7 @@ impl Engine {
         for value in values {
             present = true;
             match Credentials::parse(value) {
-                Ok(c) if c.realm.eq_unescaped(&self.realm) => {
+                Ok(c) if c.realm.eq_unescaped(&self.replies.realm) => {
                     duplicate |= ours.is_some();
                     ours = Some(c);
                 }
