@@ -52,8 +52,11 @@ counters! {
     xsk_fill_starved,
     /// AF_XDP frames that were not a complete UDP datagram (dropped).
     xsk_not_udp,
-    /// In-place replies that did not fit in the frame (dropped).
+    /// AF_XDP replies that did not fit in the frame (dropped).
     xsk_reply_too_large,
+    /// AF_XDP replies copied into the received frame because the request found no free UMEM
+    /// frame large enough to be written into directly (see `docs/operations.md`).
+    xsk_reply_copied,
     /// AF_XDP frames with a wrong IPv4 header or UDP checksum, or no UDP checksum over IPv6
     /// (dropped, as the kernel would).
     xsk_bad_checksum,

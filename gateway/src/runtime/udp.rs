@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSo
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use arrayvec::ArrayVec;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Datagrams per batch (one `recvmmsg`, one `sendmmsg`).
@@ -202,62 +203,70 @@ impl TxRing {
         self.queued
     }
 
-    /// Send everything queued with `sendmmsg` (repeating after partial sends; a datagram the
-    /// kernel refuses is skipped and counted) and empty the queue.
+    /// Send everything queued with one [`send_batch`] and empty the queue.
     pub fn send(&mut self, socket: &UdpSocket) -> SendReport {
-        let mut report = SendReport::default();
         let n = self.queued;
         self.queued = 0;
-        if n == 0 {
-            return report;
-        }
-        // SAFETY: all-zero bytes are a valid value for these plain C structs.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-        let mut name_lens = [0 as libc::socklen_t; BATCH];
-        // SAFETY: as above.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        // SAFETY: as above.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        let base = self.buf.as_mut_ptr();
+        let mut datagrams: ArrayVec<(SocketAddr, &[u8]), BATCH> = ArrayVec::new();
         for j in 0..n {
-            name_lens[j] = to_storage(self.dests[j], &mut names[j]);
-            let slot = self.order[j];
-            // SAFETY: slot < BATCH, so the offset stays inside `self.buf` (BATCH * TX_SLOT).
-            iovs[j].iov_base = unsafe { base.add(slot * TX_SLOT) }.cast();
-            iovs[j].iov_len = self.lens[j];
-            hdrs[j].msg_hdr.msg_name = (&mut names[j] as *mut libc::sockaddr_storage).cast();
-            hdrs[j].msg_hdr.msg_namelen = name_lens[j];
-            hdrs[j].msg_hdr.msg_iov = &mut iovs[j];
-            hdrs[j].msg_hdr.msg_iovlen = 1;
+            let start = self.order[j] * TX_SLOT;
+            datagrams.push((self.dests[j], &self.buf[start..start + self.lens[j]]));
         }
-        let mut done = 0;
-        while done < n {
-            // SAFETY: hdrs[done..n] are valid headers pointing into `names`, `iovs` and
-            // `self.buf`, alive for the call; the kernel only reads them.
-            let r = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    hdrs.as_mut_ptr().add(done),
-                    (n - done) as libc::c_uint,
-                    0,
-                )
-            };
-            if r > 0 {
-                done += r as usize;
-                report.sent += r as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // The first remaining datagram was refused (unreachable, no buffer, ...): skip it.
-            report.failed += 1;
-            report.last_error = e.raw_os_error();
-            done += 1;
-        }
-        report
+        send_batch(socket, &datagrams)
     }
+}
+
+/// Send `datagrams` (at most [`BATCH`]; the rest are not sent) with `sendmmsg`, repeating
+/// after partial sends; a datagram the kernel refuses is skipped and counted.
+pub fn send_batch(socket: &UdpSocket, datagrams: &[(SocketAddr, &[u8])]) -> SendReport {
+    let mut report = SendReport::default();
+    let n = datagrams.len().min(BATCH);
+    if n == 0 {
+        return report;
+    }
+    // SAFETY: all-zero bytes are a valid value for these plain C structs.
+    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    for (j, (dest, bytes)) in datagrams[..n].iter().enumerate() {
+        let name_len = to_storage(*dest, &mut names[j]);
+        // The kernel only reads through this pointer (sendmmsg), so the shared borrow holds.
+        iovs[j].iov_base = bytes.as_ptr().cast_mut().cast();
+        iovs[j].iov_len = bytes.len();
+        hdrs[j].msg_hdr.msg_name = (&mut names[j] as *mut libc::sockaddr_storage).cast();
+        hdrs[j].msg_hdr.msg_namelen = name_len;
+        hdrs[j].msg_hdr.msg_iov = &mut iovs[j];
+        hdrs[j].msg_hdr.msg_iovlen = 1;
+    }
+    let mut done = 0;
+    while done < n {
+        // SAFETY: hdrs[done..n] are valid headers pointing into `names`, `iovs` and the
+        // borrowed datagrams, all alive for the call; the kernel only reads them.
+        let r = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                hdrs.as_mut_ptr().add(done),
+                (n - done) as libc::c_uint,
+                0,
+            )
+        };
+        if r > 0 {
+            done += r as usize;
+            report.sent += r as usize;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        // The first remaining datagram was refused (unreachable, no buffer, ...): skip it.
+        report.failed += 1;
+        report.last_error = e.raw_os_error();
+        done += 1;
+    }
+    report
 }
 
 fn from_storage(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {

@@ -11,8 +11,9 @@ use quanta::{Clock, Instant};
 
 use super::shared::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use super::stream::{StreamSetup, Streams};
-use super::udp::{RxRing, TxRing, BATCH};
+use super::udp::{self, RxRing, TxRing, BATCH};
 use super::xdp::frame::{self, FrameInfo, Reject};
+use super::xdp::xsk::{SpareFrame, RX_BATCH};
 use super::xdp::{PinnedMaps, XskPort};
 use crate::config::Config;
 use crate::event::{BanReason, Event};
@@ -158,7 +159,6 @@ impl Worker {
             if let (Some(port), Some(ftx)) = (xsk.as_mut(), frames_tx.as_mut()) {
                 let before = port.counters.rx_frames;
                 self.handle_frames(now, port, ftx, &mut rt);
-                self.send(ftx, &mut rt);
                 idle &= port.counters.rx_frames == before;
                 rt.xsk_rx_frames = port.counters.rx_frames;
                 rt.xsk_tx_frames = port.counters.tx_frames;
@@ -211,6 +211,11 @@ impl Worker {
             return;
         }
         let report = tx.send(&self.socket);
+        self.account(report, rt);
+    }
+
+    /// Counts what one `sendmmsg` did.
+    fn account(&self, report: udp::SendReport, rt: &mut RuntimeCounters) {
         rt.tx_datagrams += report.sent as u64;
         if report.failed > 0 {
             rt.tx_errors += report.failed as u64;
@@ -246,9 +251,9 @@ impl Worker {
         // each one).
     }
 
-    /// Judge one batch through the core. Outputs for UDP flows are queued in `tx`; replies to
-    /// a datagram's own sender are returned as `(input index, tx slot, length)` for the caller
-    /// to send (a `sendmmsg` entry on UDP, the received frame itself on AF_XDP).
+    /// Judge one batch of UDP datagrams through the core. Outputs for UDP flows are queued in
+    /// `tx`; replies to a datagram's own sender are returned as `(input index, tx slot,
+    /// length)` for the caller to queue.
     fn judge(
         &mut self,
         now: Instant,
@@ -311,8 +316,13 @@ impl Worker {
         }
     }
 
-    /// A batch from the AF_XDP socket: replies leave in the received frames (XDP TX), the rest
-    /// through the kernel socket (`tx`).
+    /// A batch from the AF_XDP socket. Each request gets a free UMEM frame as its output
+    /// buffer, after room for the reply's Ethernet, IP and UDP headers: a reply to its sender
+    /// is written by the core straight into the frame it leaves in (XDP TX, no copy); what goes
+    /// elsewhere leaves from there through the kernel socket (one `sendmmsg`) or a connection.
+    /// A request too large for a frame's room, or one that finds no free frame, writes into
+    /// the TX ring's slot instead, and its reply is copied into the received frame
+    /// (`xsk_reply_copied`).
     fn handle_frames(
         &mut self,
         now: Instant,
@@ -325,35 +335,98 @@ impl Worker {
             port.flush();
             return;
         }
-        let mut infos: ArrayVec<Option<FrameInfo>, BATCH> = ArrayVec::new();
-        let replies = {
-            let mut input: ArrayVec<Option<(SocketAddr, &[u8])>, BATCH> = ArrayVec::new();
-            for i in 0..n {
-                let bytes = port.frame(i);
-                let info = match frame::parse(bytes) {
+        let lent = port.lend_spares(n);
+        let mut send_spare = [false; RX_BATCH];
+        // Replies written in a TX ring slot: (received frame, its info, slot, length).
+        let mut copied: ArrayVec<(usize, FrameInfo, usize, usize), RX_BATCH> = ArrayVec::new();
+        {
+            let (frames, mut spares) = port.batch();
+            let mut infos: ArrayVec<(usize, FrameInfo), RX_BATCH> = ArrayVec::new();
+            let mut inputs: ArrayVec<Input<'_>, RX_BATCH> = ArrayVec::new();
+            for (i, bytes) in frames.iter().enumerate() {
+                match frame::parse(bytes) {
                     Ok(f) => {
-                        input.push(Some((
-                            f.peer,
-                            &bytes[f.payload_off..f.payload_off + f.payload_len],
-                        )));
-                        Some(f)
+                        inputs.push(Input {
+                            flow: Flow::udp(f.peer),
+                            bytes: &bytes[f.payload_off..f.payload_off + f.payload_len],
+                        });
+                        infos.push((i, f));
                     }
-                    Err(reject) => {
-                        match reject {
-                            Reject::NotUdp => rt.xsk_not_udp += 1,
-                            Reject::BadChecksum => rt.xsk_bad_checksum += 1,
-                        }
-                        input.push(None);
-                        None
-                    }
-                };
-                infos.push(info);
+                    Err(Reject::NotUdp) => rt.xsk_not_udp += 1,
+                    Err(Reject::BadChecksum) => rt.xsk_bad_checksum += 1,
+                }
             }
-            self.judge(now, &input, tx, rt)
-        };
-        let mut answered = [false; BATCH];
-        for (i, slot, len) in replies {
-            let Some(info) = infos[i] else { continue };
+            let m = inputs.len();
+            // Output k: spare k (spare indices follow the inputs), or slot k.
+            let mut outs: ArrayVec<Out<'_, '_>, RX_BATCH> = ArrayVec::new();
+            let mut free_spares = spares.iter_mut().enumerate();
+            for ((_, info), slot) in infos.iter().zip(tx.slots()) {
+                let room = frame::reply_len(info, 0);
+                // The same guarantee as a TX ring slot: the input and 2 KiB more.
+                let fits = |s: &SpareFrame<'_>| s.bytes().len() >= room + info.payload_len + 2048;
+                let out = match free_spares.next() {
+                    Some((k, s)) if fits(s) => Out::Frame {
+                        spare: k,
+                        frame: s,
+                        room,
+                    },
+                    _ => Out::Slot(slot),
+                };
+                outs.push(out);
+            }
+            let mut actions = [Action::default(); RX_BATCH];
+            let _ = self
+                .gateway
+                .handle_batch(now, &inputs, &mut outs, &mut actions[..m]);
+            let mut kernel: ArrayVec<(SocketAddr, &[u8]), RX_BATCH> = ArrayVec::new();
+            for (k, out) in outs.iter_mut().enumerate() {
+                let Action::Send { to, len, .. } = actions[k] else {
+                    continue;
+                };
+                let (i, info) = infos[k];
+                if to == inputs[k].flow {
+                    match out {
+                        Out::Frame {
+                            spare, frame: s, ..
+                        } => {
+                            // The received Ethernet header (MACs, VLAN tags), then the new
+                            // IP and UDP headers in front of the reply already in place.
+                            let buf = s.buf();
+                            buf[..info.l2_len].copy_from_slice(&frames[i][..info.l2_len]);
+                            match frame::write_headers(buf, &info, len) {
+                                Some(total) => {
+                                    s.set_len(total);
+                                    send_spare[*spare] = true;
+                                }
+                                None => rt.xsk_reply_too_large += 1,
+                            }
+                        }
+                        Out::Slot(_) => copied.push((i, info, k, len)),
+                    }
+                }
+            }
+            for (k, out) in outs.iter().enumerate() {
+                let Action::Send { to, len, .. } = actions[k] else {
+                    continue;
+                };
+                if to == inputs[k].flow {
+                    continue;
+                }
+                let bytes = &out.bytes()[..len];
+                if to.transport == Transport::Udp {
+                    kernel.push((to.peer, bytes));
+                } else if let Some(st) = self.live.as_mut() {
+                    st.send(now, to, bytes, &self.socket, rt);
+                } else {
+                    rt.stream_unavailable += 1;
+                }
+            }
+            let report = udp::send_batch(&self.socket, &kernel);
+            self.account(report, rt);
+        }
+        port.return_spares(&send_spare[..lent]);
+        let mut answered = [false; RX_BATCH];
+        for (i, info, slot, len) in copied {
             let payload = &tx.slot(slot)[..len];
             let mut ok = false;
             port.reply_with(i, |buf| {
@@ -361,7 +434,9 @@ impl Worker {
                 ok = r.is_some();
                 r
             });
-            if !ok {
+            if ok {
+                rt.xsk_reply_copied += 1;
+            } else {
                 rt.xsk_reply_too_large += 1;
             }
             answered[i] = true;
@@ -538,6 +613,38 @@ fn log_event(now: Instant, event: Event, budget: &mut LogBudget, rt: &mut Runtim
                 suppressed,
                 "credentials rejected"
             );
+        }
+    }
+}
+
+// Every frame of an AF_XDP batch may fall back to a TX ring slot.
+const _: () = assert!(RX_BATCH <= BATCH);
+
+/// The output buffer of one AF_XDP request: a spare UMEM frame after `room` bytes of headers,
+/// or a TX ring slot.
+enum Out<'f, 's> {
+    Frame {
+        spare: usize,
+        frame: &'s mut SpareFrame<'f>,
+        room: usize,
+    },
+    Slot(&'s mut [u8]),
+}
+
+impl Out<'_, '_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Out::Frame { frame, room, .. } => frame.bytes().get(*room..).unwrap_or_default(),
+            Out::Slot(s) => s,
+        }
+    }
+}
+
+impl AsMut<[u8]> for Out<'_, '_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        match self {
+            Out::Frame { frame, room, .. } => frame.buf().get_mut(*room..).unwrap_or_default(),
+            Out::Slot(s) => s,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! rewrites a frame in place into a datagram going back to where the request came from: MAC
 //! addresses swapped, VLAN tags kept, a fresh IP header (no options or extension headers) with
 //! the addresses swapped, UDP ports swapped, lengths and checksums (IPv4 header, UDP over the
-//! pseudo-header, for IPv4 and IPv6) computed.
+//! pseudo-header, for IPv4 and IPv6) computed. [`write_headers`] does the same around a reply
+//! the core already wrote at [`reply_len`]`(info, 0)` of another frame (the worker's path: the
+//! reply is never copied).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -156,8 +158,21 @@ pub fn reply_len(info: &FrameInfo, len: usize) -> usize {
 /// into a datagram carrying `payload` from `info.local` back to `info.peer`. Returns the frame
 /// length, or `None` if it does not fit or the payload is too large for UDP.
 pub fn write_reply(frame: &mut [u8], info: &FrameInfo, payload: &[u8]) -> Option<usize> {
-    let total = reply_len(info, payload.len());
-    let udp_len = u16::try_from(UDP_HEADER + payload.len()).ok()?;
+    let at = reply_len(info, 0);
+    frame
+        .get_mut(at..at.checked_add(payload.len())?)?
+        .copy_from_slice(payload);
+    write_headers(frame, info, payload.len())
+}
+
+/// Complete the reply frame in `frame` whose payload (`len` bytes) is already in place at
+/// `reply_len(info, 0)`, and whose first `info.l2_len` bytes are the received frame's Ethernet
+/// header (VLAN tags included): MAC addresses swapped, fresh IP and UDP headers written,
+/// checksums computed. The payload is written straight into the frame it leaves in (no copy).
+/// Returns the frame length, or `None` if it does not fit or the payload is too large for UDP.
+pub fn write_headers(frame: &mut [u8], info: &FrameInfo, len: usize) -> Option<usize> {
+    let total = reply_len(info, len);
+    let udp_len = u16::try_from(UDP_HEADER + len).ok()?;
     if frame.len() < total || info.l2_len < 14 {
         return None;
     }
@@ -204,7 +219,6 @@ pub fn write_reply(frame: &mut [u8], info: &FrameInfo, payload: &[u8]) -> Option
     u[2..4].copy_from_slice(&info.peer.port().to_be_bytes());
     u[4..6].copy_from_slice(&udp_len.to_be_bytes());
     u[6..8].copy_from_slice(&[0, 0]);
-    frame[udp_at + UDP_HEADER..total].copy_from_slice(payload);
     let sum = match pseudo {
         Pseudo::V4(from, to) => Sum16BitWords::new()
             .add_4bytes(from.octets())
@@ -348,6 +362,27 @@ mod tests {
             let n = write_reply(&mut f, &info, reply).unwrap();
             assert_eq!(n, reply_len(&info, reply.len()));
             check_reply(&f[..n], &info, reply);
+        }
+    }
+
+    #[test]
+    fn reply_written_into_another_frame_equals_the_in_place_one() {
+        let reply = b"SIP/2.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+        for req in [request_v4(false), request_v4(true), request_v6()] {
+            let info = parse(&req).unwrap();
+            let mut in_place = req.clone();
+            in_place.resize(2048, 0);
+            let n = write_reply(&mut in_place, &info, reply).unwrap();
+            // A spare frame full of old bytes: the received L2 header copied in, the reply at
+            // its offset, then the headers.
+            let mut spare = vec![0xee; 2048];
+            spare[..info.l2_len].copy_from_slice(&req[..info.l2_len]);
+            let at = reply_len(&info, 0);
+            spare[at..at + reply.len()].copy_from_slice(reply);
+            assert_eq!(write_headers(&mut spare, &info, reply.len()), Some(n));
+            assert_eq!(&spare[..n], &in_place[..n]);
+            check_reply(&spare[..n], &info, reply);
+            assert_eq!(write_headers(&mut spare[..n - 1], &info, reply.len()), None);
         }
     }
 

@@ -16,16 +16,17 @@
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
+use arrayvec::ArrayVec;
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
 };
+use xsk_rs::umem::frame::DataMut;
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use crate::config::{XdpSettings, ZeroCopy};
 
-/// Frames taken from the RX ring per batch (the same as a UDP batch: they share the worker's
-/// buffers).
-pub const RX_BATCH: usize = crate::runtime::udp::BATCH;
+/// Frames taken from the RX ring per batch.
+pub const RX_BATCH: usize = 32;
 
 /// An AF_XDP socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ pub struct XskPort {
     /// The current RX batch (valid up to `rx_len`).
     batch: Vec<FrameDesc>,
     rx_len: usize,
+    /// Free frames lent to the current batch as output buffers ([`XskPort::batch`]).
+    spare: Vec<FrameDesc>,
     /// Frames of the batch to transmit.
     to_send: Vec<FrameDesc>,
     /// Completion scratch.
@@ -135,6 +138,7 @@ impl XskPort {
                         free: descs,
                         batch: Vec::with_capacity(RX_BATCH),
                         rx_len: 0,
+                        spare: Vec::with_capacity(RX_BATCH),
                         to_send: Vec::with_capacity(RX_BATCH),
                         done: Vec::with_capacity(RX_BATCH),
                         fd,
@@ -217,6 +221,69 @@ impl XskPort {
         // SAFETY: frame `i` of the batch was handed to us by the RX ring and is not in any
         // ring; the descriptor belongs to this UMEM.
         unsafe { self.umem.data(&self.batch[i]) }.contents()
+    }
+
+    /// Lend up to `n` free frames to the batch as output buffers (fewer when the free list is
+    /// short; the rest of the frames stay free for the fill ring). Returns how many.
+    pub fn lend_spares(&mut self, n: usize) -> usize {
+        debug_assert!(
+            self.spare.is_empty(),
+            "spares of the last batch not returned"
+        );
+        let keep = self.free.len().saturating_sub(n.min(RX_BATCH));
+        self.spare.extend(self.free.drain(keep..));
+        self.spare.len()
+    }
+
+    /// The received frames of the batch (read-only) and the lent spare frames (writable, each
+    /// its whole data area), at once: the core reads a request from one while it writes the
+    /// answer into the other.
+    pub fn batch(
+        &mut self,
+    ) -> (
+        ArrayVec<&[u8], RX_BATCH>,
+        ArrayVec<SpareFrame<'_>, RX_BATCH>,
+    ) {
+        let XskPort {
+            umem,
+            batch,
+            rx_len,
+            spare,
+            ..
+        } = self;
+        let umem: &Umem = umem;
+        let frames = batch[..*rx_len]
+            .iter()
+            // SAFETY: as in `frame`: each frame of the batch was handed over by the RX ring
+            // and is in no ring; nothing writes to it while these shared slices live (the
+            // spares are other frames).
+            .map(|d| unsafe { umem.data(d) }.contents())
+            .collect();
+        let spares = spare
+            .iter_mut()
+            .map(|d| {
+                // SAFETY: a spare frame came from the free list: it is ours, in no ring, and
+                // this is the only reference to it (the descriptors are distinct and borrowed
+                // mutably one each).
+                let mut data = unsafe { umem.data_mut(d) };
+                let room = data.cursor().buf_len();
+                data.cursor().set_pos(room);
+                SpareFrame { data }
+            })
+            .collect();
+        (frames, spares)
+    }
+
+    /// Take the spare frames back: those with `send[k]` set (their length set with
+    /// [`SpareFrame::set_len`]) are queued for XDP TX, the others return to the free list.
+    pub fn return_spares(&mut self, send: &[bool]) {
+        for (k, desc) in self.spare.drain(..).enumerate() {
+            if send.get(k).copied().unwrap_or(false) {
+                self.to_send.push(desc);
+            } else {
+                self.free.push(desc);
+            }
+        }
     }
 
     /// Rewrite frame `i` of the batch with `f` (given the whole data area, returning the new
@@ -304,5 +371,27 @@ impl XskPort {
         if self.fill.needs_wakeup() {
             let _ = self.fill.wakeup(self.rx.fd_mut(), 0);
         }
+    }
+}
+
+/// A free UMEM frame lent to one batch as an output buffer ([`XskPort::batch`]).
+pub struct SpareFrame<'a> {
+    data: DataMut<'a>,
+}
+
+impl SpareFrame<'_> {
+    /// Its whole data area (up to the length set last).
+    pub fn buf(&mut self) -> &mut [u8] {
+        self.data.contents_mut()
+    }
+
+    /// [`SpareFrame::buf`], read-only.
+    pub fn bytes(&self) -> &[u8] {
+        self.data.contents()
+    }
+
+    /// The frame's length when it is transmitted.
+    pub fn set_len(&mut self, len: usize) {
+        self.data.cursor().set_pos(len);
     }
 }
