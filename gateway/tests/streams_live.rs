@@ -136,6 +136,47 @@ fn a_call_over_tcp_completes_in_both_directions() {
 }
 
 #[test]
+fn the_softswitch_calls_a_phone_registered_over_tcp_down_its_connection() {
+    for softswitch_transport in ["udp", "tcp"] {
+        let gw = start(
+            &format!("tcp-callee-{softswitch_transport}"),
+            2,
+            TCP,
+            softswitch_transport,
+        );
+        let (u, p) = user(4);
+        // The softswitch answers the REGISTER, then sends an INVITE to the registered Contact
+        // routed by the REGISTER's Path: sipgw takes it down the phone's TCP connection (the
+        // phone listens on nothing else), and the ACK and BYE follow.
+        let mut softswitch = gw.softswitch("softswitch_register_then_call.xml", 1);
+        assert_eq!(
+            gw.phone("phone_register_then_answer.xml", &u, &p, 1, 20),
+            Some(0),
+            "phone (softswitch over {softswitch_transport}): {}",
+            gw.log()
+        );
+        assert_eq!(
+            softswitch.wait(Duration::from_secs(10)),
+            Some(0),
+            "softswitch: {}",
+            gw.softswitch_log()
+        );
+        // INVITE, ACK and BYE went downstream; the phone's 200s went back upstream.
+        assert!(gw.stat("downstream_requests") >= 3, "{}", gw.log());
+        assert!(gw.stat("responses_forwarded") >= 2, "{}", gw.log());
+        assert_eq!(gw.stat("tcp_accepted"), 1, "one connection, used both ways");
+        assert_eq!(
+            gw.stat("proxy_not_our_via")
+                + gw.stat("proxy_unroutable")
+                + gw.stat("stream_unavailable"),
+            0,
+            "{}",
+            gw.log()
+        );
+    }
+}
+
+#[test]
 fn brute_force_over_tcp_is_suspended_and_its_connection_closed() {
     let gw = start(
         "tcp-bruteforce",
