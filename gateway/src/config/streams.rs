@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Checker, ConfigError};
+use super::checker::{Checker, ConfigError};
 use crate::flow::Transport;
 
 /// RFC 3261 §18.1.1: a request within 200 bytes of the path MTU, or over 1300 bytes when the

@@ -41,11 +41,11 @@ use std::thread::JoinHandle;
 use crate::config::{Backend, Config, ConfigError};
 
 use crate::credentials::{CredentialStore, CredentialsError};
+use crate::engine::Engine;
 use crate::engine::{Secrets, WallClock};
 use crate::gateway::Gateway;
 use crate::proxy::Proxy;
 use crate::shard::ShardId;
-use crate::Engine;
 
 /// A configuration or credential file that cannot be used.
 #[derive(Debug, thiserror::Error)]

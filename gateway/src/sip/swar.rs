@@ -1,5 +1,5 @@
 //! Word-at-a-time ("SWAR") scanning: 8 bytes as one little-endian `u64`, used by the
-//! message parser's and [`super::header_param`]'s fast paths.
+//! message parser's and [`super::values::header_param`]'s fast paths.
 //!
 //! Layer: wire parsing, sans-IO; private to [`crate::sip`].
 #![forbid(unsafe_code)]

@@ -5,7 +5,8 @@
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
 
-use super::{header_param, trim_lws, HeaderName, Message};
+use super::message::{HeaderName, Message};
+use super::values::{header_param, trim_lws};
 
 /// The key our To-tags are derived with (one per engine and proxy; unknown to clients).
 #[derive(Clone)]

@@ -6,15 +6,16 @@
 //! [`MAX_MESSAGE_LEN`], is remembered and reported by [`Writer::finish`]; header lines written
 //! with [`Writer::begin`], [`Writer::line`] or counted with [`Writer::count_header`] are
 //! counted, and more than [`MAX_HEADERS`] of them is [`WriteError::TooLarge`] (what we send
-//! must parse again with [`super::Message::parse`]).
+//! must parse again with [`super::message::Message::parse`]).
 #![forbid(unsafe_code)]
 
 use core::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use super::message::{HeaderName, Message, MAX_HEADERS, MAX_MESSAGE_LEN};
 use super::num::percent;
 use super::tag::LocalTag;
-use super::{header_param, HeaderName, Message, MAX_HEADERS, MAX_MESSAGE_LEN};
+use super::values::header_param;
 
 /// Why [`Writer::finish`] refused the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
