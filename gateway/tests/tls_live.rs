@@ -44,6 +44,18 @@ fn hex(b: &[u8]) -> String {
 
 /// Run the Python TLS phone; returns its JSON lines.
 fn tls_phone(gw: SocketAddr, ca: &Path, user: &str, password: &str, count: usize) -> Vec<String> {
+    tls_phone_call(gw, ca, user, password, count, None)
+}
+
+/// [`tls_phone`], then a call on the same connection (`caller` or `callee`).
+fn tls_phone_call(
+    gw: SocketAddr,
+    ca: &Path,
+    user: &str,
+    password: &str,
+    count: usize,
+    call: Option<&str>,
+) -> Vec<String> {
     let child = Command::new("python3")
         .arg(script())
         .arg("phone")
@@ -52,6 +64,7 @@ fn tls_phone(gw: SocketAddr, ca: &Path, user: &str, password: &str, count: usize
         .arg(ca)
         .args(["--user", user, "--password", password])
         .args(["--count", &count.to_string()])
+        .args(call.map(|c| ["--call", c]).into_iter().flatten())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -122,6 +135,62 @@ fn phones_register_over_tls_and_the_softswitch_gets_them_over_udp() {
     assert_eq!(gw.stat("tls_accepted"), USERS as u64);
     assert_eq!(gw.stat("forwarded_digest"), (USERS * EACH) as u64);
     assert_eq!(gw.stat("tls_handshake_failed"), 0);
+}
+
+#[test]
+fn calls_over_tls_in_both_directions() {
+    let certs = Scratch::new("tls-certs-c");
+    let (cert, key, _) = certificate(&certs.0, "gw", "127.0.0.1");
+    let port = free_port();
+    let gw = Gateway::start_at(
+        "tls-call",
+        2,
+        &format!(
+            "[auth]\nrealm = \"sipgw.test\"\n{}",
+            tls_section(port, &cert, &key)
+        ),
+        "127.0.0.2",
+        "",
+    );
+    let tls: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (u, p) = user(6);
+    // The phone calls over TLS (challenged, then with its digest); the softswitch (sipp, over
+    // UDP) answers; the phone's ACK and BYE follow the Record-Route back through sipgw.
+    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
+    let lines = tls_phone_call(tls, &cert, &u, &p, 0, Some("caller"));
+    assert_eq!(lines[1], "{\"invite\": 200}", "{lines:?}\n{}", gw.log());
+    assert!(
+        lines[2].starts_with("{\"bye\": 200"),
+        "{lines:?}\n{}",
+        gw.log()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(gw.stat("forwarded_digest"), 1);
+    drop(softswitch);
+    // The softswitch calls the phone registered over TLS: its INVITE (routed by the
+    // REGISTER's Path) comes down the phone's TLS connection, then the ACK and the BYE.
+    let mut softswitch = gw.softswitch("softswitch_register_then_call.xml", 1);
+    let lines = tls_phone_call(tls, &cert, &u, &p, 1, Some("callee"));
+    assert_eq!(lines[1], "{\"register\": 0, \"status\": 200}");
+    assert_eq!(
+        lines[2],
+        "{\"received\": [\"INVITE\", \"ACK\", \"BYE\"]}",
+        "{}",
+        gw.log()
+    );
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.softswitch_log()
+    );
+    assert_eq!(gw.stat("tls_accepted"), 2);
+    assert_eq!(
+        gw.stat("proxy_not_our_via") + gw.stat("proxy_unroutable") + gw.stat("stream_unavailable"),
+        0,
+        "{}",
+        gw.log()
+    );
 }
 
 #[test]

@@ -2,10 +2,14 @@
 """SIP over TLS peers for sipgw's tests, written with Python's own ssl and hashlib (an
 implementation independent of rustls and of sipgw's digest code).
 
-  phone      --gw HOST:PORT --ca CA.pem --user U --password P [--count N]
+  phone      --gw HOST:PORT --ca CA.pem --user U --password P [--count N] [--call MODE]
              Registers N times over one TLS connection (REGISTER, 407/401 challenge, digest
              with qop=auth, REGISTER, 200). Prints one JSON line per registration and one with
-             the SHA-256 of the certificate the gateway presented.
+             the SHA-256 of the certificate the gateway presented. Then, on the same
+             connection, --call caller: INVITE → 407 → ACK → INVITE with digest → 200 → ACK
+             and BYE along the Record-Route → 200; --call callee: waits for an INVITE (the
+             softswitch calling it), answers 200, takes the ACK and the BYE, answers 200.
+             One JSON line per call step.
   softswitch --listen HOST:PORT --cert C.pem --key K.pem --log FILE
              Accepts TLS connections and answers every REGISTER with 200 OK; logs
              "registered USER via=TOP-VIA path=PATH" per REGISTER. Runs until killed.
@@ -87,6 +91,104 @@ def phone(a):
                 continue
             print(json.dumps({"register": n, "status": status}), flush=True)
             break
+    if a.call == "caller":
+        call_caller(a, sock, buf, host, port, local)
+    elif a.call == "callee":
+        call_callee(a, sock, buf, local)
+
+
+def request(method, uri, local, branch, from_, to, call, cseq, extra=()):
+    lines = [f"{method} {uri} SIP/2.0",
+             f"Via: SIP/2.0/TLS {local};branch=z9hG4bK-{branch}",
+             "Max-Forwards: 70", f"From: {from_}", f"To: {to}", f"Call-ID: {call}",
+             f"CSeq: {cseq} {method}", *extra, "Content-Length: 0"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def headers(msg, name):
+    return [m.strip().decode() for m in re.findall(rb"(?im)^" + name.encode() + rb"\s*:\s*(.*)$", msg)]
+
+
+def uris(values):
+    """The <URI>s of header values, in order (several per value when comma-separated)."""
+    return [u for v in values for u in re.findall(r"<([^>]*)>", v)]
+
+
+def answer(req, status, reason, to_tag=None, extra=()):
+    out = [f"SIP/2.0 {status} {reason}"]
+    for line in req.split(b"\r\n"):
+        l = line.lower()
+        if any(l.startswith(p) for p in (b"via:", b"from:", b"call-id:", b"cseq:",
+                                          b"record-route:")):
+            out.append(line.decode())
+        elif l.startswith(b"to:"):
+            t = line.decode()
+            out.append(t + (f";tag={to_tag}" if to_tag and "tag=" not in t else ""))
+    out += [*extra, "Content-Length: 0", "", ""]
+    return "\r\n".join(out).encode()
+
+
+def call_caller(a, sock, buf, host, port, local):
+    """INVITE the softswitch through the gateway, then hang up."""
+    pid = os.getpid()
+    uri = f"sip:callee@{host}:{port};transport=tls"
+    from_ = f"<sip:{a.user}@{host}>;tag=pyc{pid}"
+    to = f"<sip:callee@{host}>"
+    call = f"tls-call-{pid}@{local}"
+    contact = f"Contact: <sip:{a.user}@{local};transport=tls>"
+    auth = None
+    for cseq in (1, 2):
+        extra = [contact] + ([auth] if auth else [])
+        sock.sendall(request("INVITE", uri, local, f"{pid}-inv{cseq}", from_, to, call, cseq,
+                             extra))
+        while True:
+            msg, buf = read_message(sock, buf)
+            status = int(msg.split(b" ", 2)[1])
+            if status >= 200:
+                break
+        if status in (401, 407) and cseq == 1:
+            # The ACK for the challenge (same branch, the To with the gateway's tag).
+            sock.sendall(request("ACK", uri, local, f"{pid}-inv1", from_, header(msg, "To"),
+                                 call, 1))
+            name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+            hname = "Authorization" if status == 401 else "Proxy-Authorization"
+            auth = f"{hname}: " + digest(header(msg, name), a.user, a.password, "INVITE", uri)
+            continue
+        break
+    print(json.dumps({"invite": status}), flush=True)
+    if status != 200:
+        return buf
+    # The route set: the 200's Record-Route reversed (RFC 3261 §12.1.2); the remote target
+    # its Contact.
+    routes = list(reversed(uris(headers(msg, "Record-Route"))))
+    target = uris([header(msg, "Contact")])[0]
+    route_hdrs = [f"Route: <{r}>" for r in routes]
+    to = header(msg, "To")
+    sock.sendall(request("ACK", target, local, f"{pid}-ack", from_, to, call, 2, route_hdrs))
+    sock.sendall(request("BYE", target, local, f"{pid}-bye", from_, to, call, 3, route_hdrs))
+    msg, buf = read_message(sock, buf)
+    print(json.dumps({"bye": int(msg.split(b" ", 2)[1]), "routes": len(routes)}), flush=True)
+    return buf
+
+
+def call_callee(a, sock, buf, local):
+    """Wait for the softswitch's INVITE (down this connection), answer, take ACK and BYE."""
+    seen = []
+    while True:
+        msg, buf = read_message(sock, buf)
+        method = msg.split(b" ", 1)[0].decode()
+        if method == "INVITE":
+            seen.append(method)
+            sock.sendall(answer(msg, 200, "OK", to_tag="pye",
+                                extra=[f"Contact: <sip:{a.user}@{local};transport=tls>"]))
+        elif method == "ACK":
+            seen.append(method)
+        elif method == "BYE":
+            seen.append(method)
+            sock.sendall(answer(msg, 200, "OK"))
+            break
+    print(json.dumps({"received": seen}), flush=True)
+    return buf
 
 
 def softswitch(a):
@@ -138,6 +240,7 @@ def main():
     ph.add_argument("--user", required=True)
     ph.add_argument("--password", required=True)
     ph.add_argument("--count", type=int, default=1)
+    ph.add_argument("--call", choices=["caller", "callee"])
     ss = sub.add_parser("softswitch")
     ss.add_argument("--listen", required=True)
     ss.add_argument("--cert", required=True)
