@@ -79,6 +79,8 @@ pub trait LinkTx {
     ) -> Result<(), TooLong>;
     /// Send what is queued.
     fn flush(&mut self);
+    /// TCP connections lost so far (0 over UDP); cheap, asked every loop.
+    fn lost(&self) -> u64;
     /// What was counted so far.
     fn stats(&self) -> LinkStats;
 }
@@ -151,6 +153,10 @@ impl LinkTx for UdpTx {
 
     fn flush(&mut self) {
         self.queue.flush(&self.socket);
+    }
+
+    fn lost(&self) -> u64 {
+        0
     }
 
     fn stats(&self) -> LinkStats {
@@ -451,6 +457,10 @@ impl LinkTx for TcpTx {
                 self.flush_conn(i);
             }
         }
+    }
+
+    fn lost(&self) -> u64 {
+        self.stats.connections_lost
     }
 
     fn stats(&self) -> LinkStats {

@@ -407,7 +407,7 @@ impl Worker<'_> {
             let tx = link.tx();
             tx.flush();
             // Registrations in flight on a connection that was just lost fail now.
-            let lost = tx.stats().connections_lost;
+            let lost = tx.lost();
             if lost != lost_seen {
                 lost_seen = lost;
                 for (i, slot) in slots.iter_mut().enumerate() {
