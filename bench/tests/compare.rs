@@ -62,7 +62,6 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
     for (row, run) in rows.iter().zip(json["runs"].as_array().unwrap()) {
         let name = row["system"].as_str().unwrap();
         assert!(row["reg_per_s"].as_f64().unwrap() > 0.0, "{name}: {row}");
-        assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
         // One authenticated REGISTER at the softswitch per success; under load a registration
         // the client gave up on (timed out, unfinished) may have reached it too.
         let reg = &run["max"]["register"];
@@ -84,6 +83,7 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
             assert!(row["flood_absorbed_per_s"].is_null(), "{name}: {row}");
             continue;
         }
+        assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
         assert!(
             row["flood_absorbed_per_s"].as_f64().unwrap() > 0.0,
             "{name}: {row}"
