@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""bench/compare: Kamailio, sipgw (UDP backend) and sipgw (AF_XDP backend) side by side.
+"""bench/compare: Kamailio, sipgw (UDP backend) and sipgw (AF_XDP backend) side by side, and
+Kamailio and sipgw with the phones over TCP (systems kamailio-tcp and sipgw-tcp).
 
 One run, one machine, one load: a network-namespace topology (load <-> gateway <-> softswitch,
 veth pairs, addresses from 198.18.0.0/15), the same sipgw-bench load against each system in
 turn, the same softswitch stand-in behind it. Prints one table, writes the numbers as JSON and
 two SVG charts (registrations/s against offered load; flood absorbed). Run it through
 bench/compare/run (as root), which installs what it needs and builds first.
+
+The TCP systems get the registration loads over TCP (`sipgw-bench register --transport tcp`,
+4 connections per socket thread; the softswitch leg stays UDP); the banned flood and the
+mixed run are UDP attacks, measured on the UDP systems only (a TCP row shows "-" there).
 
 Every process is bounded in time; the namespaces are removed at the end, also on failure.
 """
@@ -23,8 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# SIPGW_BIN_DIR: where sipgw and sipgw-bench are (the test of this harness uses its own build).
-BIN = Path(os.environ.get("SIPGW_BIN_DIR", ROOT / "target" / "release"))
+# SIPGW_BIN_DIR: where sipgw and sipgw-bench are (the test of this harness uses its own build);
+# else the release directory of CARGO_TARGET_DIR (where bench/compare/run built them).
+BIN = Path(os.environ.get(
+    "SIPGW_BIN_DIR", Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"))
 BENCH = str(BIN / "sipgw-bench")
 SIPGW = str(BIN / "sipgw")
 
@@ -130,6 +137,8 @@ def softirq_ticks():
 
 class System:
     name = ""
+    # The phones' transport: "udp", or "tcp" for the kamailio-tcp and sipgw-tcp systems.
+    transport = "udp"
 
     def __init__(self, topo, workdir, workers):
         self.topo, self.dir, self.workers = topo, workdir, workers
@@ -149,10 +158,11 @@ class System:
 
 
 class Sipgw(System):
-    def __init__(self, topo, workdir, workers, backend):
+    def __init__(self, topo, workdir, workers, backend, transport="udp"):
         super().__init__(topo, workdir, workers)
         self.backend = backend
-        self.name = f"sipgw-{backend}"
+        self.transport = transport
+        self.name = f"sipgw-{backend}" if transport == "udp" else f"sipgw-{transport}"
 
     def start(self):
         cfg = self.dir / f"{self.name}.toml"
@@ -160,6 +170,8 @@ class Sipgw(System):
         if self.backend == "xdp":
             xdp = (f'\n[xdp]\ninterface = "{self.topo.g_if}"\nmode = "native"\n'
                    f'zero_copy = "off"\npin_root = "{self.topo.pin_root}"\n')
+        if self.transport == "tcp":
+            xdp += "\n[tcp]\nenabled = true\n"
         cfg.write_text(
             f'credentials = "users.toml"\n\n[auth]\nrealm = "{REALM}"\nmax_retry = {MAX_RETRY}\n'
             f'challenge_mode = 3\n'
@@ -182,30 +194,38 @@ class Sipgw(System):
 
 
 class Kamailio(System):
-    name = "kamailio"
+    def __init__(self, topo, workdir, workers, transport="udp"):
+        super().__init__(topo, workdir, workers)
+        self.transport = transport
+        self.name = "kamailio" if transport == "udp" else f"kamailio-{transport}"
 
     def start(self):
         users = json.loads((self.dir / "users.json").read_text())
         lines = "\n".join(f'\t$sht(users=>{u}) = "{p}";' for u, p in users)
         text = (ROOT / "bench/compare/kamailio.cfg.in").read_text()
-        for k, v in {"@CHILDREN@": str(self.workers), "@LISTEN@": f"{GW}:5060",
+        listen = f"disable_tcp=yes\nlisten=udp:{GW}:5060"
+        if self.transport == "tcp":
+            # TCP for the phones (as many TCP workers as UDP children), UDP to the softswitch.
+            listen = (f"disable_tcp=no\ntcp_children={self.workers}\nlisten=udp:{GW}:5060\n"
+                      f"listen=tcp:{GW}:5060")
+        for k, v in {"@CHILDREN@": str(self.workers), "@TRANSPORT@": listen,
                      "@SECRET@": os.urandom(16).hex(), "@SUSPEND@": str(SUSPEND),
                      "@MAX_RETRY@": str(MAX_RETRY), "@SOFTSWITCH_IP@": SOFTSWITCH,
                      "@SOFTSWITCH@": f"{SOFTSWITCH}:5060", "@REALM@": REALM,
                      "@USERS@": lines}.items():
             text = text.replace(k, v)
-        cfg = self.dir / "kamailio.cfg"
+        cfg = self.dir / f"{self.name}.cfg"
         cfg.write_text(text)
-        log = open(self.dir / "kamailio.log", "w")
+        log = open(self.dir / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.topo.g}", "kamailio", "-DD", "-E", "-m", "256",
              "-M", "16", "-f", str(cfg),
-             "-P", str(self.dir / "kamailio.pid"), "-Y", str(self.dir)],
+             "-P", str(self.dir / f"{self.name}.pid"), "-Y", str(self.dir)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         time.sleep(2)
         if self.proc.poll() is not None:
-            raise SystemExit(f"compare: kamailio did not start: "
-                             f"{(self.dir / 'kamailio.log').read_text()[-3000:]}")
+            raise SystemExit(f"compare: {self.name} did not start: "
+                             f"{(self.dir / f'{self.name}.log').read_text()[-3000:]}")
 
     def pids(self):
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
@@ -254,25 +274,29 @@ def reg_rate(report):
 
 
 def measure(system, topo, d, dur, offered):
-    res = {"system": system.name, "sweep": []}
+    res = {"system": system.name, "transport": system.transport, "sweep": []}
     c = common(d)
+    # The registrations travel over the system's transport (TCP: 4 threads x 4 connections).
+    reg = ["register", *c, "--bind", LEGIT, "-n", "1000000000", "--sockets", "4",
+           "--transport", system.transport]
     # Throughput against offered load.
     for rate in offered:
-        r = bench(topo, ["register", *c, "--bind", LEGIT, "-n", "1000000000", "--rate",
-                         str(rate), "--duration", str(dur), "--sockets", "4"], dur + 30)
+        r = bench(topo, [*reg, "--rate", str(rate), "--duration", str(dur)], dur + 30)
         res["sweep"].append({"offered": rate, "report": r})
         print(f"  {system.name}: offered {rate or 'max'}/s -> {reg_rate(r):,.0f}/s", flush=True)
     # The highest rate, with CPU.
     pids = system.pids()
     t0, s0 = cpu_ticks(pids), softirq_ticks()
-    r = bench(topo, ["register", *c, "--bind", LEGIT, "-n", "1000000000", "--rate", "0",
-                     "--duration", str(dur), "--sockets", "4"], dur + 30)
+    r = bench(topo, [*reg, "--rate", "0", "--duration", str(dur)], dur + 30)
     t1, s1 = cpu_ticks(system.pids()), softirq_ticks()
     res["max"] = r
     res["cpu_user_s"] = (t1[0] - t0[0]) / CLK_TCK
     res["cpu_sys_s"] = (t1[1] - t0[1]) / CLK_TCK
     res["cpu_s"] = res["cpu_user_s"] + res["cpu_sys_s"]
     res["softirq_s"] = (s1 - s0) / CLK_TCK
+    if system.transport != "udp":
+        # The flood and the mixed run are UDP attacks: measured on the UDP systems.
+        return res
     # A flood from banned sources: brute-forced into a ban first, then as fast as possible as
     # raw frames from AF_XDP sockets on the load side (UDP sockets cannot outrun the gateways).
     raw = ["--xdp-iface", topo.l_if, "--xdp-dst-mac", topo.g_mac(), "--xdp-queues",
@@ -300,10 +324,9 @@ def summary(res, dur):
     m = res["max"]["register"]
     ok = m["succeeded"]
     fail = m["failed"] + m["timed_out"]
-    flood = res["flood"]
-    mixed = res["mixed"]["mixed"]
-    return {
+    row = {
         "system": res["system"],
+        "transport": res.get("transport", "udp"),
         "reg_per_s": reg_rate(res["max"]),
         "failure_pct": 100.0 * fail / max(ok + fail, 1),
         "reg_p50_ms": m["latency"]["p50_us"] / 1000,
@@ -311,13 +334,26 @@ def summary(res, dur):
         "cpu_s_per_1000": 1000.0 * res["cpu_s"] / max(ok, 1),
         "cpu_user_share_pct": 100.0 * res["cpu_user_s"] / max(res["cpu_s"], 1e-9),
         "softirq_s": res["softirq_s"],
-        "flood_sent_per_s": flood["flood"]["sent_per_s"],
-        "flood_absorbed_per_s": (res["flood_delivered"] + res["flood_xdp_dropped"]) / dur,
-        "flood_reached_softswitch": flood["softswitch"]["class_flood"],
         "reg_reached_softswitch": res["max"]["softswitch"]["register_asserted"],
-        "legit_success_pct": 100.0 * mixed["legitimate_success_rate"],
-        "legit_p99_ms": mixed["legitimate"]["latency"]["p99_us"] / 1000,
+        "connections_lost": m.get("connections_lost", 0),
+        # Not measured for the TCP systems (UDP attacks): None, "-" in the table.
+        "flood_sent_per_s": None,
+        "flood_absorbed_per_s": None,
+        "flood_reached_softswitch": None,
+        "legit_success_pct": None,
+        "legit_p99_ms": None,
     }
+    if "flood" in res:
+        flood = res["flood"]
+        mixed = res["mixed"]["mixed"]
+        row.update({
+            "flood_sent_per_s": flood["flood"]["sent_per_s"],
+            "flood_absorbed_per_s": (res["flood_delivered"] + res["flood_xdp_dropped"]) / dur,
+            "flood_reached_softswitch": flood["softswitch"]["class_flood"],
+            "legit_success_pct": 100.0 * mixed["legitimate_success_rate"],
+            "legit_p99_ms": mixed["legitimate"]["latency"]["p99_us"] / 1000,
+        })
+    return row
 
 
 def svg_lines(results, path):
@@ -332,7 +368,7 @@ def svg_lines(results, path):
     xmax = x_max_point
     ymax = max(max(p for _, p in pts) for _, pts in series) or 1
     ymax *= 1.05
-    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     sx = lambda v: pad + (w - 30 - pad) * v / xmax
     sy = lambda v: h - 60 - (h - 60 - 40) * v / ymax
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
@@ -376,7 +412,7 @@ def svg_bars(rows, key, title, path):
     w, h, pad = 640, 300, 60
     vmax = max(r[key] or 0 for r in rows) or 1
     bw = (w - 2 * pad) / len(rows)
-    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"]
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
@@ -397,14 +433,16 @@ def svg_bars(rows, key, title, path):
 
 
 def fmt(v, spec):
-    return "?" if v is None else format(v, spec)
+    return "-" if v is None else format(v, spec)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10, help="seconds per run (1-120)")
     ap.add_argument("--users", type=int, default=1000, help="accounts registered (10-100000)")
-    ap.add_argument("--systems", default="kamailio,sipgw-udp,sipgw-xdp")
+    ap.add_argument("--systems", default="kamailio,sipgw-udp,sipgw-xdp,kamailio-tcp,sipgw-tcp",
+                    help="comma-separated: kamailio, sipgw-udp, sipgw-xdp (phones over UDP), "
+                         "kamailio-tcp, sipgw-tcp (phones over TCP)")
     ap.add_argument("--offered", default="1000,2000,5000,10000,20000,30000,0",
                     help="offered registrations/s of the sweep (0: as fast as possible)")
     ap.add_argument("--queues", type=int, default=2, help="veth queues = workers/children")
@@ -421,6 +459,11 @@ def main():
                              f"and builds what is needed")
     offered = [int(x) for x in a.offered.split(",")]
     systems = a.systems.split(",")
+    known = ("kamailio", "sipgw-udp", "sipgw-xdp", "kamailio-tcp", "sipgw-tcp")
+    for name in systems:
+        if name not in known:
+            raise SystemExit(f"compare: unknown system {name!r} in --systems (one of "
+                             f"{', '.join(known)})")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sipgw-compare-"))
@@ -438,7 +481,9 @@ def main():
             time.sleep(0.5)
             system = {"kamailio": lambda: Kamailio(topo, work, a.queues),
                       "sipgw-udp": lambda: Sipgw(topo, work, a.queues, "udp"),
-                      "sipgw-xdp": lambda: Sipgw(topo, work, a.queues, "xdp")}[name]()
+                      "sipgw-xdp": lambda: Sipgw(topo, work, a.queues, "xdp"),
+                      "kamailio-tcp": lambda: Kamailio(topo, work, a.queues, "tcp"),
+                      "sipgw-tcp": lambda: Sipgw(topo, work, a.queues, "udp", "tcp")}[name]()
             print(f"compare: {name}", flush=True)
             system.start()
             try:
@@ -452,25 +497,30 @@ def main():
                     ss.kill()
     rows = [summary(r, a.duration) for r in results]
     base = next((r for r in rows if r["system"] == "kamailio"), None)
+    base_tcp = next((r for r in rows if r["system"] == "kamailio-tcp"), None)
     print()
-    head = (f"{'system':<11} {'reg/s':>9} {'fail %':>7} {'CPU s/1000 reg':>15} "
+    head = (f"{'system':<13} {'reg/s':>9} {'fail %':>7} {'CPU s/1000 reg':>15} "
             f"{'flood sent/s':>13} {'flood absorbed/s':>17} {'reached ss':>10} "
             f"{'legit ok % under flood':>22} {'legit p99 ms':>12}")
     print(head)
     for r in rows:
-        print(f"{r['system']:<11} {fmt(r['reg_per_s'], ',.0f'):>9} {fmt(r['failure_pct'], '.2f'):>7} "
+        print(f"{r['system']:<13} {fmt(r['reg_per_s'], ',.0f'):>9} {fmt(r['failure_pct'], '.2f'):>7} "
               f"{fmt(r['cpu_s_per_1000'], '.4f'):>15} {fmt(r['flood_sent_per_s'], ',.0f'):>13} "
               f"{fmt(r['flood_absorbed_per_s'], ',.0f'):>17} {fmt(r['flood_reached_softswitch'], 'd'):>10} "
               f"{fmt(r['legit_success_pct'], '.2f'):>22} {fmt(r['legit_p99_ms'], '.1f'):>12}")
-    if base:
-        print("\nratios against kamailio (same run):")
+    if base or base_tcp:
+        print("\nratios against kamailio (same run; the TCP rows against kamailio-tcp):")
         for r in rows:
-            if r is base:
+            b = base_tcp if r["transport"] == "tcp" else base
+            if b is None or r is b:
                 continue
-            ratio = lambda k: (r[k] or 0) / base[k] if base[k] else float("nan")
-            inv = base["cpu_s_per_1000"] / r["cpu_s_per_1000"] if r["cpu_s_per_1000"] else float("nan")
-            print(f"  {r['system']}: registrations/s x{ratio('reg_per_s'):.2f}, CPU per "
-                  f"registration 1/{inv:.1f}, flood absorbed x{ratio('flood_absorbed_per_s'):.2f}")
+            ratio = lambda k: (r[k] or 0) / b[k] if b[k] else float("nan")
+            inv = b["cpu_s_per_1000"] / r["cpu_s_per_1000"] if r["cpu_s_per_1000"] else float("nan")
+            line = (f"  {r['system']} / {b['system']}: registrations/s x{ratio('reg_per_s'):.2f}, "
+                    f"CPU per registration 1/{inv:.1f}")
+            if r["flood_absorbed_per_s"] is not None:
+                line += f", flood absorbed x{ratio('flood_absorbed_per_s'):.2f}"
+            print(line)
     (out / "compare.json").write_text(json.dumps({"rows": rows, "runs": results,
                                                   "duration_s": a.duration,
                                                   "users": a.users}, indent=1))

@@ -27,7 +27,7 @@ use serde::Serialize;
 use sipgw::digest;
 use sipgw::sip::{self, HeaderName};
 
-use crate::msg::{self, Answer, Challenge, Class, Register, Response, TxnId};
+use crate::msg::{self, Answer, Challenge, Class, Register, Response, Transport, TxnId};
 use crate::net::{self, RxRing, Tx};
 use crate::stats::{per_second, Live};
 
@@ -254,6 +254,7 @@ pub fn run(
                     cseq: flow.cseq,
                     expires: 60,
                     class: Class::Bruteforce,
+                    transport: Transport::Udp,
                     answer: None,
                 };
                 tx.queue(&flow.socket, opts.gateway, |b| msg::write_register(b, &r))
@@ -346,6 +347,7 @@ pub fn run(
                             cseq: flow.cseq,
                             expires: 60,
                             class: Class::Bruteforce,
+                            transport: Transport::Udp,
                             answer: Some(Answer {
                                 challenge: &ch,
                                 ha1: &wrong,

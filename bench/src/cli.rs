@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::bruteforce::{self, BruteforceLive, BruteforceOptions};
 use crate::flood::{self, FloodLive, FloodMode, FloodOptions};
 use crate::mixed::{self, Attack, MixedLive, MixedOptions};
+use crate::msg::Transport;
 use crate::register::{self, RegisterLive, RegisterOptions};
 use crate::report::Report;
 use crate::softswitch::{self, StandIn};
@@ -167,7 +168,8 @@ pub struct LoadArgs {
     /// Registrations in flight at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
-    /// Sockets (source ports), one thread each.
+    /// Sockets (source ports), one thread each (`register --transport tcp`: threads, each
+    /// with --connections connections).
     #[arg(long, default_value_t = 2)]
     pub sockets: usize,
     /// A registration not finished after this many milliseconds is a timeout.
@@ -196,6 +198,19 @@ pub struct RegisterArgs {
     /// Stop starting registrations after this many seconds (at most 3600).
     #[arg(short, long, default_value_t = 60.0)]
     pub duration: f64,
+    /// Transport to the gateway: udp (one socket per --sockets thread), or tcp (each thread
+    /// opens --connections connections, messages framed by Content-Length; Via says
+    /// SIP/2.0/TCP and Contact ;transport=tcp). The gateway must accept TCP on its SIP port
+    /// (sipgw: [tcp] enabled = true).
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
+    /// With --transport tcp: connections per thread (--sockets threads), opened before the
+    /// load starts; the in-flight slots are spread over them. All of them come from --bind:
+    /// keep sockets × connections within the gateway's per-source limit (sipgw's
+    /// tcp.max_per_source, default 64). A connection the gateway closes is counted in the
+    /// report (connections_lost) and its registrations in flight fail.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
 }
 
 /// Options of a brute force.
@@ -359,6 +374,8 @@ fn register_options(
         rate: load.rate.unwrap_or(default_rate).max(0.0),
         concurrency: load.concurrency.max(1),
         sockets: load.sockets.max(1),
+        transport: Transport::Udp,
+        connections: 1,
         timeout: Duration::from_millis(load.timeout_ms.max(1)),
         bind: load.bind,
         expires: load.expires,
@@ -442,14 +459,18 @@ pub fn run(cli: &Cli, stop: &Arc<AtomicBool>) -> anyhow::Result<Report> {
             let target = a.target.resolve()?;
             let users = TargetArgs::load_users(&target)?;
             let count = a.count.unwrap_or(users.len() as u64);
-            let opts = register_options(
-                &target,
-                users,
-                &a.load,
-                0.0,
-                count,
-                seconds(a.duration, "--duration")?,
-            );
+            let opts = RegisterOptions {
+                transport: a.transport,
+                connections: a.connections.max(1),
+                ..register_options(
+                    &target,
+                    users,
+                    &a.load,
+                    0.0,
+                    count,
+                    seconds(a.duration, "--duration")?,
+                )
+            };
             let live = Arc::new(RegisterLive::default());
             let l = live.clone();
             let before = query(&target);

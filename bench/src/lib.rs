@@ -4,7 +4,8 @@
 //! Layer: tooling around the gateway (it is not part of the data path). Everything protocol
 //! related is reused from the `sipgw` library: digest computation ([`sipgw::digest`]), the
 //! credential file ([`sipgw::credentials`]), SIP parsing ([`sipgw::sip`]) and the batched
-//! `recvmmsg`/`sendmmsg` rings ([`sipgw::runtime::udp`]), so the UDP paths need no `unsafe`.
+//! `recvmmsg`/`sendmmsg` rings ([`sipgw::runtime::udp`]), so the UDP paths need no `unsafe`;
+//! SIP over TCP is framed by sipgw's stream framer ([`sipgw::framing`]).
 //! The one module with `unsafe` is [`xdp_tx`] (the raw flood's AF_XDP UMEM frames, fenced
 //! there with `// SAFETY:` comments); the rest of the crate is under the workspace's deny.
 //!
@@ -14,6 +15,7 @@
 //! | [`users`]       | the accounts to register as, from sipgw's credential file             |
 //! | [`msg`]         | building requests, reading challenges and responses                   |
 //! | [`net`]         | UDP endpoints with batched send and receive                           |
+//! | [`link`]        | a load thread's path to the gateway: a UDP socket or TCP connections  |
 //! | [`stats`]       | latency histograms, counters, progress lines                          |
 //! | [`register`]    | legitimate registrations: challenge → digest → authenticated REGISTER |
 //! | [`bruteforce`]  | wrong passwords from many sources until the gateway suspends them     |
@@ -30,6 +32,7 @@
 pub mod bruteforce;
 pub mod cli;
 pub mod flood;
+pub mod link;
 pub mod mixed;
 pub mod msg;
 pub mod net;

@@ -55,6 +55,36 @@ impl Class {
     }
 }
 
+/// The transport a request travels over: written into its Via (`SIP/2.0/UDP`, `SIP/2.0/TCP`)
+/// and, for TCP, as `;transport=tcp` in its Contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Datagrams (the default).
+    #[default]
+    Udp,
+    /// A stream, messages framed by Content-Length (RFC 3261 §18.3).
+    Tcp,
+}
+
+impl Transport {
+    /// The Via protocol token.
+    pub fn via(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// The Contact URI parameter (empty for UDP, the default of a `sip:` URI).
+    pub fn contact_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        }
+    }
+}
+
 /// The four numbers in a Call-ID of ours: who sent it (`a`: thread or flow group, `b`: slot or
 /// flow) and which attempt (`c`), plus a free field (`d`, e.g. a run id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,6 +146,8 @@ pub struct Register<'a> {
     pub expires: u32,
     /// Traffic class (User-Agent).
     pub class: Class,
+    /// Transport (Via and Contact).
+    pub transport: Transport,
     /// Credentials answering a challenge, if any.
     pub answer: Option<Answer<'a>>,
 }
@@ -135,18 +167,20 @@ pub fn write_register(buf: &mut [u8], r: &Register<'_>) -> Result<usize, TooLong
         write!(
             w,
             "REGISTER {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK-sb{a}.{b}.{c}.{d}-{cseq};rport\r\n\
+             Via: SIP/2.0/{via} {local};branch=z9hG4bK-sb{a}.{b}.{c}.{d}-{cseq};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:{user}@{host}>;tag=sb{a}.{b}.{c}\r\n\
              To: <sip:{user}@{host}>\r\n\
              Call-ID: sb{a}.{b}.{c}.{d}@sipgw-bench\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@{local}>\r\n\
+             Contact: <sip:{user}@{local}{contact_param}>\r\n\
              Expires: {expires}\r\n\
              User-Agent: {ua}/{class}\r\n\
              Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, NOTIFY\r\n\
              Supported: path, replaces\r\n",
             local = r.local,
+            via = r.transport.via(),
+            contact_param = r.transport.contact_param(),
             cseq = r.cseq,
             user = r.user,
             host = r.gateway.ip(),
@@ -327,6 +361,7 @@ mod tests {
             cseq: 1,
             expires: 60,
             class: Class::Register,
+            transport: Transport::Udp,
             answer: None,
         };
         let n = write_register(&mut buf, &r).unwrap();
@@ -361,6 +396,7 @@ mod tests {
             cseq: 2,
             expires: 60,
             class: Class::Register,
+            transport: Transport::Udp,
             answer: Some(Answer {
                 challenge: &ch,
                 ha1: &ha1,

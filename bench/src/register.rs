@@ -1,11 +1,20 @@
 //! Legitimate registrations: every one is a full digest exchange, REGISTER → 401/407 challenge
 //! → REGISTER with credentials → 200, as a phone does it.
 //!
-//! Layer: load driver. `sockets` threads each own one UDP socket (its own source port), a
-//! share of the in-flight slots, of the count and of the rate. A thread's loop: start new
-//! registrations (as the rate and its free slots allow), send them with one `sendmmsg`, take
-//! what arrived with one `recvmmsg` (waiting at most 1 ms), answer challenges (queued and sent
-//! together), and every 10 ms expire slots whose registration took longer than `timeout`.
+//! Layer: load driver. `sockets` threads each own one link to the gateway ([`crate::link`]):
+//! over UDP one socket (its own source port), over TCP `connections` connections; and a share
+//! of the in-flight slots, of the count and of the rate. A thread's loop: start new
+//! registrations (as the rate and its free slots allow), send them together (one `sendmmsg`,
+//! or one `write` per connection), take what arrived (one `recvmmsg`, or an epoll wait and a
+//! read per ready connection, framed by Content-Length; waiting at most 1 ms), answer
+//! challenges (queued and sent together), and every 10 ms expire slots whose registration took
+//! longer than `timeout`. The loop and the slot state machine are the same for both
+//! transports; only the link differs.
+//!
+//! Over TCP a slot always uses the same connection. When the gateway closes one (or it fails),
+//! the registrations in flight on it fail at once (`connection_closed`), its slots are retired,
+//! and the loss is counted in the report (`connections_lost`, `connection_errors`); when every
+//! connection of a thread is gone the thread stops.
 //!
 //! A slot's Call-ID carries (thread, slot, attempt, run id), so a response finds its slot by
 //! indexing and a late answer to an expired attempt is recognised and ignored. Latency is from
@@ -16,7 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,13 +33,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sipgw::sip::{self, HeaderName};
 
-use crate::msg::{self, Answer, Challenge, Class, Register, Response, TxnId};
-use crate::net::{self, RxRing, Tx};
+use crate::link::{Link, LinkStats, LinkTx, TcpLink, UdpLink};
+use crate::msg::{self, Answer, Challenge, Class, Register, Response, Transport, TxnId};
 use crate::stats::{per_second, Latency, LatencySummary, Live};
 use crate::users::Users;
-
-/// How long one receive call waits for the first datagram.
-const RECV_WAIT: Duration = Duration::from_millis(1);
 
 /// How often in-flight slots are checked for timeouts.
 const SCAN_EVERY: Duration = Duration::from_millis(10);
@@ -50,11 +56,15 @@ pub struct RegisterOptions {
     pub rate: f64,
     /// Registrations in flight at once, all threads together.
     pub concurrency: usize,
-    /// Threads, each with its own socket.
+    /// Threads, each with its own socket (UDP) or `connections` connections (TCP).
     pub sockets: usize,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// TCP connections per thread (ignored over UDP).
+    pub connections: usize,
     /// A registration not finished this long after its first REGISTER is a timeout.
     pub timeout: Duration,
-    /// Source address of the sockets.
+    /// Source address of the sockets and connections.
     pub bind: IpAddr,
     /// `Expires` of the REGISTERs.
     pub expires: u32,
@@ -115,18 +125,28 @@ pub struct RegisterReport {
     pub challenges: u64,
     /// Failures by reason: a status code (`"403"`), `challenged_again` (401/407 to our
     /// credentials), `realm_mismatch` (the challenge's realm is not the users' realm),
-    /// `bad_challenge` (401/407 without a usable challenge).
+    /// `bad_challenge` (401/407 without a usable challenge), `connection_closed` (over TCP:
+    /// in flight on a connection that was lost).
     pub failures: BTreeMap<String, u64>,
-    /// Datagrams sent.
+    /// `udp` or `tcp`.
+    pub transport: Transport,
+    /// Datagrams (over TCP: messages) sent.
     pub datagrams_sent: u64,
-    /// Datagrams received.
+    /// Datagrams (over TCP: messages) received.
     pub datagrams_received: u64,
-    /// Datagrams the kernel refused to send.
+    /// Datagrams the kernel refused to send (over TCP: messages not sent, their connection
+    /// lost or not reading).
     pub send_errors: u64,
     /// Datagrams received that matched no registration in flight (late, duplicated, foreign).
     pub stray: u64,
     /// Sockets (threads) used.
     pub sockets: usize,
+    /// TCP connections opened, all threads (0 over UDP).
+    pub connections: usize,
+    /// TCP connections lost during the run (closed by the gateway, failed, unframeable).
+    pub connections_lost: u64,
+    /// Why they were lost, with counts.
+    pub connection_errors: BTreeMap<String, u64>,
     /// In-flight limit.
     pub concurrency: usize,
     /// Target rate (0: as fast as possible).
@@ -144,8 +164,13 @@ impl RegisterReport {
         for (k, v) in p.failures {
             *self.failures.entry(k).or_default() += v;
         }
-        self.datagrams_sent += p.tx.sent;
-        self.send_errors += p.tx.failed;
+        self.datagrams_sent += p.link.sent;
+        self.send_errors += p.link.send_errors;
+        self.connections += p.link.connections;
+        self.connections_lost += p.link.connections_lost;
+        for (k, v) in p.link.connection_errors {
+            *self.connection_errors.entry(k).or_default() += v;
+        }
         self.datagrams_received += p.received;
         self.stray += p.stray;
     }
@@ -176,7 +201,7 @@ struct Partial {
     unfinished: u64,
     challenges: u64,
     failures: BTreeMap<String, u64>,
-    tx: Tx,
+    link: LinkStats,
     received: u64,
     stray: u64,
     latency: Latency,
@@ -190,47 +215,28 @@ pub fn run(
     stop: &AtomicBool,
 ) -> io::Result<RegisterReport> {
     let threads = opts.sockets.clamp(1, 1024);
-    let count = opts.count.min(crate::MAX_COUNT);
-    let duration = opts.duration.min(crate::MAX_DURATION);
+    // Open every socket or connection first, so such an error is reported before any traffic.
+    let (results, start) = match opts.transport {
+        Transport::Udp => {
+            let links = (0..threads)
+                .map(|_| UdpLink::bind(opts.bind, opts.gateway))
+                .collect::<io::Result<Vec<_>>>()?;
+            drive(opts, links, live, stop)
+        }
+        Transport::Tcp => {
+            let per_thread = opts.connections.clamp(1, 4096);
+            let links = (0..threads)
+                .map(|_| TcpLink::connect(opts.bind, opts.gateway, per_thread, opts.timeout))
+                .collect::<io::Result<Vec<_>>>()?;
+            drive(opts, links, live, stop)
+        }
+    };
     let per_thread_conc = opts.concurrency.max(1).div_ceil(threads);
-    // Bind every socket first, so a bind error is reported before any traffic.
-    let sockets = (0..threads)
-        .map(|_| net::bind(opts.bind, 0, Some(RECV_WAIT)))
-        .collect::<io::Result<Vec<_>>>()?;
-    let start = Instant::now();
-    let end = start + duration;
-    let results: Vec<io::Result<Partial>> = std::thread::scope(|s| {
-        let handles: Vec<_> = sockets
-            .into_iter()
-            .enumerate()
-            .map(|(t, socket)| {
-                let share = crate::share(count, threads, t);
-                let w = Worker {
-                    t: t as u32,
-                    threads: threads as u64,
-                    opts,
-                    socket,
-                    count: share,
-                    rate: opts.rate / threads as f64,
-                    slots: per_thread_conc,
-                    start,
-                    end,
-                };
-                s.spawn(move || w.run(live, stop))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a register thread panicked")))
-            })
-            .collect()
-    });
     let mut report = RegisterReport {
         sockets: threads,
         concurrency: per_thread_conc * threads,
         target_rate: opts.rate,
+        transport: opts.transport,
         ..RegisterReport::default()
     };
     let mut latency = Latency::default();
@@ -257,11 +263,52 @@ pub fn run(
     Ok(report)
 }
 
+/// One worker thread per link; their partial results and the start time.
+fn drive<L: Link + Send>(
+    opts: &RegisterOptions,
+    links: Vec<L>,
+    live: &RegisterLive,
+    stop: &AtomicBool,
+) -> (Vec<io::Result<Partial>>, Instant) {
+    let threads = links.len().max(1);
+    let count = opts.count.min(crate::MAX_COUNT);
+    let duration = opts.duration.min(crate::MAX_DURATION);
+    let per_thread_conc = opts.concurrency.max(1).div_ceil(threads);
+    let start = Instant::now();
+    let end = start + duration;
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = links
+            .into_iter()
+            .enumerate()
+            .map(|(t, link)| {
+                let w = Worker {
+                    t: t as u32,
+                    threads: threads as u64,
+                    opts,
+                    count: crate::share(count, threads, t),
+                    rate: opts.rate / threads as f64,
+                    slots: per_thread_conc,
+                    start,
+                    end,
+                };
+                s.spawn(move || w.run(link, live, stop))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a register thread panicked")))
+            })
+            .collect()
+    });
+    (results, start)
+}
+
 struct Worker<'a> {
     t: u32,
     threads: u64,
     opts: &'a RegisterOptions,
-    socket: UdpSocket,
     count: u64,
     rate: f64,
     slots: usize,
@@ -270,11 +317,14 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    fn run(self, live: &RegisterLive, stop: &AtomicBool) -> io::Result<Partial> {
+    fn run<L: Link>(
+        self,
+        mut link: L,
+        live: &RegisterLive,
+        stop: &AtomicBool,
+    ) -> io::Result<Partial> {
         let opts = self.opts;
-        let local = self.socket.local_addr()?;
         let mut p = Partial::default();
-        let mut rx = RxRing::default();
         let mut slots = vec![
             Slot {
                 state: State::Free,
@@ -286,6 +336,9 @@ impl Worker<'_> {
             self.slots
         ];
         let mut free: Vec<u32> = (0..self.slots as u32).rev().collect();
+        // Slots whose connection was lost: never used again.
+        let mut retired = 0usize;
+        let mut lost_seen = 0u64;
         let mut launched: u64 = 0;
         let mut next_scan = self.start + SCAN_EVERY;
         let hard_end = self.end + opts.timeout;
@@ -304,8 +357,13 @@ impl Worker<'_> {
                 } else {
                     self.count
                 };
+                let tx = link.tx();
                 while launched < allowed {
                     let Some(s) = free.pop() else { break };
+                    if !tx.usable(s) {
+                        retired += 1;
+                        continue;
+                    }
                     let user = ((launched * self.threads + u64::from(self.t)) % n_users) as usize;
                     let slot = &mut slots[s as usize];
                     slot.state = State::Challenge;
@@ -316,7 +374,7 @@ impl Worker<'_> {
                     let r = Register {
                         user: &opts.users.list[user].name,
                         gateway: opts.gateway,
-                        local,
+                        local: tx.local(s),
                         id: TxnId {
                             a: self.t,
                             b: s,
@@ -326,27 +384,42 @@ impl Worker<'_> {
                         cseq: 1,
                         expires: opts.expires,
                         class: Class::Register,
+                        transport: opts.transport,
                         answer: None,
                     };
-                    p.tx.queue(&self.socket, opts.gateway, |b| msg::write_register(b, &r))
+                    tx.queue(s, |b| msg::write_register(b, &r))
                         .map_err(io::Error::other)?;
                     launched += 1;
                     p.attempted += 1;
                 }
-                p.tx.flush(&self.socket);
+                tx.flush();
             }
-            if (launched >= self.count || now >= self.end) && free.len() == slots.len() {
+            let in_flight = slots.len() - free.len() - retired;
+            if in_flight == 0 && (launched >= self.count || now >= self.end || free.is_empty()) {
+                // Done, or (every connection lost) nothing can be started any more.
                 break;
             }
             // Receive and answer.
-            let n = rx.recv(&self.socket)?;
-            let now = Instant::now();
-            p.received += n as u64;
-            for i in 0..n {
-                let (_, bytes, _) = rx.get(i);
-                self.handle(bytes, now, local, &mut slots, &mut free, &mut p)?;
+            let now = link.recv(|bytes, now, tx| {
+                p.received += 1;
+                self.handle(bytes, now, tx, &mut slots, &mut free, &mut p)
+            })?;
+            let tx = link.tx();
+            tx.flush();
+            // Registrations in flight on a connection that was just lost fail now.
+            let lost = tx.lost();
+            if lost != lost_seen {
+                lost_seen = lost;
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    if slot.state != State::Free && !tx.usable(i as u32) {
+                        slot.state = State::Free;
+                        p.failed += 1;
+                        *p.failures.entry("connection_closed".into()).or_default() += 1;
+                        p.last_answer = Some(now);
+                        retired += 1;
+                    }
+                }
             }
-            p.tx.flush(&self.socket);
             // Timeouts.
             if now >= next_scan {
                 next_scan = now + SCAN_EVERY;
@@ -366,15 +439,16 @@ impl Worker<'_> {
             live.timed_out.add(current[3] - reported[3]);
             reported = current;
         }
-        p.unfinished = (slots.len() - free.len()) as u64;
+        p.unfinished = (slots.len() - free.len() - retired) as u64;
+        p.link = link.tx().stats();
         Ok(p)
     }
 
-    fn handle(
+    fn handle<T: LinkTx>(
         &self,
         bytes: &[u8],
         now: Instant,
-        local: SocketAddr,
+        tx: &mut T,
         slots: &mut [Slot],
         free: &mut Vec<u32>,
         p: &mut Partial,
@@ -435,11 +509,12 @@ impl Worker<'_> {
                 let r = Register {
                     user: &user.name,
                     gateway: opts.gateway,
-                    local,
+                    local: tx.local(id.b),
                     id,
                     cseq: 2,
                     expires: opts.expires,
                     class: Class::Register,
+                    transport: opts.transport,
                     answer: Some(Answer {
                         challenge: &ch,
                         ha1: &user.ha1,
@@ -447,7 +522,7 @@ impl Worker<'_> {
                         cnonce: id.b ^ id.c.rotate_left(16),
                     }),
                 };
-                p.tx.queue(&self.socket, opts.gateway, |b| msg::write_register(b, &r))
+                tx.queue(id.b, |b| msg::write_register(b, &r))
                     .map_err(io::Error::other)?;
             }
             (State::Final, 401 | 407) => finish(slot, p, Some("challenged_again".into())),

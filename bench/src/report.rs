@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::bruteforce::BruteforceReport;
 use crate::flood::FloodReport;
 use crate::mixed::MixedReport;
+use crate::msg::Transport;
 use crate::register::RegisterReport;
 use crate::softswitch::SoftswitchSnapshot;
 use crate::stats::LatencySummary;
@@ -197,8 +198,26 @@ fn register_rows(t: &mut Table, p: &str, r: &RegisterReport) {
             }
         ),
     );
+    let unit = match r.transport {
+        Transport::Udp => "datagrams",
+        Transport::Tcp => "messages",
+    };
+    if r.transport == Transport::Tcp {
+        t.row(
+            format!("{p}TCP connections opened / lost"),
+            format!("{} / {}", r.connections, r.connections_lost),
+        );
+        if !r.connection_errors.is_empty() {
+            let list: Vec<String> = r
+                .connection_errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            t.row(format!("{p}connections lost by reason"), list.join(", "));
+        }
+    }
     t.row(
-        format!("{p}datagrams sent / received / stray"),
+        format!("{p}{unit} sent / received / stray"),
         format!(
             "{} / {} / {}",
             r.datagrams_sent, r.datagrams_received, r.stray

@@ -1,7 +1,8 @@
 //! The comparison harness (bench/compare) end to end, briefly: Kamailio, sipgw (UDP) and sipgw
-//! (AF_XDP) each get a one-second load of every kind, and the report must hold together (every
-//! system completed registrations, nothing of a banned flood reached the softswitch, the
-//! softswitch got one authenticated REGISTER per success). Needs root and Kamailio
+//! (AF_XDP) each get a one-second load of every kind, Kamailio and sipgw with the phones over
+//! TCP the registration loads, and the report must hold together (every system completed
+//! registrations, nothing of a banned flood reached the softswitch, the softswitch got one
+//! authenticated REGISTER per success, no TCP connection was lost). Needs root and Kamailio
 //! (`./scripts/install-deps --bench`, which `./scripts/test` runs).
 
 use std::path::Path;
@@ -48,11 +49,19 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
         serde_json::from_slice(&std::fs::read(out_dir.join("compare.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().expect("rows");
     let names: Vec<&str> = rows.iter().map(|r| r["system"].as_str().unwrap()).collect();
-    assert_eq!(names, ["kamailio", "sipgw-udp", "sipgw-xdp"]);
+    assert_eq!(
+        names,
+        [
+            "kamailio",
+            "sipgw-udp",
+            "sipgw-xdp",
+            "kamailio-tcp",
+            "sipgw-tcp"
+        ]
+    );
     for (row, run) in rows.iter().zip(json["runs"].as_array().unwrap()) {
         let name = row["system"].as_str().unwrap();
         assert!(row["reg_per_s"].as_f64().unwrap() > 0.0, "{name}: {row}");
-        assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
         // One authenticated REGISTER at the softswitch per success; under load a registration
         // the client gave up on (timed out, unfinished) may have reached it too.
         let reg = &run["max"]["register"];
@@ -62,6 +71,19 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
             (n("succeeded")..=n("succeeded") + n("timed_out") + n("unfinished")).contains(&reached),
             "{name}: {reached} REGISTERs at the softswitch for {reg}"
         );
+        assert_eq!(
+            reg["transport"],
+            if name.ends_with("-tcp") { "tcp" } else { "udp" },
+            "{name}"
+        );
+        if name.ends_with("-tcp") {
+            // The UDP attacks are measured on the UDP systems only.
+            assert_eq!(reg["connections"], 16, "{name}: {reg}");
+            assert_eq!(row["connections_lost"], 0, "{name}: {row}");
+            assert!(row["flood_absorbed_per_s"].is_null(), "{name}: {row}");
+            continue;
+        }
+        assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
         assert!(
             row["flood_absorbed_per_s"].as_f64().unwrap() > 0.0,
             "{name}: {row}"

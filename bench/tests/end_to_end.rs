@@ -37,6 +37,12 @@ struct Chain {
 
 impl Chain {
     fn start(name: &str, users: usize, workers: usize, auth: &str) -> Chain {
+        Chain::start_with(name, users, workers, auth, "")
+    }
+
+    /// As [`Chain::start`], with `sections` (whole TOML sections, e.g. `[tcp]`) appended to the
+    /// configuration.
+    fn start_with(name: &str, users: usize, workers: usize, auth: &str, sections: &str) -> Chain {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let dir = std::env::temp_dir().join(format!(
             "sipgw-bench-it-{name}-{}-{}",
@@ -59,7 +65,8 @@ impl Chain {
             &config,
             format!(
                 "credentials = \"users.toml\"\n\n[gateway]\nlisten = \"{listen}\"\n\
-                 softswitch = \"{}\"\nworkers = {workers}\n\n[auth]\nrealm = \"{REALM}\"\n{auth}\n",
+                 softswitch = \"{}\"\nworkers = {workers}\n\n[auth]\nrealm = \"{REALM}\"\n{auth}\n\n\
+                 {sections}\n",
                 standin.addr()
             ),
         )
@@ -159,6 +166,122 @@ fn register_200_users_every_one_succeeds_and_reaches_the_softswitch_authenticate
     assert_eq!(seen.class_register, users as u64);
     assert_eq!(seen.with_credentials, 0);
     assert_eq!(u(&report, "/softswitch/register_asserted"), users as u64);
+}
+
+#[test]
+fn register_over_tcp_every_one_succeeds_and_reaches_the_softswitch_authenticated() {
+    let users = 200;
+    let chain = Chain::start_with("register-tcp", users, 2, "", "[tcp]\nenabled = true\n");
+    // Over TCP the gateway knows its softswitch by IP address alone (docs/configuration.md):
+    // the stand-in is on 127.0.0.1, so the phones come from another loopback address.
+    let report = chain.json(&[
+        "register",
+        "--bind",
+        "127.0.0.5",
+        "-n",
+        "200",
+        "--transport",
+        "tcp",
+        "--sockets",
+        "2",
+        "--connections",
+        "3",
+        "--timeout-ms",
+        "10000",
+        "--duration",
+        "30",
+    ]);
+    let r = &report["register"];
+    assert_eq!(r["transport"], "tcp", "{report:#}");
+    assert_eq!(u(r, "/attempted"), users as u64);
+    assert_eq!(u(r, "/succeeded"), users as u64, "{report:#}");
+    assert_eq!(u(r, "/failed"), 0, "{report:#}");
+    assert_eq!(u(r, "/timed_out"), 0, "{report:#}");
+    assert_eq!(u(r, "/challenges"), users as u64);
+    // Two requests and two responses per registration, over 2 × 3 connections kept open.
+    assert_eq!(u(r, "/datagrams_sent"), 2 * users as u64);
+    assert_eq!(u(r, "/datagrams_received"), 2 * users as u64);
+    assert_eq!(u(r, "/send_errors"), 0);
+    assert_eq!(u(r, "/stray"), 0);
+    assert_eq!(u(r, "/connections"), 6);
+    assert_eq!(u(r, "/connections_lost"), 0, "{report:#}");
+    assert_eq!(f(r, "/success_rate"), 1.0);
+    assert_eq!(u(&r["latency"], "/samples"), users as u64);
+    let seen = chain.standin.snapshot();
+    assert_eq!(seen.register_asserted, users as u64);
+    assert_eq!(seen.class_register, users as u64);
+    assert_eq!(seen.with_credentials, 0);
+}
+
+#[test]
+fn a_tcp_connection_the_gateway_closes_is_counted_and_ends_the_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir =
+        std::env::temp_dir().join(format!("sipgw-bench-it-tcp-closed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.toml");
+    std::fs::write(&users, "[[account]]\nname = \"4000\"\npassword = \"pw\"\n").unwrap();
+    // A "gateway" that accepts the 2 × 2 connections and closes each at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closer = std::thread::spawn(move || {
+        for _ in 0..4 {
+            drop(listener.accept().unwrap());
+        }
+    });
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sipgw-bench"))
+        .args([
+            "--progress",
+            "never",
+            "--json",
+            "register",
+            "--transport",
+            "tcp",
+        ])
+        .args([
+            "--sockets",
+            "2",
+            "--connections",
+            "2",
+            "-n",
+            "1000",
+            "--duration",
+            "20",
+        ])
+        .args([
+            "--timeout-ms",
+            "20000",
+            "--gateway",
+            &addr.to_string(),
+            "--users",
+        ])
+        .arg(&users)
+        .output()
+        .unwrap();
+    closer.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Well before the duration or the timeout: no connection left, nothing more to wait for.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &report["register"];
+    assert_eq!(u(r, "/connections"), 4);
+    assert_eq!(u(r, "/connections_lost"), 4, "{report:#}");
+    let reasons: u64 = r["connection_errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(reasons, 4, "{report:#}");
+    assert_eq!(u(r, "/succeeded"), 0);
+    assert_eq!(u(r, "/timed_out"), 0, "{report:#}");
+    assert_eq!(u(r, "/failed"), u(r, "/attempted"), "{report:#}");
 }
 
 #[test]
