@@ -1,5 +1,6 @@
-//! Criterion benchmarks of the sans-IO core: parse, digest verify, and the four engine decisions
-//! the issue sets targets for. Run: `cargo bench -p sipgw --bench engine`.
+//! Criterion benchmarks of the sans-IO core: parse, digest verify, the four engine decisions
+//! the issue sets targets for, and the whole core (`Gateway`: engine, then the proxy's rewrite
+//! of the same parsed message). Run: `cargo bench -p sipgw --bench engine`.
 //! Results and the machine they were measured on: `docs/benchmarks.md`.
 
 use std::hint::black_box;
@@ -285,9 +286,56 @@ fn bench_engine(c: &mut Criterion) {
     g.finish();
 }
 
+/// The whole core: the engine's decision and the proxy's rewrite (Via, Path, identity) of the
+/// message it parsed once, as every transport's worker calls it.
+fn bench_core(c: &mut Criterion) {
+    use sipgw::flow::Flow;
+    use sipgw::gateway::{Action, Gateway, Input};
+    use sipgw::proxy::{Proxy, ProxyConfig};
+
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(1));
+    let mut s = setup("");
+    let nonce = s.nonce();
+    let Setup {
+        engine,
+        clock,
+        peer,
+        ..
+    } = s;
+    let pc = ProxyConfig::new(
+        "198.18.0.1:5060".parse().unwrap(),
+        "198.18.1.1:5060".parse().unwrap(),
+        "sipgw",
+        [5; 32],
+    );
+    let mut gw = Gateway::new(engine, Proxy::new(pc));
+    let mut out = vec![0u8; 4096];
+    let flow = Flow::udp(peer);
+    let no_qop = register("core-b", 2, &auth_header(&nonce, "secret", None));
+    let send = |gw: &mut Gateway, bytes: &[u8], out: &mut [u8]| {
+        gw.handle(clock.now(), Input { flow, bytes }, out)
+    };
+    let a = send(&mut gw, &no_qop, &mut out);
+    assert!(
+        matches!(a, Action::Send { status: None, to, .. } if to.peer.port() == 5060 && to != flow),
+        "{a:?}"
+    );
+    g.bench_function("b_valid_credentials_forward_rewritten", |b| {
+        b.iter(|| send(&mut gw, black_box(&no_qop), &mut out))
+    });
+    let challenge = register("core-a", 1, "");
+    let a = send(&mut gw, &challenge, &mut out);
+    assert!(matches!(a, Action::Send { status: Some(407), .. }), "{a:?}");
+    g.bench_function("a_challenge", |b| {
+        b.iter(|| send(&mut gw, black_box(&challenge), &mut out))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_parse, bench_digest, bench_engine
+    targets = bench_parse, bench_digest, bench_engine, bench_core
 }
 criterion_main!(benches);
