@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Decisions: `challenge` (REGISTER without credentials), `forward` (valid credentials, no
-//! qop, so the same datagram can be repeated), `suspended` (terminal suspended), `parse`.
+//! qop, so the same datagram can be repeated), `suspended` (terminal suspended), `parse`, and
+//! `core-forward` (the same forward through the whole core, `Gateway`: the engine's decision
+//! and the proxy's rewrite of the message parsed once).
 //! Prints the number of iterations that had the expected outcome.
 
 use std::sync::Arc;
@@ -113,7 +115,27 @@ fn main() {
                 ok += usize::from(sipgw::sip::Message::parse(std::hint::black_box(&good)).is_ok());
             }
         }
-        other => panic!("unknown decision {other:?}: challenge, forward, suspended or parse"),
+        "core-forward" => {
+            use sipgw::flow::Flow;
+            use sipgw::gateway::{Action, Gateway, Input};
+            use sipgw::proxy::{Proxy, ProxyConfig};
+            let pc = ProxyConfig::new(
+                "198.18.0.1:5060".parse().unwrap(),
+                "198.18.1.1:5060".parse().unwrap(),
+                "sipgw",
+                [5; 32],
+            );
+            let mut gw = Gateway::new(engine, Proxy::new(pc));
+            let mut out = vec![0u8; 4096];
+            let flow = Flow::udp(peer);
+            for _ in 0..n {
+                let a = gw.handle(clock.now(), Input { flow, bytes: &good }, &mut out);
+                ok += usize::from(matches!(a, Action::Send { status: None, .. }));
+            }
+        }
+        other => panic!(
+            "unknown decision {other:?}: challenge, forward, suspended, parse or core-forward"
+        ),
     }
     println!("{ok}/{n}");
 }
