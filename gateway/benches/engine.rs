@@ -326,7 +326,16 @@ fn bench_core(c: &mut Criterion) {
     });
     let challenge = register("core-a", 1, "");
     let a = send(&mut gw, &challenge, &mut out);
-    assert!(matches!(a, Action::Send { status: Some(407), .. }), "{a:?}");
+    assert!(
+        matches!(
+            a,
+            Action::Send {
+                status: Some(407),
+                ..
+            }
+        ),
+        "{a:?}"
+    );
     g.bench_function("a_challenge", |b| {
         b.iter(|| send(&mut gw, black_box(&challenge), &mut out))
     });
