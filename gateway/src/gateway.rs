@@ -300,9 +300,13 @@ impl Gateway {
                             .credentials()
                             .account(identity.account)
                             .map(|a| a.name.as_bytes());
-                        let route = self
-                            .proxy
-                            .request_upstream(msg, flow, name, out[i].as_mut());
+                        let out = out[i].as_mut();
+                        let route = match identity.credentials_at {
+                            Some(at) => self
+                                .proxy
+                                .request_upstream_verified(msg, flow, name, at, out),
+                            None => self.proxy.request_upstream(msg, flow, name, out),
+                        };
                         self.route(route, Direction::Upstream)
                     }
                     None => Action::Drop(Dropped::NotProcessed),

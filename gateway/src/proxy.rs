@@ -137,7 +137,7 @@
 
 #![forbid(unsafe_code)]
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -444,6 +444,9 @@ struct Plan<'a> {
     record_route: Option<Flow>,
     path: Option<Flow>,
     identity: Option<&'a [u8]>,
+    /// The header holding the credentials of our realm, when the engine verified them (the
+    /// others are not ours: they are kept without parsing them).
+    credentials_at: Option<u8>,
 }
 
 impl Proxy {
@@ -498,8 +501,31 @@ impl Proxy {
         identity: Option<&[u8]>,
         out: &mut [u8],
     ) -> Route {
-        self.request(msg, from.into(), Dir::Upstream, identity, out)
+        self.request(msg, from.into(), Dir::Upstream, identity, None, out)
             .unwrap_or_else(Route::Drop)
+    }
+
+    /// [`Proxy::request_upstream`] for a request whose credentials the engine verified:
+    /// `credentials_at` is the index (in [`Message::headers`]) of the one header of our
+    /// realm it carried (a request with two is never forwarded), so the credentials are
+    /// stripped without being parsed a second time.
+    pub fn request_upstream_verified(
+        &self,
+        msg: &Message<'_>,
+        from: impl Into<Flow>,
+        identity: Option<&[u8]>,
+        credentials_at: u8,
+        out: &mut [u8],
+    ) -> Route {
+        self.request(
+            msg,
+            from.into(),
+            Dir::Upstream,
+            identity,
+            Some(credentials_at),
+            out,
+        )
+        .unwrap_or_else(Route::Drop)
     }
 
     /// A request from the softswitch, rewritten into `out` for an endpoint (or the next
@@ -510,7 +536,7 @@ impl Proxy {
         from: impl Into<Flow>,
         out: &mut [u8],
     ) -> Route {
-        self.request(msg, from.into(), Dir::Downstream, None, out)
+        self.request(msg, from.into(), Dir::Downstream, None, None, out)
             .unwrap_or_else(Route::Drop)
     }
 
@@ -753,6 +779,7 @@ impl Proxy {
         from: Flow,
         dir: Dir,
         identity: Option<&[u8]>,
+        credentials_at: Option<u8>,
         out: &mut [u8],
     ) -> Result<Route, ProxyDrop> {
         let StartLine::Request { method, uri, .. } = msg.start_line() else {
@@ -816,6 +843,7 @@ impl Proxy {
             }),
             path: (upstream && self.cfg.add_path && method == Method::Register).then_some(from),
             identity: identity.filter(|i| upstream && self.cfg.assert_identity && !i.is_empty()),
+            credentials_at,
         };
         let mut len = self.write_request(msg, &plan, out)?;
         let mut dest = dest;
@@ -1065,7 +1093,9 @@ impl Proxy {
         }
         if plan.max_forwards.is_none() {
             w.count_header();
-            let _ = write!(w, "Max-Forwards: {DEFAULT_MAX_FORWARDS}\r\n");
+            w.put(b"Max-Forwards: ");
+            w.decimal(DEFAULT_MAX_FORWARDS);
+            w.put(b"\r\n");
         }
 
         let upstream = plan.dir == Dir::Upstream;
@@ -1073,7 +1103,7 @@ impl Proxy {
         let mut via_done = false;
         let mut to_pop = plan.pop_route;
         let mut mf_done = false;
-        for (h, (_, line)) in msg.headers().zip(msg.lines_where(|_| true)) {
+        for (at, (h, (_, line))) in msg.headers().zip(msg.lines_where(|_| true)).enumerate() {
             match h.name {
                 HeaderName::Via if !via_done => {
                     let Some(first) = sip::split_list(h.value).next() else {
@@ -1097,7 +1127,8 @@ impl Proxy {
                         mf_done = true;
                         w.begin(h.raw_name);
                         let n = plan.max_forwards.unwrap_or(DEFAULT_MAX_FORWARDS);
-                        let _ = write!(w, "{n}\r\n");
+                        w.decimal(n);
+                        w.put(b"\r\n");
                     }
                 }
                 HeaderName::Route if to_pop > 0 => {
@@ -1121,7 +1152,11 @@ impl Proxy {
                     }
                 }
                 HeaderName::Authorization | HeaderName::ProxyAuthorization
-                    if self.cfg.strip_credentials && self.is_our_credential(h.value) => {}
+                    if self.cfg.strip_credentials
+                        && match plan.credentials_at {
+                            Some(ours) => usize::from(ours) == at,
+                            None => self.is_our_credential(h.value),
+                        } => {}
                 HeaderName::Other
                     if upstream
                         && (h.raw_name.eq_ignore_ascii_case(b"P-Asserted-Identity")
@@ -1217,7 +1252,8 @@ impl Proxy {
 
         let mut w = Writer::new(out);
         w.put(SIP_VERSION);
-        let _ = write!(w, " {code}");
+        w.put(b" ");
+        w.decimal(u32::from(code));
         if !reason.is_empty() {
             w.put(b" ");
             w.put(reason);
@@ -1277,17 +1313,20 @@ fn write_client_via(w: &mut Writer<'_>, via: &Via<'_>, peer: SocketAddr) {
         if name.eq_ignore_ascii_case(b"received") {
             if !received {
                 received = true;
-                let _ = write!(w, ";received={ip}");
+                w.put(b";received=");
+                w.ip(ip);
             }
         } else if name.eq_ignore_ascii_case(b"rport") && value.is_none_or(<[u8]>::is_empty) {
-            let _ = write!(w, ";rport={}", peer.port());
+            w.put(b";rport=");
+            w.decimal(u32::from(peer.port()));
         } else {
             w.put(b";");
             w.put(seg);
         }
     }
     if !received {
-        let _ = write!(w, ";received={ip}");
+        w.put(b";received=");
+        w.ip(ip);
     }
 }
 

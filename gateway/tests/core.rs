@@ -129,6 +129,42 @@ fn udp_register_is_challenged_forwarded_and_its_response_routed_back() {
 }
 
 #[test]
+fn the_verified_credentials_are_stripped_by_their_header_and_other_realms_kept() {
+    let mut c = Core::new("", |_| {});
+    let phone = Flow::udp(addr(PHONE));
+    let bare = request("REGISTER", "alice", "core-strip", 1, "");
+    let a = c.send(phone, &bare);
+    let (_, text) = c.sent(a);
+    let ch = Challenge::parse(text.as_bytes()).unwrap();
+    let ours = authorization(&ch, "alice", "secret", "REGISTER", 1);
+    // Credentials for another proxy's realm before and after ours, in both header names.
+    let foreign = "Proxy-Authorization: Digest username=\"bob\", realm=\"other.example\", \
+                   nonce=\"n\", uri=\"sip:x\", response=\"00000000000000000000000000000000\"\r\n";
+    let foreign2 = foreign.replace("Proxy-Authorization", "Authorization");
+    let msg = request(
+        "REGISTER",
+        "alice",
+        "core-strip",
+        2,
+        &format!("{foreign}{ours}{foreign2}"),
+    );
+    let a = c.send(phone, &msg);
+    let (to, fwd) = c.sent(a);
+    assert_eq!(to, Flow::udp(addr(SOFTSWITCH)));
+    let kept: Vec<&str> = header(&fwd, "Proxy-Authorization")
+        .into_iter()
+        .chain(header(&fwd, "Authorization"))
+        .collect();
+    assert_eq!(kept.len(), 2, "{fwd}");
+    assert!(
+        kept.iter().all(|v| v.contains("realm=\"other.example\"")),
+        "{fwd}"
+    );
+    assert!(!fwd.contains("realm=\"sipgw\""), "ours stripped: {fwd}");
+    assert_eq!(header(&fwd, "P-Asserted-Identity"), ["<sip:alice@sipgw>"]);
+}
+
+#[test]
 fn a_phone_over_tcp_is_answered_on_its_connection_and_reached_through_its_flow_token() {
     let mut c = Core::new("", |_| {});
     let conn = ConnId(0x0003_0000_0000_0007);

@@ -81,6 +81,8 @@ struct Pending<'a> {
     index: usize,
     msg: Message<'a>,
     credentials: Credentials<'a>,
+    /// Which header (index in `Message::headers`) held them.
+    credentials_at: u8,
     ha1: Ha1,
     account: Option<AccountId>,
     nonce_id: u64,
@@ -562,7 +564,11 @@ impl Engine {
         }
         if let Some((account, mode)) = self.credentials.by_address(peer) {
             self.counters.forwarded_address += 1;
-            return Step::Done(Verdict::Forward(Identity { account, mode }));
+            return Step::Done(Verdict::Forward(Identity {
+                account,
+                mode,
+                credentials_at: None,
+            }));
         }
         let creds = match self.select_credentials(&msg) {
             Selected::None => {
@@ -575,13 +581,13 @@ impl Engine {
                 return Step::Done(self.challenge_unauthenticated(now, &msg, method, ip, reply));
             }
             Selected::Malformed => None,
-            Selected::Ours(c) => Some(c),
+            Selected::Ours(c, at) => Some((c, at)),
         };
         let session = self.session_key(&msg, ip);
 
         let mut buf = [0u8; MAX_USERNAME];
-        let Some((creds, username)) =
-            creds.and_then(|c| c.username.unescape_into(&mut buf).map(|u| (c, u)))
+        let Some(((creds, credentials_at), username)) =
+            creds.and_then(|c| c.0.username.unescape_into(&mut buf).map(|u| (c, u)))
         else {
             // Unparseable, duplicated, or a username too long to be one of ours.
             let user = fallback_user(&msg, method);
@@ -733,6 +739,7 @@ impl Engine {
             index,
             msg,
             credentials: creds,
+            credentials_at,
             ha1,
             account,
             nonce_id,
@@ -868,6 +875,7 @@ impl Engine {
         Verdict::Forward(Identity {
             account: p.account.unwrap_or(AccountId(u32::MAX)),
             mode: AuthMode::Password,
+            credentials_at: Some(p.credentials_at),
         })
     }
 
@@ -1109,19 +1117,24 @@ impl Engine {
     }
 
     fn select_credentials<'a>(&self, msg: &Message<'a>) -> Selected<'a> {
-        let mut ours: Option<Credentials<'a>> = None;
+        let mut ours: Option<(Credentials<'a>, u8)> = None;
         let mut other = false;
         let mut present = false;
         let mut duplicate = false;
-        let values = msg
-            .headers_named(HeaderName::Authorization)
-            .chain(msg.headers_named(HeaderName::ProxyAuthorization));
-        for value in values {
+        // By index in the header table: the proxy strips the one that was ours by it.
+        let values = msg.headers().enumerate().filter(|(_, h)| {
+            matches!(
+                h.name,
+                HeaderName::Authorization | HeaderName::ProxyAuthorization
+            )
+        });
+        for (at, h) in values {
             present = true;
-            match Credentials::parse(value) {
+            match Credentials::parse(h.value) {
                 Ok(c) if c.realm.eq_unescaped(&self.replies.realm) => {
                     duplicate |= ours.is_some();
-                    ours = Some(c);
+                    // At most MAX_HEADERS (64) rows: the index fits.
+                    ours = Some((c, at as u8));
                 }
                 Ok(_) => other = true,
                 Err(_) => {}
@@ -1129,7 +1142,7 @@ impl Engine {
         }
         match (ours, other) {
             _ if duplicate => Selected::Malformed,
-            (Some(c), _) => Selected::Ours(c),
+            (Some((c, at)), _) => Selected::Ours(c, at),
             (None, true) => Selected::OtherRealm,
             (None, false) if present => Selected::Malformed,
             (None, false) => Selected::None,
@@ -1143,7 +1156,7 @@ enum Selected<'a> {
     None,
     Malformed,
     OtherRealm,
-    Ours(Credentials<'a>),
+    Ours(Credentials<'a>, u8),
 }
 
 /// The terminal of a request without (usable) credentials: the To user for REGISTER, the From

@@ -32,6 +32,10 @@ pub struct Identity {
     pub account: AccountId,
     /// How it proved it.
     pub mode: AuthMode,
+    /// The header (index in [`sip::Message::headers`]) that held the credentials it proved
+    /// itself with, for the proxy to strip without parsing them again; `None` for an account
+    /// by address.
+    pub credentials_at: Option<u8>,
 }
 
 /// Why a datagram is dropped without a reply.

@@ -96,13 +96,52 @@ impl<'a> Writer<'a> {
         self.put(b"\r\n");
     }
 
+    /// `n` in decimal (without `core::fmt`: this is on every forwarded message).
+    pub fn decimal(&mut self, n: u32) {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(&digits[at..]);
+    }
+
+    /// An IP address as in a Via `received` or a URI host without brackets: dotted decimal,
+    /// or RFC 5952 text for IPv6.
+    pub fn ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => {
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.put(b".");
+                    }
+                    self.decimal(u32::from(o));
+                }
+            }
+            IpAddr::V6(a) => {
+                use fmt::Write as _;
+                let _ = write!(self, "{a}");
+            }
+        }
+    }
+
     /// `host:port` of `addr`, an IPv6 address in brackets (RFC 3261 §25.1, RFC 5118).
     pub fn hostport(&mut self, addr: SocketAddr) {
-        use fmt::Write as _;
-        let _ = match addr.ip() {
-            IpAddr::V4(a) => write!(self, "{a}:{}", addr.port()),
-            IpAddr::V6(a) => write!(self, "[{a}]:{}", addr.port()),
-        };
+        if addr.is_ipv6() {
+            self.put(b"[");
+            self.ip(addr.ip());
+            self.put(b"]");
+        } else {
+            self.ip(addr.ip());
+        }
+        self.put(b":");
+        self.decimal(u32::from(addr.port()));
     }
 
     /// `s` with every byte but alphanumerics and `-_.!~*'()&=+$` percent-encoded (the user
@@ -197,6 +236,29 @@ mod tests {
             w.line(b"X: y");
         }
         assert_eq!(w.finish(), Err(WriteError::TooLarge));
+    }
+
+    #[test]
+    fn decimals_and_addresses_match_core_fmt() {
+        use proptest::prelude::*;
+        proptest!(|(n in any::<u32>(), v4 in any::<[u8; 4]>(), v6 in any::<[u16; 8]>(), port in any::<u16>())| {
+            let mut buf = [0u8; 128];
+            let mut w = Writer::new(&mut buf);
+            w.decimal(n);
+            let len = w.finish().unwrap();
+            let want = n.to_string();
+            prop_assert_eq!(&buf[..len], want.as_bytes());
+            for addr in [
+                SocketAddr::from((v4, port)),
+                SocketAddr::from((std::net::Ipv6Addr::from(v6), port)),
+            ] {
+                let mut w = Writer::new(&mut buf);
+                w.hostport(addr);
+                let len = w.finish().unwrap();
+                let want = addr.to_string();
+                prop_assert_eq!(&buf[..len], want.as_bytes());
+            }
+        });
     }
 
     #[test]
