@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use sipgw::addr::canonical;
 use sipgw::digest::Credentials;
+use sipgw::flow::Flow;
 use sipgw::proxy::{Proxy, ProxyConfig, ProxyDrop, Route, BRANCH_PREFIX, DEFAULT_MAX_FORWARDS};
 use sipgw::sip::{HeaderName, Message};
 
@@ -112,7 +113,7 @@ pub fn proxy(data: &[u8]) {
                 assert_eq!(o.status_code(), msg.status_code());
                 assert_eq!(o.via_values().count() + 1, msg.via_values().count());
             } else {
-                forwarded(&p, &msg, &o, dir == 0, to.peer, identity);
+                forwarded(&p, &msg, &o, dir == 0, to, identity);
                 let strict = msg.via_values().next().is_some_and(well_formed_via);
                 round_trip(&p, &o, peer, status, dir == 0, strict);
             }
@@ -171,9 +172,10 @@ fn forwarded(
     msg: &Message<'_>,
     o: &Message<'_>,
     upstream: bool,
-    to: SocketAddr,
+    flow: Flow,
     identity: Option<&[u8]>,
 ) {
+    let to = flow.peer;
     let cfg = p.config();
     assert!(msg.is_request() && o.is_request());
     assert_ne!(to, cfg.advertised, "a loop");
@@ -187,7 +189,12 @@ fn forwarded(
         IpAddr::V4(_) => cfg.advertised.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]:{}", cfg.advertised.port()),
     };
-    let ours = format!("SIP/2.0/UDP {adv};branch={BRANCH_PREFIX}");
+    // Our Via names the transport the request leaves on (a `sips:` or `;transport=` target
+    // downstream, the softswitch leg's upstream).
+    let ours = format!(
+        "SIP/2.0/{} {adv};branch={BRANCH_PREFIX}",
+        flow.transport.via_token()
+    );
     assert!(
         top.starts_with(ours.as_bytes()),
         "top Via {:?}",
