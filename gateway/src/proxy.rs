@@ -5,10 +5,12 @@
 //! Layer: protocol core, sans-IO. The runtime decides *whether* a datagram may pass (the
 //! [`crate::engine`] verdict); this module decides *where* it goes and *what* it looks like
 //! then. [`Proxy`] is built once per worker from a [`ProxyConfig`] and is immutable
-//! (`Send + Sync + Clone`); its three functions take a checked [`Message`], the datagram's
+//! (`Send + Sync + Clone`); its functions take a checked [`Message`], the datagram's
 //! source, and the caller's output buffer, and return a [`Route`]:
 //!
-//! * [`Proxy::request_upstream`]: a request from an endpoint, to the softswitch;
+//! * [`Proxy::request_upstream`]: a request from an endpoint, to the softswitch (and
+//!   [`Proxy::request_upstream_verified`] when the engine verified its credentials and names
+//!   the header that held them: stripped without parsing them again);
 //! * [`Proxy::request_downstream`]: a request from the softswitch, to an endpoint;
 //! * [`Proxy::response`]: a response from anyone, to the next Via.
 //!

@@ -18,7 +18,7 @@ use crate::validate;
 /// A reply is never more than this many bytes larger than the request that caused it.
 pub const MAX_REPLY_GROWTH: usize = 256;
 
-/// Datagrams processed together by [`Engine::handle_batch`] (digests of one batch are
+/// Datagrams processed together by [`crate::Engine::handle_batch`] (digests of one batch are
 /// verified together).
 pub const BATCH: usize = 32;
 

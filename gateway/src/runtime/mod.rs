@@ -17,7 +17,7 @@
 //!   next iteration (an atomic generation number is all the hot path reads). Sockets stay open,
 //!   so no datagram is lost. Keys that need new sockets or tables (`gateway.listen`,
 //!   `gateway.workers`, `[limits]`, …) are reported and keep their running value.
-//! - **Counters**: each worker publishes its engine's [`Counters`] and its own
+//! - **Counters**: each worker publishes its engine's [`crate::Counters`] and its own
 //!   [`RuntimeCounters`] into relaxed atomics after every iteration; [`Runtime::snapshot`]
 //!   sums them, [`metrics`] renders them for Prometheus and `sipgw stats`.
 

@@ -46,7 +46,7 @@ pub fn is_token(s: &[u8]) -> bool {
     s.iter().all(|&b| is_token_char(b))
 }
 
-/// A digest `token` character ([`HTTP_TOKEN`]).
+/// A digest `token` character (the `HTTP_TOKEN` table).
 pub fn is_http_token_char(b: u8) -> bool {
     HTTP_TOKEN[usize::from(b)]
 }

@@ -28,7 +28,8 @@
 //! or a typed `ParseError`; after the check no accessor can panic or read out
 //! of bounds. Accessors slice through `get`, never through indexing, so the
 //! contract holds even if an offset were ever wrong. The free helpers
-//! ([`name_addr_uri`], [`uri_user`], [`header_param`], [`cseq`],
+//! ([`name_addr_uri`](super::name_addr_uri), [`uri_user`](super::uri_user),
+//! [`header_param`](super::header_param), [`cseq`](super::cseq),
 //! [`split_list`]) accept any byte slice as well and return `None` rather than
 //! panic. Every slice handed out borrows from the input.
 //!
@@ -41,7 +42,7 @@
 //!
 //! # Fast paths
 //!
-//! [`Message::parse`] and [`header_param`] each have a fast path for the
+//! [`Message::parse`] and [`header_param`](super::header_param) each have a fast path for the
 //! common shape of their input and a plain reference implementation that
 //! defines the behaviour. The fast path works a word (8 bytes, "SWAR") or a
 //! 16-byte block at a time: one pass per line finds the line end and checks

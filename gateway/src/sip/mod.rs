@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`message`] | the checked view of one message ([`Message::parse`]): start line, header table, body |
 //! | [`values`] | header values: lists, name-addr, URIs, parameters, Via, CSeq, IP literals, ports |
-//! | [`write`] | the one writer of every reply and every forwarded message |
+//! | [`write`](mod@write) | the one writer of every reply and every forwarded message |
 //! | [`chars`] | the token character tables (RFC 3261 §25.1, RFC 7230 `tchar`) |
 //! | [`num`] | decimal, hex and percent-escapes |
 //! | [`tag`] | our To-tag for the replies sipgw answers itself |
