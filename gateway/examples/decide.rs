@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Decisions: `challenge` (REGISTER without credentials), `forward` (valid credentials, no
-//! qop, so the same datagram can be repeated), `suspended` (terminal suspended), `parse`, and
+//! qop, so the same datagram can be repeated), `batch-forward` (32 phones' valid requests per
+//! `handle_batch`, their digests hashed together), `suspended` (terminal suspended), `parse`, and
 //! `core-forward` (the same forward through the whole core, `Gateway`: the engine's decision
 //! and the proxy's rewrite of the message parsed once).
 //! Prints the number of iterations that had the expected outcome.
@@ -32,12 +33,12 @@ fn main() {
         None,
     )
     .unwrap();
-    let store = CredentialStore::parse(
-        "[[account]]\nname = \"alice\"\npassword = \"secret\"\n",
-        "creds",
-        "sipgw",
-    )
-    .unwrap();
+    // alice, and 32 phones for `batch-forward`.
+    let accounts: String = std::iter::once("alice".to_owned())
+        .chain((0..32).map(|i| format!("phone{i}")))
+        .map(|name| format!("[[account]]\nname = \"{name}\"\npassword = \"secret\"\n"))
+        .collect();
+    let store = CredentialStore::parse(&accounts, "creds", "sipgw").unwrap();
     let (clock, mock) = Clock::mock();
     mock.increment(Duration::from_secs(1000));
     let wall = WallClock {
@@ -59,8 +60,8 @@ fn main() {
     let text = String::from_utf8_lossy(&reply[..len]).into_owned();
     let at = text.find("nonce=\"").unwrap() + 7;
     let nonce = &text[at..at + sipgw::nonce::NONCE_LEN];
-    let auth = |password: &str| {
-        let ha1 = sipgw::digest::ha1(b"alice", b"sipgw", password.as_bytes());
+    let auth_of = |user: &str, password: &str| {
+        let ha1 = sipgw::digest::ha1(user.as_bytes(), b"sipgw", password.as_bytes());
         let resp = sipgw::digest::client_response(
             &ha1,
             b"REGISTER",
@@ -73,10 +74,11 @@ fn main() {
             b"",
         );
         format!(
-            "Authorization: Digest username=\"alice\",realm=\"sipgw\",uri=\"sip:198.18.0.1\",nonce=\"{nonce}\",response=\"{}\",algorithm=MD5\r\n",
+            "Authorization: Digest username=\"{user}\",realm=\"sipgw\",uri=\"sip:198.18.0.1\",nonce=\"{nonce}\",response=\"{}\",algorithm=MD5\r\n",
             String::from_utf8_lossy(&resp)
         )
     };
+    let auth = |password: &str| auth_of("alice", password);
     let good = register("fwd", 2, &auth("secret"));
     let mut ok = 0usize;
     match which.as_str() {
@@ -94,6 +96,23 @@ fn main() {
                     engine.handle(clock.now(), peer, &good, &mut reply),
                     Verdict::Forward(_)
                 ));
+            }
+        }
+        "batch-forward" => {
+            // 32 phones' valid requests per batch; `n` counts requests (n / 32 batches).
+            let msgs: Vec<Vec<u8>> = (0..32)
+                .map(|i| register(&format!("fwd-{i}"), 2, &auth_of(&format!("phone{i}"), "secret")))
+                .collect();
+            let dgs: Vec<sipgw::Datagram<'_>> =
+                msgs.iter().map(|m| sipgw::Datagram::new(peer, m)).collect();
+            let mut replies = vec![vec![0u8; 2048]; 32];
+            let mut verdicts = vec![Verdict::default(); 32];
+            for _ in 0..n / 32 {
+                engine.handle_batch(clock.now(), &dgs, &mut replies, &mut verdicts);
+                ok += verdicts
+                    .iter()
+                    .filter(|v| matches!(v, Verdict::Forward(_)))
+                    .count();
             }
         }
         "suspended" => {
@@ -134,7 +153,7 @@ fn main() {
             }
         }
         other => panic!(
-            "unknown decision {other:?}: challenge, forward, suspended, parse or core-forward"
+            "unknown decision {other:?}: challenge, forward, batch-forward, suspended, parse or core-forward"
         ),
     }
     println!("{ok}/{n}");

@@ -8,6 +8,7 @@
 //! | [`sip`]         | zero-copy checked view over a SIP datagram                          |
 //! | [`validate`]    | strict checks before any decision (400/420 reasons)                 |
 //! | [`digest`]      | Authorization / Proxy-Authorization parsing, MD5 digest verification |
+//! | [`md5x`]        | multi-buffer MD5 (AVX-512 16 lanes, AVX2 8 lanes, scalar fallback)  |
 //! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
 //! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
 //! | [`guard`]       | account budget and known-good sources, shared by every worker       |
@@ -26,8 +27,8 @@
 //! and the driver that runs them on UDP, AF_XDP, TCP and TLS, [`runtime`] (`sipgw run`).
 //!
 //! None of the sans-IO modules use `unsafe`; each forbids it. The workspace denies it
-//! everywhere else, and exactly three runtime modules allow it, each block with a `// SAFETY:`
-//! comment: `runtime::udp` (`recvmmsg`/`sendmmsg`), `runtime::xdp::xsk` (the AF_XDP UMEM and
+//! everywhere else, and exactly four modules allow it, each block with a `// SAFETY:`
+//! comment: [`md5x`] (SIMD intrinsics: gathers, feature-gated calls), `runtime::udp` (`recvmmsg`/`sendmmsg`), `runtime::xdp::xsk` (the AF_XDP UMEM and
 //! rings) and `runtime::xdp::maps` (the mmapped `gw_counters` array). See
 //! `docs/architecture.md`.
 
@@ -42,6 +43,7 @@ pub mod flow;
 pub mod framing;
 pub mod gateway;
 pub mod guard;
+pub mod md5x;
 pub mod nonce;
 pub mod policy;
 pub mod proxy;

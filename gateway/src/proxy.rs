@@ -1410,7 +1410,7 @@ fn b64_value(c: u8) -> Option<u32> {
 
 /// Decodes base64url (4 characters per 3 bytes, no padding) filling `dst` exactly.
 fn base64url_decode(src: &[u8], dst: &mut [u8]) -> bool {
-    if src.len() % 4 != 0 || src.len() / 4 * 3 != dst.len() {
+    if !src.len().is_multiple_of(4) || src.len() / 4 * 3 != dst.len() {
         return false;
     }
     for (chunk, out) in src.chunks_exact(4).zip(dst.chunks_exact_mut(3)) {

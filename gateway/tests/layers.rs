@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module's rank: a module may import only modules of a lower rank.
 const LAYERS: &[(&str, u8)] = &[
     ("sip", 0),
+    ("md5x", 0),
     ("addr", 1),
     ("counters", 1),
     ("flow", 1),
