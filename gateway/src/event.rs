@@ -43,6 +43,14 @@ impl Name {
         }
     }
 
+    /// `raw` kept as is, marked truncated when `truncated` (a name that was cut shorter
+    /// elsewhere, e.g. in the policy's compact terminal entry).
+    pub fn with_truncation(raw: &[u8], truncated: bool) -> Name {
+        let mut name = Name::new(raw);
+        name.truncated |= truncated;
+        name
+    }
+
     /// The kept bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]

@@ -18,6 +18,7 @@
 //! | [`engine`]      | `handle(now, peer, datagram)` → [`engine::Verdict`]                 |
 //! | [`event`]       | suspensions, bans and rejections reported to the driver             |
 //! | [`counters`]    | decision counters by reason                                         |
+//! | [`table`]       | fixed-size two-choice bucketed table for the policy's state        |
 //! | [`shard`]       | messages between the engines of several workers (per-core shards)   |
 //! | [`proxy`]       | stateless-proxy rewriting toward and from the softswitch            |
 //! | [`flow`]        | transports, connection ids and flows (where a message came from)    |
@@ -50,6 +51,7 @@ pub mod proxy;
 pub mod runtime;
 pub mod shard;
 pub mod sip;
+pub mod table;
 pub mod validate;
 
 pub use config::Config;

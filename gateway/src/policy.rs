@@ -3,7 +3,7 @@
 //! Layer: sans-IO protocol state. Time is always passed in (`now`); nothing here reads a clock,
 //! allocates after construction, or does I/O.
 //!
-//! Three tables, each a `hashbrown` map allocated once with a fixed capacity:
+//! Three tables, each a [`crate::table::Table`] allocated once with a fixed capacity:
 //!
 //! | table     | key                                            | what it holds                                  |
 //! |-----------|------------------------------------------------|------------------------------------------------|
@@ -24,17 +24,17 @@
 //!   address for `source_suspend` (credential stuffing). A success from it resets the count.
 //!
 //! Memory bound: every table holds at most its configured number of entries and is allocated
-//! once, at construction, with room for twice that many (so hashbrown never needs to grow to
-//! get rid of tombstones); [`Policy::memory_bytes`] is the exact allocation. When a table is full, idle entries
-//! (untouched for `idle_timeout`) are dropped first, then arbitrary non-suspended entries until
-//! an eighth of the table is free (amortised O(1) per insertion); suspended and banned entries
+//! once, at construction (17 slots per 16 entries, at most 64 bytes per entry plus an 8-byte
+//! tag); [`Policy::memory_bytes`] is the exact allocation. When a table holds its capacity, a
+//! new key replaces an idle (untouched for `idle_timeout`) or else the least recently seen entry
+//! of its own two buckets (O(1)); suspended and banned entries
 //! are never evicted. If a table is full of suspended entries a new terminal cannot be tracked:
 //! [`Policy::track`] says so before anything is evaluated and [`Policy::on_failure`] reports it
 //! (`untracked`), so the engine fails closed (drops the request), and [`Policy::table_full`]
 //! counts it. Sources count as their network ([`Policy::source_net`]: `ipv4_prefix`,
 //! `ipv6_prefix`). Terminal and session keys are SipHash-1-3 of the identifying
 //! bytes under a per-process secret, so an attacker cannot aim collisions at the tables; source
-//! keys are the address itself (the maps' own hasher is randomly seeded).
+//! keys are the address itself (each table mixes its keys under its own secret seed).
 
 #![forbid(unsafe_code)]
 
@@ -42,12 +42,12 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hashbrown::HashMap;
 use quanta::Instant;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use crate::config::{AuthConfig, Limits, SuspendScope};
 use crate::event::{BanReason, Event, Events, Name};
+use crate::table::{Entry, Table};
 
 /// How long a closed session keeps answering 403 after its last request (64 × T1, the
 /// lifetime of a SIP transaction, RFC 3261 §17).
@@ -176,21 +176,46 @@ pub struct FailureOutcome {
     pub banned_until: Option<Instant>,
 }
 
-trait Expiring {
-    /// Suspended or banned: never evicted (only the sweep or a lookup ends it).
-    fn pinned(&self) -> bool;
-    fn last_seen(&self) -> Instant;
+/// Bytes of a username a terminal entry keeps for the event that ends its suspension (the
+/// event that starts it has the whole name, up to [`crate::event::NAME_CAP`]).
+const SHORT_NAME: usize = 26;
+
+/// A username in [`SHORT_NAME`] bytes: its length, with bit 7 set when it was cut.
+#[derive(Debug, Clone, Copy)]
+struct ShortName {
+    len: u8,
+    bytes: [u8; SHORT_NAME],
 }
 
+impl ShortName {
+    fn new(raw: &[u8]) -> ShortName {
+        let n = raw.len().min(SHORT_NAME);
+        let mut bytes = [0u8; SHORT_NAME];
+        bytes[..n].copy_from_slice(&raw[..n]);
+        ShortName {
+            len: n as u8 | if raw.len() > SHORT_NAME { 0x80 } else { 0 },
+            bytes,
+        }
+    }
+
+    fn name(&self) -> Name {
+        let n = usize::from(self.len & 0x7f).min(SHORT_NAME);
+        Name::with_truncation(&self.bytes[..n], self.len & 0x80 != 0)
+    }
+}
+
+/// One terminal's count: 64 bytes (asserted by a test), an `Option` of it too.
 #[derive(Debug, Clone, Copy)]
 struct Terminal {
     failures: u16,
-    suspended_until: Option<Instant>,
-    last_seen: Instant,
-    source: IpAddr,
-    name: Name,
+    /// Suspended until `until`.
+    suspended: bool,
     /// The suspension was decided by another worker (its end is not announced again here).
     mirror: bool,
+    until: Instant,
+    last_seen: Instant,
+    source: IpAddr,
+    name: ShortName,
 }
 
 impl Terminal {
@@ -198,18 +223,28 @@ impl Terminal {
     fn new(now: Instant, source: IpAddr, username: &[u8], mirror: bool) -> Terminal {
         Terminal {
             failures: 0,
-            suspended_until: None,
+            suspended: false,
+            mirror,
+            until: now,
             last_seen: now,
             source,
-            name: Name::new(username),
-            mirror,
+            name: ShortName::new(username),
         }
+    }
+
+    fn suspended_until(&self) -> Option<Instant> {
+        self.suspended.then_some(self.until)
+    }
+
+    fn suspend_until(&mut self, until: Instant) {
+        self.suspended = true;
+        self.until = until;
     }
 }
 
-impl Expiring for Terminal {
+impl Entry for Terminal {
     fn pinned(&self) -> bool {
-        self.suspended_until.is_some()
+        self.suspended
     }
     fn last_seen(&self) -> Instant {
         self.last_seen
@@ -224,7 +259,7 @@ struct Session {
     last_seen: Instant,
 }
 
-impl Expiring for Session {
+impl Entry for Session {
     fn pinned(&self) -> bool {
         false
     }
@@ -259,7 +294,7 @@ impl Source {
     }
 }
 
-impl Expiring for Source {
+impl Entry for Source {
     fn pinned(&self) -> bool {
         self.banned_until.is_some()
     }
@@ -268,86 +303,17 @@ impl Expiring for Source {
     }
 }
 
-/// A fixed-capacity map with idle expiry and bounded eviction.
-#[derive(Debug)]
-struct Table<V> {
-    map: HashMap<u128, V>,
-    cap: usize,
-    /// Insertions refused because every entry was pinned.
-    full: u64,
-    /// The last eviction freed nothing: until then a full table refuses new keys without
-    /// scanning again (a flood of new keys against a table full of suspensions must not cost
-    /// a full scan per packet).
-    no_room_until: Option<Instant>,
-}
-
-impl<V: Expiring> Table<V> {
-    fn new(cap: usize) -> Self {
-        Table {
-            // Twice the entries: hashbrown then always reclaims tombstones by rehashing in place
-            // (it only grows when more than half its slots are live), so the allocation made
-            // here is the only one, whatever the churn.
-            map: HashMap::with_capacity(cap.saturating_mul(2)),
-            cap,
-            full: 0,
-            no_room_until: None,
-        }
+/// The seed of one table's key mixing, from the policy's secret (`domain` per table).
+fn table_seed(key: &[u8; 16], domain: u8) -> [u64; 3] {
+    let mut seed = [0u64; 3];
+    for (i, s) in seed.iter_mut().enumerate() {
+        let mut h = SipHasher13::new_with_key(key);
+        h.write_u8(0x7a);
+        h.write_u8(domain);
+        h.write_u8(i as u8);
+        *s = h.finish();
     }
-
-    fn get_mut(&mut self, k: u128) -> Option<&mut V> {
-        self.map.get_mut(&k)
-    }
-
-    /// The entry for `k`, inserting `make()` if absent (evicting if full). None when the
-    /// table is full of pinned entries.
-    fn upsert(
-        &mut self,
-        k: u128,
-        now: Instant,
-        idle: Duration,
-        make: impl FnOnce() -> V,
-    ) -> Option<&mut V> {
-        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
-            if self.no_room_until.is_some_and(|t| now < t) {
-                self.full += 1;
-                return None;
-            }
-            self.evict(now, idle);
-            if self.map.len() >= self.cap {
-                self.no_room_until = Some(now + SWEEP_INTERVAL);
-                self.full += 1;
-                return None;
-            }
-            self.no_room_until = None;
-        }
-        Some(self.map.entry(k).or_insert_with(make))
-    }
-
-    fn evict(&mut self, now: Instant, idle: Duration) {
-        self.map
-            .retain(|_, v| v.pinned() || now.saturating_duration_since(v.last_seen()) < idle);
-        let target = self.cap - self.cap / 8;
-        let mut excess = self.map.len().saturating_sub(target);
-        if excess > 0 {
-            // hashbrown's iteration order depends on the keyed hashes: effectively random.
-            self.map.retain(|_, v| {
-                if excess > 0 && !v.pinned() {
-                    excess -= 1;
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-    }
-
-    fn remove(&mut self, k: u128) {
-        self.map.remove(&k);
-    }
-
-    fn memory_bytes(&self) -> usize {
-        self.map.allocation_size()
-    }
+    seed
 }
 
 /// The policy state of one engine (one worker).
@@ -370,9 +336,9 @@ impl Policy {
         Policy {
             cfg,
             hash_key,
-            terminals: Table::new(cfg.max_terminals),
-            sessions: Table::new(cfg.max_sessions),
-            sources: Table::new(cfg.max_sources),
+            terminals: Table::new(cfg.max_terminals, table_seed(&hash_key, 1)),
+            sessions: Table::new(cfg.max_sessions, table_seed(&hash_key, 2)),
+            sources: Table::new(cfg.max_sources, table_seed(&hash_key, 3)),
             next_sweep: None,
             suspended: 0,
         }
@@ -500,11 +466,11 @@ impl Policy {
             return None;
         }
         let t = self.terminals.get_mut(key.0)?;
-        let until = t.suspended_until?;
+        let until = t.suspended_until()?;
         if now < until {
             return Some(until);
         }
-        let (username, source, mirror) = (t.name, t.source, t.mirror);
+        let (username, source, mirror) = (t.name.name(), t.source, t.mirror);
         self.terminals.remove(key.0);
         self.suspended -= 1;
         if !mirror {
@@ -515,7 +481,7 @@ impl Policy {
 
     /// Consecutive failures currently counted for a terminal.
     pub fn terminal_failures(&self, key: TerminalKey) -> u16 {
-        self.terminals.map.get(&key.0).map_or(0, |t| t.failures)
+        self.terminals.get(key.0).map_or(0, |t| t.failures)
     }
 
     /// Where a session stands at `now`; a session past its timeout is closed here.
@@ -649,15 +615,15 @@ impl Policy {
         t.failures = t.failures.saturating_add(1);
         t.last_seen = now;
         t.source = addr;
-        t.name = Name::new(username);
-        if cfg.max_retry == 0 || t.failures < cfg.max_retry || t.suspended_until.is_some() {
+        t.name = ShortName::new(username);
+        if cfg.max_retry == 0 || t.failures < cfg.max_retry || t.suspended {
             return None;
         }
         let until = now + cfg.failed_suspend;
-        t.suspended_until = Some(until);
+        t.suspend_until(until);
         self.suspended += 1;
         events.push(Event::TerminalSuspended {
-            username: t.name,
+            username: Name::new(username),
             source: addr,
             scope: cfg.suspend_scope,
             failures: t.failures,
@@ -752,11 +718,11 @@ impl Policy {
             return;
         };
         t.last_seen = now;
-        match t.suspended_until {
+        match t.suspended_until() {
             Some(u) if u >= until => {}
-            Some(_) => t.suspended_until = Some(until),
+            Some(_) => t.suspend_until(until),
             None => {
-                t.suspended_until = Some(until);
+                t.suspend_until(until);
                 t.mirror = true;
                 self.suspended += 1;
                 self.note_expiry(until);
@@ -787,8 +753,8 @@ impl Policy {
     /// Forget a terminal's failure count (a success seen by another worker); a suspension
     /// stands. True when there was a count to forget.
     pub fn reset_terminal(&mut self, terminal: TerminalKey) -> bool {
-        match self.terminals.map.get(&terminal.0) {
-            Some(t) if t.suspended_until.is_none() => {
+        match self.terminals.get(terminal.0) {
+            Some(t) if !t.suspended => {
                 let had = t.failures > 0;
                 self.terminals.remove(terminal.0);
                 had
@@ -807,8 +773,8 @@ impl Policy {
 
     /// A request authenticated: reset the terminal and source counters and end the session.
     pub fn on_success(&mut self, terminal: TerminalKey, session: SessionKey, source: SourceKey) {
-        if let Some(t) = self.terminals.map.remove(&terminal.0) {
-            if t.suspended_until.is_some() {
+        if let Some(t) = self.terminals.remove(terminal.0) {
+            if t.suspended {
                 self.suspended -= 1;
             }
         }
@@ -837,11 +803,11 @@ impl Policy {
         let mut keep_next = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
 
         let suspended = &mut self.suspended;
-        self.terminals.map.retain(|_, t| match t.suspended_until {
+        self.terminals.retain(|t| match t.suspended_until() {
             Some(until) if now >= until => {
                 if !t.mirror {
                     events.push(Event::TerminalUnsuspended {
-                        username: t.name,
+                        username: t.name.name(),
                         source: t.source,
                     });
                 }
@@ -854,7 +820,7 @@ impl Policy {
             }
             None => now.saturating_duration_since(t.last_seen) < idle,
         });
-        self.sources.map.retain(|_, s| match s.banned_until {
+        self.sources.retain(|s| match s.banned_until {
             Some(until) if now >= until => {
                 if !s.mirror {
                     events.push(Event::SourceUnbanned {
@@ -872,8 +838,7 @@ impl Policy {
         });
         let session_idle = self.cfg.session_timeout + SESSION_LINGER;
         self.sessions
-            .map
-            .retain(|_, s| now.saturating_duration_since(s.last_seen) < session_idle);
+            .retain(|s| now.saturating_duration_since(s.last_seen) < session_idle);
 
         // Idle entries are also dropped on demand when a table fills, so a slow idle sweep is
         // enough; pending expiries are honoured to the second.
@@ -887,15 +852,15 @@ impl Policy {
     /// Entries in the (terminals, sessions, sources) tables.
     pub fn len(&self) -> (usize, usize, usize) {
         (
-            self.terminals.map.len(),
-            self.sessions.map.len(),
-            self.sources.map.len(),
+            self.terminals.len(),
+            self.sessions.len(),
+            self.sources.len(),
         )
     }
 
     /// Insertions refused because a table was full of suspended or banned entries.
     pub fn table_full(&self) -> u64 {
-        self.terminals.full + self.sessions.full + self.sources.full
+        self.terminals.full() + self.sessions.full() + self.sources.full()
     }
 
     /// Upper bound of the memory the three tables use, in bytes (allocated at construction,
@@ -934,6 +899,70 @@ mod tests {
 
     fn ip(i: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (i & 0xffff)))
+    }
+
+    #[test]
+    fn every_entry_is_at_most_64_bytes_and_a_slot_costs_a_tag_more() {
+        use core::mem::size_of;
+        assert!(
+            size_of::<Option<Terminal>>() <= 64,
+            "{}",
+            size_of::<Option<Terminal>>()
+        );
+        assert!(
+            size_of::<Option<Session>>() <= 64,
+            "{}",
+            size_of::<Option<Session>>()
+        );
+        assert!(
+            size_of::<Option<Source>>() <= 64,
+            "{}",
+            size_of::<Option<Source>>()
+        );
+        let (p, _, _) = policy(
+            "[limits]\nmax_terminals = 1000000\nmax_sessions = 1000000\nmax_sources = 1000000\n",
+        );
+        let (t, s, src) = p.allocations();
+        // 17 slots per 16 entries, a slot is the entry and its 8-byte tag.
+        for (bytes, entry) in [
+            (t, size_of::<Option<Terminal>>()),
+            (s, size_of::<Option<Session>>()),
+            (src, size_of::<Option<Source>>()),
+        ] {
+            assert!(bytes <= (1_000_000 * 17 / 16 + 8) * (entry + 8), "{bytes}");
+        }
+        assert!(t <= 77_000_000, "{t}");
+    }
+
+    /// Ten million tracked terminals (each with a failure counted) in at most 1 GiB.
+    #[test]
+    fn ten_million_terminals_fit_in_one_gib() {
+        const N: u32 = 10_000_000;
+        let (mut p, clock, _) =
+            policy("[limits]\nmax_terminals = 10000000\n[auth]\nsuspend_scope = \"terminal\"\n");
+        let (terminals, _, _) = p.allocations();
+        assert!(
+            terminals <= 1 << 30,
+            "{terminals} bytes for ten million terminals"
+        );
+        let mut ev = Events::default();
+        let now = clock.now();
+        for i in 0..N {
+            let name = i.to_le_bytes();
+            let key = p.terminal_key(&name, ip(i));
+            assert!(p
+                .terminal_failure(now, key, ip(i), &name, &mut ev)
+                .is_none());
+        }
+        assert_eq!(p.len().0, N as usize);
+        assert_eq!(p.table_full(), 0);
+        assert_eq!(p.allocations().0, terminals, "allocated once");
+        for i in (0..N).step_by(999_983) {
+            let key = p.terminal_key(&i.to_le_bytes(), ip(i));
+            assert_eq!(p.terminal_failures(key), 1, "terminal {i}");
+        }
+        let key = p.terminal_key(b"never seen", ip(1));
+        assert_eq!(p.terminal_failures(key), 0);
     }
 
     #[test]

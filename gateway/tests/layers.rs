@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("flow", 1),
     ("framing", 1),
     ("nonce", 1),
+    ("table", 1),
     ("digest", 2),
     ("config", 2),
     ("validate", 2),
