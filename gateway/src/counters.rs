@@ -126,6 +126,9 @@ counters! {
     /// Requests not evaluated because their terminal or source could not be tracked (table full
     /// of suspended or banned entries; fail closed, dropped).
     untracked_dropped,
+    /// Datagrams not evaluated because the worker was overloaded and their source had not
+    /// authenticated recently (known sources first, see `limits.known_sources`).
+    overload_shed,
     /// Replies not sent because they would exceed `amplification_limit` times the request (to
     /// a source that has not completed a round trip).
     amplification_dropped,

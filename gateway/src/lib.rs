@@ -12,6 +12,7 @@
 //! | [`nonce`]       | stateless nonces (mint/verify, rotation) and the nc replay table    |
 //! | [`policy`]      | VOS3000 retry/suspend rules, sessions, source lockout, bounded tables |
 //! | [`guard`]       | account budget and known-good sources, shared by every worker       |
+//! | [`admission`]   | known sources first when a worker is overloaded (budget for unknown ones) |
 //! | [`addr`]        | canonical addresses, networks by prefix (shared address helpers)    |
 //! | [`credentials`] | the credential store (password/HA1, IP and IP+port accounts)        |
 //! | [`config`]      | TOML configuration with VOS3000 aliases and range checks            |
@@ -34,6 +35,7 @@
 //! `docs/architecture.md`.
 
 pub mod addr;
+pub mod admission;
 pub mod config;
 pub mod counters;
 pub mod credentials;

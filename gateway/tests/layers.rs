@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("nonce", 1),
     ("table", 1),
     ("digest", 2),
+    ("admission", 2),
     ("config", 2),
     ("validate", 2),
     ("event", 3),

@@ -124,6 +124,7 @@ struct sipgw_gateway_counters {
 	__u64 account_protected;
 	__u64 known_good_evaluated;
 	__u64 untracked_dropped;
+	__u64 overload_shed;
 	__u64 amplification_dropped;
 	__u64 foreign_nonce;
 	__u64 invalid_multiple_call_id;

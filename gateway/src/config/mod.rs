@@ -176,6 +176,9 @@ pub struct Limits {
     /// Largest reply to an unauthenticated request from a source that has not completed a
     /// round trip, as a multiple of the request's size, in thousandths (1000 = 1.0).
     pub amplification_limit_milli: u32,
+    /// Sources that authenticated recently, remembered to be served first when a worker is
+    /// overloaded (0: overload admission off).
+    pub known_sources: usize,
 }
 
 /// How the gateway receives and sends packets.
@@ -539,6 +542,7 @@ struct RawLimits {
     idle_timeout: i64,
     known_good_per_account: i64,
     amplification_limit: f64,
+    known_sources: i64,
 }
 
 impl Default for RawLimits {
@@ -550,6 +554,7 @@ impl Default for RawLimits {
             idle_timeout: 3600,
             known_good_per_account: 4,
             amplification_limit: 1.0,
+            known_sources: 65_536,
         }
     }
 }
@@ -806,6 +811,15 @@ fn check_limits(c: &Checker<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
                 l.amplification_limit.to_string(),
                 "1.0-3.0 (times the request's size)",
             ));
+        },
+        known_sources: if l.known_sources == 0 {
+            0
+        } else {
+            c.size(
+                "limits.known_sources",
+                l.known_sources,
+                "0 (off) or 1024-67108864 entries",
+            )?
         },
     };
     Ok(limits)

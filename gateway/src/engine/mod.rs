@@ -61,6 +61,7 @@ use quanta::Instant;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::addr::canonical;
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::credentials::{AccountId, AuthMode, CredentialStore};
@@ -144,6 +145,8 @@ pub struct Engine {
     account_budget: u16,
     period_secs: u32,
     known_good_secs: u64,
+    /// Known sources first under overload.
+    admission: Admission,
     trust_dialogs: bool,
     /// The proxy whose Record-Route MACs recognise our dialogs (set by the driver).
     dialogs: Option<crate::proxy::Proxy>,
@@ -173,6 +176,18 @@ fn split_key(k: &[u8; 32]) -> ([u8; 16], [u8; 16]) {
     a.copy_from_slice(&k[..16]);
     b.copy_from_slice(&k[16..]);
     (a, b)
+}
+
+/// The seed of the known-sources table, from the local secret.
+fn admission_seed(k: &[u8; 16]) -> [u64; 3] {
+    let mut seed = [0u64; 3];
+    for (i, s) in seed.iter_mut().enumerate() {
+        let mut h = siphasher::sip::SipHasher13::new_with_key(k);
+        h.write_u8(0xad);
+        h.write_u8(i as u8);
+        *s = h.finish();
+    }
+    seed
 }
 
 impl Engine {
@@ -234,6 +249,12 @@ impl Engine {
             account_budget: auth.account_budget,
             period_secs: u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX),
             known_good_secs: auth.known_good_window.as_secs(),
+            admission: Admission::new(
+                config.limits.known_sources,
+                auth.known_good_window,
+                BATCH,
+                admission_seed(&rest),
+            ),
             trust_dialogs: auth.trust_dialogs,
             dialogs: None,
             proven: false,
@@ -301,7 +322,19 @@ impl Engine {
         self.account_budget = auth.account_budget;
         self.period_secs = u32::try_from(auth.failed_suspend.as_secs()).unwrap_or(u32::MAX);
         self.known_good_secs = auth.known_good_window.as_secs();
+        self.admission.set_window(auth.known_good_window);
         self.trust_dialogs = auth.trust_dialogs;
+    }
+
+    /// The driver's load signal before it hands over a batch: `backlog` when its receive queue
+    /// held more than the batch (see [`crate::admission`]).
+    pub fn load(&mut self, backlog: bool) {
+        self.admission.load(backlog);
+    }
+
+    /// Known sources first under overload: its state.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The proxy that writes this runtime's Record-Route entries: with it (and
@@ -503,6 +536,15 @@ impl Engine {
         {
             self.counters.banned_dropped += 1;
             return Step::Done(Verdict::Drop(DropReason::SourceBanned));
+        }
+        // Under overload, unknown sources only within the batch's budget (before parsing);
+        // connections and address accounts are always served.
+        if !dg.connected
+            && !self.admission.admit(now, ip)
+            && self.credentials.by_address(peer).is_none()
+        {
+            self.counters.overload_shed += 1;
+            return Step::Done(Verdict::Drop(DropReason::Overloaded));
         }
         let msg = match Message::parse(dg.bytes) {
             Ok(m) => m,
@@ -863,6 +905,7 @@ impl Engine {
             }
         }
         self.policy.on_success(p.terminal, p.session, p.source);
+        self.admission.note_success(now, canonical(p.peer.ip()));
         if let Some(id) = p.account {
             self.guard
                 .remember(id, p.net_tag, self.clock.unix_secs(now));

@@ -73,6 +73,9 @@ pub enum DropReason {
     /// request is answered instead (`Verdict::Reply` with 400/420), or dropped as
     /// [`DropReason::Silenced`] when `reply_unauthorized` is off.
     Invalid(validate::Invalid),
+    /// The worker was overloaded and the source is not known to have authenticated recently:
+    /// not evaluated (see [`crate::admission`]).
+    Overloaded,
     /// Placeholder of [`Verdict::default`]: the datagram was not processed.
     NotProcessed,
 }
