@@ -271,6 +271,12 @@ pub struct FloodShape {
     /// First source address of the flood.
     #[arg(long, default_value = "127.0.2.1")]
     pub flood_source_base: IpAddr,
+    /// Source addresses per flood socket thread (consecutive from --flood-source-base; each
+    /// batch leaves from the next one): `--flood-spread 2048 --flood-sockets 2` is an
+    /// unauthenticated flood from 4096 addresses that cannot be banned address by address.
+    /// With --xdp-iface, the frames' source addresses.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub flood_spread: u32,
     /// Flood datagrams per second (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub flood_rate: f64,
@@ -432,6 +438,7 @@ fn flood_options(f: &FloodShape, target: &Target, duration: Duration) -> FloodOp
         gateway: target.gateway,
         mode: f.mode,
         sockets: f.flood_sockets.max(1),
+        spread: f.flood_spread.max(1),
         source_base: f.flood_source_base,
         users,
         duration,

@@ -1,7 +1,7 @@
 //! Flood: requests the gateway must not pass, sent as fast as the sockets take them.
 //!
-//! Layer: load driver. `sockets` threads each own one non-blocking socket on its own source
-//! address (`source_base + thread`), fill the [`BATCH`] slots of their send ring once with
+//! Layer: load driver. `sockets` threads each own `spread` non-blocking sockets on their own
+//! source addresses (`source_base + thread × spread + k`, the next one for every batch), fill the [`BATCH`] slots of their send ring once with
 //! distinct REGISTERs, and from then on only rewrite a 10-digit counter inside each Call-ID and
 //! branch before every `sendmmsg`: the cost per datagram is the syscall's share, not message
 //! building. Answers are drained (`recvmmsg`, non-blocking) after every batch and counted by
@@ -48,8 +48,11 @@ pub struct FloodOptions {
     pub gateway: SocketAddr,
     /// What to send.
     pub mode: FloodMode,
-    /// Threads, each with one socket on its own source address.
+    /// Threads, each with `spread` sockets on their own source addresses.
     pub sockets: usize,
+    /// Source addresses (sockets) per thread, used in turn batch by batch; with the raw
+    /// mode, distinct source addresses of the frames per thread.
+    pub spread: u32,
     /// The first source address.
     pub source_base: IpAddr,
     /// Usernames written in the REGISTERs (cycled); also the user brute-forced in banned mode.
@@ -155,15 +158,20 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
     if let Some(x) = &opts.xdp {
         return xdp_flood(opts, x, &users, threads, live, stop, ban_phase);
     }
+    let spread = opts.spread.max(1);
     let sockets = (0..threads)
         .map(|t| {
-            let ip = net::nth_address(opts.source_base, t as u32);
-            net::bind(ip, 0, None).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("flood: cannot bind a socket on {ip}: {e}"),
-                )
-            })
+            (0..spread)
+                .map(|k| {
+                    let ip = net::nth_address(opts.source_base, t as u32 * spread + k);
+                    net::bind(ip, 0, None).map_err(|e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("flood: cannot bind a socket on {ip}: {e}"),
+                        )
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()
         })
         .collect::<io::Result<Vec<_>>>()?;
     let count = opts.count.min(crate::MAX_COUNT);
@@ -174,13 +182,13 @@ pub fn run(opts: &FloodOptions, live: &FloodLive, stop: &AtomicBool) -> io::Resu
         let handles: Vec<_> = sockets
             .into_iter()
             .enumerate()
-            .map(|(t, socket)| {
+            .map(|(t, sockets)| {
                 let share = crate::share(count, threads, t);
                 let users = &users;
                 s.spawn(move || {
                     flood_thread(
                         t,
-                        socket,
+                        sockets,
                         opts,
                         users,
                         share,
@@ -244,9 +252,11 @@ fn xdp_flood(
     // 4096 distinct datagrams: every source address, many source ports each.
     let per_source = (4096 / threads).max(1);
     let mut payloads = Vec::with_capacity(threads * per_source);
+    let spread = opts.spread.max(1);
     for t in 0..threads {
-        let ip = net::nth_address(opts.source_base, t as u32);
         for slot in 0..per_source {
+            let k = t as u32 * spread + slot as u32 % spread;
+            let ip = net::nth_address(opts.source_base, k);
             let local = SocketAddr::new(ip, 20_000 + slot as u16);
             let user = &users[(t * per_source + slot) % users.len()];
             let (mut bytes, off) = template(t, slot, user, opts.gateway, local, opts.run_id);
@@ -333,7 +343,7 @@ fn put_counter(buf: &mut [u8], at: usize, mut n: u64) {
 #[allow(clippy::too_many_arguments)]
 fn flood_thread(
     t: usize,
-    socket: UdpSocket,
+    sockets: Vec<UdpSocket>,
     opts: &FloodOptions,
     users: &[String],
     count: u64,
@@ -343,7 +353,10 @@ fn flood_thread(
     live: &FloodLive,
     stop: &AtomicBool,
 ) -> io::Result<Partial> {
-    let local = socket.local_addr()?;
+    let Some(first) = sockets.first() else {
+        return Ok(Partial::default());
+    };
+    let local = first.local_addr()?;
     let mut tx = Tx::default();
     let mut lens = [0usize; BATCH];
     let mut offsets = [[0usize; 2]; BATCH];
@@ -381,14 +394,16 @@ fn flood_thread(
                 }
                 tx.push(slot, opts.gateway, lens[slot]);
             }
-            let r = tx.flush(&socket);
+            let socket = &sockets[round as usize % sockets.len()];
+            let r = tx.flush(socket);
             sent_total += batch as u64;
             p.sent += r.sent as u64;
             p.send_errors += r.failed as u64;
         } else {
             std::thread::sleep(Duration::from_micros(100));
         }
-        drain(&mut rx, &socket, &mut p)?;
+        let socket = &sockets[round as usize % sockets.len()];
+        drain(&mut rx, socket, &mut p)?;
         live.sent.add(p.sent - rep_sent);
         live.received.add(p.received - rep_recv);
         (rep_sent, rep_recv) = (p.sent, p.received);
@@ -397,7 +412,11 @@ fn flood_thread(
     // Late answers.
     let until = Instant::now() + Duration::from_millis(50);
     while Instant::now() < until {
-        if drain(&mut rx, &socket, &mut p)? == 0 {
+        let mut got = 0;
+        for socket in &sockets {
+            got += drain(&mut rx, socket, &mut p)?;
+        }
+        if got == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
