@@ -168,6 +168,14 @@ fn check(path: &Path) -> Result<()> {
         c.auth.failed_suspend.as_secs(),
         c.auth.challenge_mode.number()
     );
+    println!(
+        "  digest           multi-buffer MD5 on {} (this CPU)",
+        sipgw::md5x::Path::best().name()
+    );
+    match c.limits.known_sources {
+        0 => println!("  overload         known-sources-first admission off"),
+        n => println!("  overload         known sources first ({n} remembered in all)"),
+    }
     match c.gateway.metrics {
         Some(m) => println!("  metrics          http://{m}/metrics"),
         None => println!("  metrics          off (set gateway.metrics to enable, and sipgw stats)"),

@@ -196,6 +196,9 @@ fn per_worker(config: &Config, workers: usize) -> Config {
     c.limits.max_sessions = div(c.limits.max_sessions);
     c.limits.max_sources = div(c.limits.max_sources);
     c.nonce.replay_table_size = div(c.nonce.replay_table_size);
+    if c.limits.known_sources > 0 {
+        c.limits.known_sources = div(c.limits.known_sources);
+    }
     c
 }
 
