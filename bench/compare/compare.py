@@ -12,6 +12,17 @@ The TCP systems get the registration loads over TCP (`sipgw-bench register --tra
 4 connections per socket thread; the softswitch leg stays UDP); the banned flood and the
 mixed run are UDP attacks, measured on the UDP systems only (a TCP row shows "-" there).
 
+Pinning (--pin-load, --pin-system; by default the load generator and the stand-in on CPU 0,
+the system under test on CPU 1): runs are comparable, and the CPU figures add the softirq time
+of the system's own core (where its veth NAPI and, for AF_XDP, the copy into the UMEM run) to
+its processes' time, at each system's maximum and at one equal offered rate (--equal-rate).
+
+The attacks, on the UDP systems: a flood from banned sources (raw frames, as fast as the
+generator goes), legitimate registrations under it, and legitimate registrations under an
+unauthenticated flood from RANDOM_SOURCES spoofed addresses (198.19.0.0/16, raw frames, as fast
+as the generator goes: no address can be banned for it). The no-attack p99 of the same 200
+registrations/s is the reference of both.
+
 Every process is bounded in time; the namespaces are removed at the end, also on failure.
 """
 
@@ -40,6 +51,9 @@ LEGIT = "198.18.1.2"
 FLOOD_BASE = 10      # 198.18.1.10.. : flood sources
 MIXED_BASE = 40      # 198.18.1.40.. : flood sources of the mixed runs
 SOURCES = 64         # addresses configured on the load side, from .10
+RANDOM_NET = "198.19.0.0/16"   # spoofed sources of the unauthenticated flood (raw frames)
+RANDOM_BASE = "198.19.0.1"
+RANDOM_SPREAD = 1024          # addresses per flood queue thread (4 threads: 4,096)
 SOFTSWITCH = "198.18.2.2"
 REALM = "bench.test"
 MAX_RETRY = 6
@@ -86,6 +100,9 @@ class Topo:
                         (self.s, self.s_if)):
             sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("ip", "-n", self.s, "route", "add", "default", "via", "198.18.2.1")
+        # Replies to the spoofed flood go back into the load namespace, which drops them (no
+        # such address there, no forwarding): nothing leaves the namespaces.
+        sh("ip", "-n", self.g, "route", "add", RANDOM_NET, "via", LEGIT, "dev", self.g_if)
         # Local senders over veth leave partial UDP checksums with TX offload on; the AF_XDP
         # gateway checks checksums like the kernel on the wire would and drops those: the load
         # side computes full checksums instead (docs/xdp.md, "Checksums").
@@ -130,9 +147,23 @@ def cpu_ticks(pids):
     return user, system
 
 
-def softirq_ticks():
-    line = Path("/proc/stat").read_text().splitlines()[0].split()
-    return int(line[7])
+def softirq_ticks(cpu=None):
+    """Softirq clock ticks of the machine, or of one CPU."""
+    want = "cpu" if cpu is None else f"cpu{cpu}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f and f[0] == want:
+            return int(f[7])
+    raise SystemExit(f"compare: no {want} line in /proc/stat")
+
+
+PIN = {"load": None, "system": None}
+
+
+def pinned(cmd, who):
+    """`cmd` under taskset to the CPU of `who` (load or system), if pinning is on."""
+    cpu = PIN[who]
+    return cmd if cpu is None else ["taskset", "-c", str(cpu), *cmd]
 
 
 class System:
@@ -180,7 +211,8 @@ class Sipgw(System):
             f'log_rejections_per_sec = 0\n{xdp}')
         log = open(self.dir / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.topo.g}", SIPGW, "run", "--config", str(cfg)],
+            pinned(["nsenter", f"--net=/run/netns/{self.topo.g}", SIPGW, "run", "--config",
+                    str(cfg)], "system"),
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         time.sleep(1.5)
         if self.proc.poll() is not None:
@@ -218,9 +250,9 @@ class Kamailio(System):
         cfg.write_text(text)
         log = open(self.dir / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.topo.g}", "kamailio", "-DD", "-E", "-m", "256",
-             "-M", "16", "-f", str(cfg),
-             "-P", str(self.dir / f"{self.name}.pid"), "-Y", str(self.dir)],
+            pinned(["nsenter", f"--net=/run/netns/{self.topo.g}", "kamailio", "-DD", "-E", "-m",
+                    "256", "-M", "16", "-f", str(cfg),
+                    "-P", str(self.dir / f"{self.name}.pid"), "-Y", str(self.dir)], "system"),
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         time.sleep(2)
         if self.proc.poll() is not None:
@@ -250,7 +282,8 @@ def softswitch_stats(topo):
 
 def bench(topo, args, timeout):
     """sipgw-bench in the load namespace; its JSON report."""
-    cmd = ["ip", "netns", "exec", topo.l, BENCH, "--json", "--progress", "never"] + args
+    cmd = pinned(["ip", "netns", "exec", topo.l, BENCH, "--json", "--progress", "never"] + args,
+                 "load")
     before = softswitch_stats(topo)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
@@ -273,7 +306,18 @@ def reg_rate(report):
     return r["succeeded"] / max(r["elapsed_s"], 1e-9)
 
 
-def measure(system, topo, d, dur, offered):
+def cpu_run(system, topo, args, timeout):
+    """One bench run with the system's CPU: its processes' time and the softirq time of its
+    core (of the machine when not pinned)."""
+    pids = system.pids()
+    t0, s0, m0 = cpu_ticks(pids), softirq_ticks(PIN["system"]), softirq_ticks()
+    r = bench(topo, args, timeout)
+    t1, s1, m1 = cpu_ticks(system.pids()), softirq_ticks(PIN["system"]), softirq_ticks()
+    return r, {"cpu_user_s": (t1[0] - t0[0]) / CLK_TCK, "cpu_sys_s": (t1[1] - t0[1]) / CLK_TCK,
+               "softirq_core_s": (s1 - s0) / CLK_TCK, "softirq_machine_s": (m1 - m0) / CLK_TCK}
+
+
+def measure(system, topo, d, dur, offered, equal_rate):
     res = {"system": system.name, "transport": system.transport, "sweep": []}
     c = common(d)
     # The registrations travel over the system's transport (TCP: 4 threads x 4 connections).
@@ -284,16 +328,19 @@ def measure(system, topo, d, dur, offered):
         r = bench(topo, [*reg, "--rate", str(rate), "--duration", str(dur)], dur + 30)
         res["sweep"].append({"offered": rate, "report": r})
         print(f"  {system.name}: offered {rate or 'max'}/s -> {reg_rate(r):,.0f}/s", flush=True)
-    # The highest rate, with CPU.
-    pids = system.pids()
-    t0, s0 = cpu_ticks(pids), softirq_ticks()
-    r = bench(topo, [*reg, "--rate", "0", "--duration", str(dur)], dur + 30)
-    t1, s1 = cpu_ticks(system.pids()), softirq_ticks()
+    # The highest rate, with CPU; then one equal offered rate for every system, with CPU.
+    r, cpu = cpu_run(system, topo, [*reg, "--rate", "0", "--duration", str(dur)], dur + 30)
     res["max"] = r
-    res["cpu_user_s"] = (t1[0] - t0[0]) / CLK_TCK
-    res["cpu_sys_s"] = (t1[1] - t0[1]) / CLK_TCK
+    res.update(cpu)
     res["cpu_s"] = res["cpu_user_s"] + res["cpu_sys_s"]
-    res["softirq_s"] = (s1 - s0) / CLK_TCK
+    res["softirq_s"] = res["softirq_core_s"]
+    r, cpu = cpu_run(system, topo, [*reg, "--rate", str(equal_rate), "--duration", str(dur)],
+                     dur + 30)
+    res["equal"] = {"offered": equal_rate, "report": r, **cpu}
+    # The reference of the attacks: 200 legitimate registrations/s without one.
+    res["baseline"] = bench(topo, ["register", *c, "--bind", LEGIT, "-n", str(200 * dur),
+                                   "--rate", "200", "--duration", str(dur), "--sockets", "2",
+                                   "--transport", system.transport], dur + 30)
     if system.transport != "udp":
         # The flood and the mixed run are UDP attacks: measured on the UDP systems.
         return res
@@ -317,11 +364,23 @@ def measure(system, topo, d, dur, offered):
                                 "flood", "--mode", "banned", "--flood-source-base",
                                 f"198.18.1.{MIXED_BASE}", "--flood-sockets", "4",
                                 "--duration", str(dur), *raw], dur + 60)
+    # Legitimate registrations under an unauthenticated flood from spoofed random sources.
+    res["mixed_random"] = bench(topo, ["mixed", *c, "--bind", LEGIT, "--rate", "200",
+                                       "--attack", "flood", "--mode", "unauth",
+                                       "--flood-source-base", RANDOM_BASE, "--flood-spread",
+                                       str(RANDOM_SPREAD), "--flood-sockets", "4",
+                                       "--duration", str(dur), *raw], dur + 60)
     return res
+
+
+def per_1000(cpu_s, report):
+    return 1000.0 * cpu_s / max(report["register"]["succeeded"], 1)
 
 
 def summary(res, dur):
     m = res["max"]["register"]
+    eq = res["equal"]
+    eq_cpu = eq["cpu_user_s"] + eq["cpu_sys_s"]
     ok = m["succeeded"]
     fail = m["failed"] + m["timed_out"]
     row = {
@@ -334,6 +393,13 @@ def summary(res, dur):
         "cpu_s_per_1000": 1000.0 * res["cpu_s"] / max(ok, 1),
         "cpu_user_share_pct": 100.0 * res["cpu_user_s"] / max(res["cpu_s"], 1e-9),
         "softirq_s": res["softirq_s"],
+        # CPU per registration with the softirq time of the system's core.
+        "cpu_softirq_s_per_1000": per_1000(res["cpu_s"] + res["softirq_core_s"], res["max"]),
+        "equal_offered": eq["offered"],
+        "equal_reg_per_s": reg_rate(eq["report"]),
+        "equal_cpu_s_per_1000": per_1000(eq_cpu, eq["report"]),
+        "equal_cpu_softirq_s_per_1000": per_1000(eq_cpu + eq["softirq_core_s"], eq["report"]),
+        "baseline_p99_ms": res["baseline"]["register"]["latency"]["p99_us"] / 1000,
         "reg_reached_softswitch": res["max"]["softswitch"]["register_asserted"],
         "connections_lost": m.get("connections_lost", 0),
         # Not measured for the TCP systems (UDP attacks): None, "-" in the table.
@@ -342,6 +408,9 @@ def summary(res, dur):
         "flood_reached_softswitch": None,
         "legit_success_pct": None,
         "legit_p99_ms": None,
+        "random_flood_sent_per_s": None,
+        "random_legit_success_pct": None,
+        "random_legit_p99_ms": None,
     }
     if "flood" in res:
         flood = res["flood"]
@@ -352,6 +421,13 @@ def summary(res, dur):
             "flood_reached_softswitch": flood["softswitch"]["class_flood"],
             "legit_success_pct": 100.0 * mixed["legitimate_success_rate"],
             "legit_p99_ms": mixed["legitimate"]["latency"]["p99_us"] / 1000,
+        })
+    if "mixed_random" in res:
+        mr = res["mixed_random"]["mixed"]
+        row.update({
+            "random_flood_sent_per_s": (mr.get("flood") or {}).get("sent_per_s"),
+            "random_legit_success_pct": 100.0 * mr["legitimate_success_rate"],
+            "random_legit_p99_ms": mr["legitimate"]["latency"]["p99_us"] / 1000,
         })
     return row
 
@@ -446,6 +522,13 @@ def main():
     ap.add_argument("--offered", default="1000,2000,5000,10000,20000,30000,0",
                     help="offered registrations/s of the sweep (0: as fast as possible)")
     ap.add_argument("--queues", type=int, default=2, help="veth queues = workers/children")
+    ap.add_argument("--equal-rate", type=int, default=5000,
+                    help="offered registrations/s at which every system's CPU is measured too")
+    ncpu = os.cpu_count() or 1
+    ap.add_argument("--pin-load", default="0" if ncpu >= 2 else "none",
+                    help="CPU of the load generator and the stand-in (none: not pinned)")
+    ap.add_argument("--pin-system", default="1" if ncpu >= 2 else "none",
+                    help="CPU of the system under test (none: not pinned)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"),
                     help="directory for compare.json and the SVG charts")
     a = ap.parse_args()
@@ -458,6 +541,16 @@ def main():
             raise SystemExit(f"compare: {tool} not found: run bench/compare/run, which installs "
                              f"and builds what is needed")
     offered = [int(x) for x in a.offered.split(",")]
+    for who, v in (("load", a.pin_load), ("system", a.pin_system)):
+        if v != "none":
+            if not v.isdigit() or int(v) >= ncpu:
+                raise SystemExit(f"compare: --pin-{who} {v!r}: a CPU number below {ncpu}, or none")
+            PIN[who] = int(v)
+    if (PIN["load"] is None) != (PIN["system"] is None) or (
+            PIN["load"] is not None and PIN["load"] == PIN["system"]):
+        raise SystemExit("compare: --pin-load and --pin-system: two different CPUs, or both none")
+    if not shutil.which("taskset") and PIN["load"] is not None:
+        raise SystemExit("compare: taskset not found (util-linux): run bench/compare/run")
     systems = a.systems.split(",")
     known = ("kamailio", "sipgw-udp", "sipgw-xdp", "kamailio-tcp", "sipgw-tcp")
     for name in systems:
@@ -475,8 +568,8 @@ def main():
     with Topo(a.queues) as topo:
         for name in systems:
             ss = subprocess.Popen(
-                ["ip", "netns", "exec", topo.s, BENCH, "softswitch", "--listen",
-                 f"{SOFTSWITCH}:5060", "--duration", "3600"],
+                pinned(["ip", "netns", "exec", topo.s, BENCH, "softswitch", "--listen",
+                        f"{SOFTSWITCH}:5060", "--duration", "3600"], "load"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             time.sleep(0.5)
             system = {"kamailio": lambda: Kamailio(topo, work, a.queues),
@@ -487,7 +580,7 @@ def main():
             print(f"compare: {name}", flush=True)
             system.start()
             try:
-                results.append(measure(system, topo, work, a.duration, offered))
+                results.append(measure(system, topo, work, a.duration, offered, a.equal_rate))
             finally:
                 system.stop()
                 ss.send_signal(signal.SIGTERM)
@@ -498,32 +591,58 @@ def main():
     rows = [summary(r, a.duration) for r in results]
     base = next((r for r in rows if r["system"] == "kamailio"), None)
     base_tcp = next((r for r in rows if r["system"] == "kamailio-tcp"), None)
-    print()
-    head = (f"{'system':<13} {'reg/s':>9} {'fail %':>7} {'CPU s/1000 reg':>15} "
-            f"{'flood sent/s':>13} {'flood absorbed/s':>17} {'reached ss':>10} "
-            f"{'legit ok % under flood':>22} {'legit p99 ms':>12}")
+    pin = ("not pinned" if PIN["load"] is None else
+           f"load generator and stand-in on CPU {PIN['load']}, system on CPU {PIN['system']}")
+    print(f"\n{pin}; CPU = the system's processes, +si = with the softirq time of "
+          f"{'its core' if PIN['system'] is not None else 'the machine'}")
+    head = (f"{'system':<13} {'reg/s':>9} {'fail %':>7} {'CPU s/1000':>11} {'+si':>8} "
+            f"{'@' + str(a.equal_rate) + '/s':>9} {'+si':>8} {'p99 ms':>7}")
     print(head)
     for r in rows:
         print(f"{r['system']:<13} {fmt(r['reg_per_s'], ',.0f'):>9} {fmt(r['failure_pct'], '.2f'):>7} "
-              f"{fmt(r['cpu_s_per_1000'], '.4f'):>15} {fmt(r['flood_sent_per_s'], ',.0f'):>13} "
-              f"{fmt(r['flood_absorbed_per_s'], ',.0f'):>17} {fmt(r['flood_reached_softswitch'], 'd'):>10} "
-              f"{fmt(r['legit_success_pct'], '.2f'):>22} {fmt(r['legit_p99_ms'], '.1f'):>12}")
+              f"{fmt(r['cpu_s_per_1000'], '.4f'):>11} {fmt(r['cpu_softirq_s_per_1000'], '.4f'):>8} "
+              f"{fmt(r['equal_cpu_s_per_1000'], '.4f'):>9} "
+              f"{fmt(r['equal_cpu_softirq_s_per_1000'], '.4f'):>8} {fmt(r['reg_p99_ms'], '.1f'):>7}")
+    print(f"\n{'system':<13} {'banned flood/s':>14} {'absorbed/s':>11} {'reached ss':>10} "
+          f"{'legit ok %':>10} {'p99 ms':>7} | {'random flood/s':>14} {'legit ok %':>10} "
+          f"{'p99 ms':>7} | {'no attack p99':>13}")
+    for r in rows:
+        print(f"{r['system']:<13} {fmt(r['flood_sent_per_s'], ',.0f'):>14} "
+              f"{fmt(r['flood_absorbed_per_s'], ',.0f'):>11} "
+              f"{fmt(r['flood_reached_softswitch'], 'd'):>10} "
+              f"{fmt(r['legit_success_pct'], '.2f'):>10} {fmt(r['legit_p99_ms'], '.1f'):>7} | "
+              f"{fmt(r['random_flood_sent_per_s'], ',.0f'):>14} "
+              f"{fmt(r['random_legit_success_pct'], '.2f'):>10} "
+              f"{fmt(r['random_legit_p99_ms'], '.1f'):>7} | {fmt(r['baseline_p99_ms'], '.2f'):>13}")
     if base or base_tcp:
         print("\nratios against kamailio (same run; the TCP rows against kamailio-tcp):")
         for r in rows:
             b = base_tcp if r["transport"] == "tcp" else base
             if b is None or r is b:
                 continue
-            ratio = lambda k: (r[k] or 0) / b[k] if b[k] else float("nan")
-            inv = b["cpu_s_per_1000"] / r["cpu_s_per_1000"] if r["cpu_s_per_1000"] else float("nan")
-            line = (f"  {r['system']} / {b['system']}: registrations/s x{ratio('reg_per_s'):.2f}, "
-                    f"CPU per registration 1/{inv:.1f}")
+
+            def times(k):
+                return f"x{r[k] / b[k]:.2f}" if r[k] and b[k] else "-"
+
+            def inv(k):
+                return f"1/{b[k] / r[k]:.1f}" if r[k] and b[k] else "-"
+
+            parts = [f"registrations/s {times('reg_per_s')}",
+                     f"CPU per registration {inv('cpu_s_per_1000')} "
+                     f"(with softirq {inv('cpu_softirq_s_per_1000')}; at {a.equal_rate}/s "
+                     f"{inv('equal_cpu_s_per_1000')}, with softirq "
+                     f"{inv('equal_cpu_softirq_s_per_1000')})"]
             if r["flood_absorbed_per_s"] is not None:
-                line += f", flood absorbed x{ratio('flood_absorbed_per_s'):.2f}"
-            print(line)
+                parts += [f"banned flood absorbed {times('flood_absorbed_per_s')}",
+                          f"legitimate success under it {times('legit_success_pct')}, "
+                          f"p99 {times('legit_p99_ms')}",
+                          f"under the random flood {times('random_legit_success_pct')}, "
+                          f"p99 {times('random_legit_p99_ms')}"]
+            print(f"  {r['system']} / {b['system']}: " + "; ".join(parts))
     (out / "compare.json").write_text(json.dumps({"rows": rows, "runs": results,
                                                   "duration_s": a.duration,
-                                                  "users": a.users}, indent=1))
+                                                  "users": a.users, "pin": PIN,
+                                                  "equal_rate": a.equal_rate}, indent=1))
     svg_lines(results, out / "compare-throughput.svg")
     svg_bars(rows, "flood_absorbed_per_s", "Banned-source flood absorbed (packets/s), 0 reaching "
              "the softswitch", out / "compare-flood.svg")

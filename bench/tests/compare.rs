@@ -2,7 +2,8 @@
 //! (AF_XDP) each get a one-second load of every kind, Kamailio and sipgw with the phones over
 //! TCP the registration loads, and the report must hold together (every system completed
 //! registrations, nothing of a banned flood reached the softswitch, the softswitch got one
-//! authenticated REGISTER per success, no TCP connection was lost). Needs root and Kamailio
+//! authenticated REGISTER per success, no TCP connection was lost, the random-source flood and
+//! the equal-rate CPU were measured, the processes were pinned). Needs root and Kamailio
 //! (`./scripts/install-deps --bench`, which `./scripts/test` runs).
 
 use std::path::Path;
@@ -48,6 +49,13 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("compare.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().expect("rows");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert_eq!(json["pin"]["load"], 0, "the load generator pinned to CPU 0");
+        assert_eq!(
+            json["pin"]["system"], 1,
+            "the system under test pinned to CPU 1"
+        );
+    }
     let names: Vec<&str> = rows.iter().map(|r| r["system"].as_str().unwrap()).collect();
     assert_eq!(
         names,
@@ -83,7 +91,19 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
             assert!(row["flood_absorbed_per_s"].is_null(), "{name}: {row}");
             continue;
         }
+        assert!(
+            row["equal_cpu_s_per_1000"].as_f64().is_some()
+                && row["baseline_p99_ms"].as_f64().unwrap() > 0.0,
+            "{name}: {row}"
+        );
         assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
+        // The unauthenticated flood from spoofed random sources ran, and legitimate
+        // registrations were measured under it.
+        assert!(
+            row["random_flood_sent_per_s"].as_f64().unwrap() > 0.0
+                && row["random_legit_success_pct"].as_f64().is_some(),
+            "{name}: {row}"
+        );
         assert!(
             row["flood_absorbed_per_s"].as_f64().unwrap() > 0.0,
             "{name}: {row}"

@@ -7,11 +7,13 @@
 //! its receive queue held more than that batch ([`Admission::load`]); nothing here reads a
 //! clock or a socket.
 //!
-//! The budget follows the load additively-increase / multiplicatively-decrease, per batch: a
-//! batch received while more was waiting halves the number of unknown sources' datagrams the
-//! next batch evaluates (down to [`MIN_UNKNOWN`]); a batch that emptied the queue doubles it,
-//! and when it reaches a whole batch the worker is no longer overloaded and everything is
-//! evaluated. So shedding starts only when the queue grows, and stops as soon as it drains.
+//! A worker is overloaded when its queue has held more than a batch for [`ENTER_AFTER`] without
+//! a break (a burst, such as two hundred phones registering at once, drains long before). Then
+//! the budget follows the load, per batch: a batch received while more was waiting halves the
+//! number of unknown sources' datagrams the batch evaluates (down to [`MIN_UNKNOWN`]); a batch
+//! that emptied the queue doubles it, up to a whole batch (nothing shed). The overload ends when
+//! no batch has found more waiting for [`LEAVE_AFTER`]; until then a returning flood meets the
+//! budget at once.
 //!
 //! Known sources: the addresses (whole, not their network) whose request authenticated within
 //! `auth.known_good_window`, in a fixed-size [`Table`] of `limits.known_sources` entries (the
@@ -30,6 +32,12 @@ use crate::table::{Entry, Table};
 /// Unknown sources' datagrams evaluated per batch at the worst of an overload (new phones
 /// still get in, slowly).
 pub const MIN_UNKNOWN: u16 = 2;
+
+/// How long the queue must hold more than a batch, without a break, before a worker sheds.
+pub const ENTER_AFTER: Duration = Duration::from_millis(20);
+
+/// How long without a backlog ends an overload.
+pub const LEAVE_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Known {
@@ -56,6 +64,10 @@ pub struct Admission {
     left: u16,
     batch: u16,
     overloaded: bool,
+    /// Since when every batch found more waiting (`None`: the last one emptied the queue).
+    backlog_since: Option<Instant>,
+    /// When a batch last found more waiting.
+    last_backlog: Option<Instant>,
 }
 
 fn key(ip: IpAddr) -> u128 {
@@ -77,6 +89,8 @@ impl Admission {
             left: batch,
             batch,
             overloaded: false,
+            backlog_since: None,
+            last_backlog: None,
         }
     }
 
@@ -87,16 +101,30 @@ impl Admission {
 
     /// The driver's load signal before a batch: `backlog` when its receive queue held more than
     /// this batch (it came back full).
-    pub fn load(&mut self, backlog: bool) {
+    pub fn load(&mut self, now: Instant, backlog: bool) {
         if self.known.is_none() {
             return;
         }
         if backlog {
-            self.overloaded = true;
-            self.budget = (self.budget / 2).max(MIN_UNKNOWN);
-        } else if self.overloaded {
-            self.budget = self.budget.saturating_mul(2).min(self.batch);
-            self.overloaded = self.budget < self.batch;
+            self.last_backlog = Some(now);
+            let since = *self.backlog_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= ENTER_AFTER {
+                self.overloaded = true;
+            }
+            if self.overloaded {
+                self.budget = (self.budget / 2).max(MIN_UNKNOWN);
+            }
+        } else {
+            self.backlog_since = None;
+            if self.overloaded {
+                self.budget = self.budget.saturating_mul(2).min(self.batch);
+                let calm = self
+                    .last_backlog
+                    .is_none_or(|t| now.saturating_duration_since(t) >= LEAVE_AFTER);
+                if self.budget == self.batch && calm {
+                    self.overloaded = false;
+                }
+            }
         }
         self.left = self.budget;
     }
@@ -175,11 +203,17 @@ mod tests {
         )
     }
 
+    /// A sustained backlog: batches that all find more waiting, ENTER_AFTER apart.
+    fn overload(a: &mut Admission, m: &quanta::Mock, c: &quanta::Clock) {
+        a.load(c.now(), true);
+        m.increment(ENTER_AFTER);
+    }
+
     #[test]
     fn without_backlog_everything_is_admitted() {
         let (mut a, c, _) = setup();
         for _ in 0..10 {
-            a.load(false);
+            a.load(c.now(), false);
             for i in 0..32 {
                 assert!(a.admit(c.now(), ip(i)));
             }
@@ -188,27 +222,57 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_that_drains_within_the_entry_time_is_never_shed() {
+        let (mut a, c, m) = setup();
+        for _ in 0..100 {
+            a.load(c.now(), true);
+            assert!((0..32).all(|i| a.admit(c.now(), ip(1000 + i))));
+            m.increment(ENTER_AFTER / 200);
+        }
+        // The queue emptied: the next backlog starts its own clock.
+        a.load(c.now(), false);
+        m.increment(ENTER_AFTER / 2);
+        a.load(c.now(), true);
+        assert!(!a.overloaded());
+    }
+
+    #[test]
     fn under_backlog_known_sources_pass_and_unknown_ones_get_the_shrinking_budget() {
-        let (mut a, c, _) = setup();
+        let (mut a, c, m) = setup();
+        a.note_success(c.now(), ip(7));
+        overload(&mut a, &m, &c);
         let now = c.now();
-        a.note_success(now, ip(7));
         let mut budgets = Vec::new();
         for _ in 0..6 {
-            a.load(true);
+            a.load(now, true);
             let admitted_unknown = (100..132).filter(|&i| a.admit(now, ip(i))).count();
             budgets.push(admitted_unknown);
             // The known source is admitted even after the budget is spent.
             assert!(a.admit(now, ip(7)));
         }
         assert_eq!(budgets, [16, 8, 4, 2, 2, 2]);
-        // The queue drained: the budget doubles back, and a whole batch ends the overload.
+        // The queue drained: the budget doubles back to a whole batch (nothing shed) ...
         let mut back = Vec::new();
         for _ in 0..4 {
-            a.load(false);
+            a.load(now, false);
             back.push(a.budget_left());
         }
         assert_eq!(back, [4, 8, 16, 32]);
+        // ... but a flood coming back within LEAVE_AFTER meets the budget at once ...
+        assert!(a.overloaded());
+        a.load(now, true);
+        assert_eq!(a.budget_left(), 16);
+        // ... and LEAVE_AFTER without a backlog ends the overload.
+        m.increment(LEAVE_AFTER);
+        for _ in 0..4 {
+            a.load(c.now(), false);
+        }
         assert!(!a.overloaded());
+        a.load(c.now(), true);
+        assert!(
+            !a.overloaded(),
+            "a new backlog starts the entry clock again"
+        );
     }
 
     #[test]
@@ -232,7 +296,7 @@ mod tests {
         let (c, _) = quanta::Clock::mock();
         let mut a = Admission::new(0, Duration::from_secs(1), 32, [0; 3]);
         for _ in 0..5 {
-            a.load(true);
+            a.load(c.now(), true);
         }
         assert!(!a.overloaded());
         assert!((0..100).all(|i| a.admit(c.now(), ip(i))));

@@ -1,6 +1,7 @@
 //! Known sources first under overload (docs/operations.md, "Overload"): while the driver
 //! reports a backlog, requests from sources that authenticated recently are all evaluated and
-//! unknown sources only within the shrinking per-batch budget; the rest are dropped unparsed.
+//! unknown sources only within the shrinking per-batch budget; the rest are dropped unparsed. A
+//! burst shorter than `ENTER_AFTER` sheds nothing.
 //! Address accounts and connections are always served; with `limits.known_sources = 0` nothing
 //! is shed.
 
@@ -45,9 +46,14 @@ fn under_backlog_a_known_source_is_served_while_unknown_ones_get_the_budget() {
         KNOWN.parse::<std::net::SocketAddr>().unwrap().ip()
     ));
 
+    // A backlog held for ENTER_AFTER makes the worker overloaded.
+    let now = gw.now();
+    gw.engine.load(now, true);
+    gw.mock.increment(sipgw::admission::ENTER_AFTER);
     let mut admitted = Vec::new();
     for batch in 0..8 {
-        gw.engine.load(true);
+        let now = gw.now();
+        gw.engine.load(now, true);
         admitted.push(flood_batch(&mut gw, batch));
         // The phone re-registers in the middle of the flood: challenged and forwarded.
         let mut p = Phone::new(KNOWN, "alice", &format!("known-{}", batch + 2));
@@ -58,21 +64,29 @@ fn under_backlog_a_known_source_is_served_while_unknown_ones_get_the_budget() {
     let shed: usize = admitted.iter().map(|a| 32 - a).sum();
     assert_eq!(gw.engine.counters().overload_shed, shed as u64);
 
-    // The queue drains: the budget doubles back and the overload ends.
+    // The queue drains: the budget doubles back to a whole batch; LEAVE_AFTER later the overload
+    // is over.
     for _ in 0..4 {
-        gw.engine.load(false);
+        let now = gw.now();
+        gw.engine.load(now, false);
     }
-    assert!(!gw.engine.admission().overloaded());
     assert_eq!(flood_batch(&mut gw, 100), 32);
+    gw.mock.increment(sipgw::admission::LEAVE_AFTER);
+    let now = gw.now();
+    gw.engine.load(now, false);
+    assert!(!gw.engine.admission().overloaded());
 }
 
 #[test]
 fn address_accounts_and_connections_are_served_during_an_overload() {
     let mut gw = Gw::new("");
-    gw.engine.load(true);
-    gw.engine.load(true);
-    gw.engine.load(true);
-    gw.engine.load(true); // budget 2
+    let now = gw.now();
+    gw.engine.load(now, true);
+    gw.mock.increment(sipgw::admission::ENTER_AFTER);
+    let now = gw.now();
+    for _ in 0..4 {
+        gw.engine.load(now, true); // 16, 8, 4, 2
+    }
     assert_eq!(flood_batch(&mut gw, 0), 2);
     // The budget is spent; an ip+port account still gets in (forwarded without a challenge).
     let msg = request("INVITE", "pbx", "pbx-call", 1, "");
@@ -102,7 +116,9 @@ fn address_accounts_and_connections_are_served_during_an_overload() {
 fn with_known_sources_zero_nothing_is_shed() {
     let mut gw = Gw::new("[limits]\nknown_sources = 0\n");
     for batch in 0..6 {
-        gw.engine.load(true);
+        let now = gw.now();
+        gw.engine.load(now, true);
+        gw.mock.increment(sipgw::admission::ENTER_AFTER);
         assert_eq!(flood_batch(&mut gw, batch), 32);
     }
     assert_eq!(gw.engine.counters().overload_shed, 0);

@@ -328,8 +328,8 @@ impl Engine {
 
     /// The driver's load signal before it hands over a batch: `backlog` when its receive queue
     /// held more than the batch (see [`crate::admission`]).
-    pub fn load(&mut self, backlog: bool) {
-        self.admission.load(backlog);
+    pub fn load(&mut self, now: Instant, backlog: bool) {
+        self.admission.load(now, backlog);
     }
 
     /// Known sources first under overload: its state.

@@ -155,7 +155,7 @@ impl Worker {
                 // The load signal for known-sources-first admission comes from the queue the
                 // phones arrive on: this socket, or the AF_XDP socket when there is one.
                 if xsk.is_none() {
-                    self.gateway.engine_mut().load(n == udp::BATCH);
+                    self.gateway.engine_mut().load(now, n == udp::BATCH);
                 }
                 self.handle(now, &rx, &mut tx, &mut rt);
                 self.send(&mut tx, &mut rt);
@@ -340,7 +340,7 @@ impl Worker {
             port.flush();
             return;
         }
-        self.gateway.engine_mut().load(n == RX_BATCH);
+        self.gateway.engine_mut().load(now, n == RX_BATCH);
         let lent = port.lend_spares(n);
         let mut send_spare = [false; RX_BATCH];
         // Replies written in a TX ring slot: (received frame, its info, slot, length).
