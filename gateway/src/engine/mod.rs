@@ -80,7 +80,10 @@ use share::Sharing;
 #[derive(Debug, Clone)]
 struct Pending<'a> {
     index: usize,
-    msg: Message<'a>,
+    /// The request's method and body (the parsed message itself stays in the caller's
+    /// `parsed` slot: not copied into the batch).
+    method: &'a [u8],
+    body: &'a [u8],
     credentials: Credentials<'a>,
     /// Which header (index in `Message::headers`) held them.
     credentials_at: u8,
@@ -106,9 +109,9 @@ impl Pending<'_> {
     fn job(&self) -> digest::Job<'_> {
         digest::Job {
             ha1: &self.ha1,
-            method: self.msg.method_bytes().unwrap_or_default(),
+            method: self.method,
             credentials: &self.credentials,
-            body: self.msg.body(),
+            body: self.body,
         }
     }
 }
@@ -421,7 +424,11 @@ impl Engine {
             Step::Done(v) => v,
             Step::Verify(p) => {
                 let ok = self.verifier.verify(&p.job());
-                self.finish(now, &p, ok, reply)
+                match parsed {
+                    Some(msg) => self.finish(now, &p, &msg, ok, reply),
+                    // `prepare` leaves the message it parsed before it asks for a check.
+                    None => Verdict::Drop(DropReason::NotProcessed),
+                }
             }
         }
     }
@@ -511,7 +518,11 @@ impl Engine {
             self.verifier.verify_batch(&lanes[..np], &mut ok[..np]);
         }
         for (p, &ok) in pending.iter().take(np).flatten().zip(&ok) {
-            verdicts[p.index] = self.finish(now, p, ok, replies[p.index].as_mut());
+            // `prepare` left the message it parsed in `parsed` before it asked for a check.
+            verdicts[p.index] = match parsed[p.index].as_ref() {
+                Some(msg) => self.finish(now, p, msg, ok, replies[p.index].as_mut()),
+                None => Verdict::Drop(DropReason::NotProcessed),
+            };
         }
     }
 
@@ -779,7 +790,8 @@ impl Engine {
         };
         Step::Verify(Pending {
             index,
-            msg,
+            method: msg.method_bytes().unwrap_or_default(),
+            body: msg.body(),
             credentials: creds,
             credentials_at,
             ha1,
@@ -808,6 +820,7 @@ impl Engine {
         &mut self,
         now: Instant,
         p: &Pending<'_>,
+        msg: &Message<'_>,
         digest_ok: bool,
         reply: &mut [u8],
     ) -> Verdict {
@@ -844,12 +857,12 @@ impl Engine {
             (Some(_), true) => None,
         };
         if let (Some(f), true) = (failure, p.in_guard) {
-            return self.fail_known_good(now, p, f, reply);
+            return self.fail_known_good(now, p, msg, f, reply);
         }
         if let Some(f) = failure {
             return self.fail(
                 now,
-                &p.msg,
+                msg,
                 f,
                 user.as_bytes(),
                 p.peer,
@@ -861,7 +874,7 @@ impl Engine {
         }
         if p.credentials.qop != Qop::None {
             let unix = self.clock.unix_secs(now);
-            let fingerprint = self.fingerprint(&p.msg, p.peer.port());
+            let fingerprint = self.fingerprint(msg, p.peer.port());
             match self.replay.check(
                 unix,
                 self.nonce_lifetime,
@@ -873,12 +886,12 @@ impl Engine {
                 ReplayVerdict::Fresh => {}
                 ReplayVerdict::Retransmission => self.counters.retransmissions += 1,
                 ReplayVerdict::Replay if p.in_guard => {
-                    return self.fail_known_good(now, p, Failure::ReplayedNonce, reply)
+                    return self.fail_known_good(now, p, msg, Failure::ReplayedNonce, reply)
                 }
                 ReplayVerdict::Replay => {
                     return self.fail(
                         now,
-                        &p.msg,
+                        msg,
                         Failure::ReplayedNonce,
                         user.as_bytes(),
                         p.peer,
@@ -891,10 +904,10 @@ impl Engine {
                 ReplayVerdict::Evicted => {
                     self.counters.nonce_evicted += 1;
                     self.counters.stale_nonce += 1;
-                    let method = p.msg.method().unwrap_or(Method::Other);
+                    let method = msg.method().unwrap_or(Method::Other);
                     return self.challenge(
                         now,
-                        &p.msg,
+                        msg,
                         method,
                         canonical(p.peer.ip()),
                         p.session,
@@ -943,6 +956,7 @@ impl Engine {
         &mut self,
         now: Instant,
         p: &Pending<'_>,
+        msg: &Message<'_>,
         failure: Failure,
         reply: &mut [u8],
     ) -> Verdict {
@@ -960,12 +974,12 @@ impl Engine {
         if revoked {
             return self
                 .replies
-                .forbid(&mut self.counters, self.proven, &p.msg, reply);
+                .forbid(&mut self.counters, self.proven, msg, reply);
         }
-        let method = p.msg.method().unwrap_or(Method::Other);
+        let method = msg.method().unwrap_or(Method::Other);
         self.challenge(
             now,
-            &p.msg,
+            msg,
             method,
             canonical(p.peer.ip()),
             p.session,
