@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use quanta::Clock;
-use sipgw::digest::{self, Algorithm, Credentials, Qop};
+use sipgw::digest::{self, Credentials};
 use sipgw::engine::{Verdict, WallClock};
 use sipgw::md5x;
 use sipgw::sip::Message;
@@ -18,7 +18,7 @@ use sipgw::{Config, CredentialStore, Engine, Secrets};
 
 #[path = "support/register.rs"]
 mod support;
-use support::register;
+use support::{auth_header_of, register};
 
 const CREDS: &str = "[[account]]\nname = \"alice\"\npassword = \"secret\"\n";
 const PEER: &str = "198.18.0.2:5060";
@@ -77,33 +77,6 @@ impl Setup {
 
 fn auth_header(nonce: &str, password: &str, qop: Option<u32>) -> String {
     auth_header_of("alice", nonce, password, qop)
-}
-
-fn auth_header_of(user: &str, nonce: &str, password: &str, qop: Option<u32>) -> String {
-    let ha1 = digest::ha1(user.as_bytes(), b"sipgw", password.as_bytes());
-    let uri = "sip:198.18.0.1";
-    let (q, nc) = match qop {
-        Some(n) => (Qop::Auth, format!("{n:08x}")),
-        None => (Qop::None, String::new()),
-    };
-    let resp = digest::client_response(
-        &ha1,
-        b"REGISTER",
-        uri.as_bytes(),
-        nonce.as_bytes(),
-        q,
-        nc.as_bytes(),
-        b"6b8b4567",
-        Algorithm::Md5,
-        b"",
-    );
-    let resp = String::from_utf8(resp.to_vec()).unwrap();
-    let qop_part = if qop.is_some() {
-        format!(",cnonce=\"6b8b4567\",nc={nc},qop=auth")
-    } else {
-        String::new()
-    };
-    format!("Authorization: Digest username=\"{user}\",realm=\"sipgw\"{qop_part},uri=\"{uri}\",nonce=\"{nonce}\",response=\"{resp}\",algorithm=MD5\r\n")
 }
 
 fn bench_parse(c: &mut Criterion) {

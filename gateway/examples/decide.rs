@@ -21,7 +21,7 @@ use sipgw::{Config, CredentialStore, Engine, Secrets};
 
 #[path = "../benches/support/register.rs"]
 mod support;
-use support::register;
+use support::{auth_header_of, register};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -60,24 +60,7 @@ fn main() {
     let text = String::from_utf8_lossy(&reply[..len]).into_owned();
     let at = text.find("nonce=\"").unwrap() + 7;
     let nonce = &text[at..at + sipgw::nonce::NONCE_LEN];
-    let auth_of = |user: &str, password: &str| {
-        let ha1 = sipgw::digest::ha1(user.as_bytes(), b"sipgw", password.as_bytes());
-        let resp = sipgw::digest::client_response(
-            &ha1,
-            b"REGISTER",
-            b"sip:198.18.0.1",
-            nonce.as_bytes(),
-            sipgw::digest::Qop::None,
-            b"",
-            b"",
-            sipgw::digest::Algorithm::Md5,
-            b"",
-        );
-        format!(
-            "Authorization: Digest username=\"{user}\",realm=\"sipgw\",uri=\"sip:198.18.0.1\",nonce=\"{nonce}\",response=\"{}\",algorithm=MD5\r\n",
-            String::from_utf8_lossy(&resp)
-        )
-    };
+    let auth_of = |user: &str, password: &str| auth_header_of(user, nonce, password, None);
     let auth = |password: &str| auth_of("alice", password);
     let good = register("fwd", 2, &auth("secret"));
     let mut ok = 0usize;

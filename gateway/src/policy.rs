@@ -303,19 +303,6 @@ impl Entry for Source {
     }
 }
 
-/// The seed of one table's key mixing, from the policy's secret (`domain` per table).
-fn table_seed(key: &[u8; 16], domain: u8) -> [u64; 3] {
-    let mut seed = [0u64; 3];
-    for (i, s) in seed.iter_mut().enumerate() {
-        let mut h = SipHasher13::new_with_key(key);
-        h.write_u8(0x7a);
-        h.write_u8(domain);
-        h.write_u8(i as u8);
-        *s = h.finish();
-    }
-    seed
-}
-
 /// The policy state of one engine (one worker).
 #[derive(Debug)]
 pub struct Policy {
@@ -336,9 +323,9 @@ impl Policy {
         Policy {
             cfg,
             hash_key,
-            terminals: Table::new(cfg.max_terminals, table_seed(&hash_key, 1)),
-            sessions: Table::new(cfg.max_sessions, table_seed(&hash_key, 2)),
-            sources: Table::new(cfg.max_sources, table_seed(&hash_key, 3)),
+            terminals: Table::new(cfg.max_terminals, crate::table::seed(&hash_key, 1)),
+            sessions: Table::new(cfg.max_sessions, crate::table::seed(&hash_key, 2)),
+            sources: Table::new(cfg.max_sources, crate::table::seed(&hash_key, 3)),
             next_sweep: None,
             suspended: 0,
         }

@@ -21,9 +21,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::hash::Hasher;
 use std::time::Duration;
 
 use quanta::Instant;
+use siphasher::sip::SipHasher13;
 
 /// Slots per bucket: eight 64-bit tags fill one cache line.
 pub const WAYS: usize = 8;
@@ -56,6 +58,19 @@ pub struct Table<V> {
     cap: usize,
     /// Insertions refused because every candidate slot was pinned.
     full: u64,
+}
+
+/// A table's seed from a secret `key`, distinct per `domain` (one domain per table).
+pub fn seed(key: &[u8; 16], domain: u8) -> [u64; 3] {
+    let mut seed = [0u64; 3];
+    for (i, s) in seed.iter_mut().enumerate() {
+        let mut h = SipHasher13::new_with_key(key);
+        h.write_u8(0x7a);
+        h.write_u8(domain);
+        h.write_u8(i as u8);
+        *s = h.finish();
+    }
+    seed
 }
 
 #[inline]

@@ -181,18 +181,6 @@ fn split_key(k: &[u8; 32]) -> ([u8; 16], [u8; 16]) {
     (a, b)
 }
 
-/// The seed of the known-sources table, from the local secret.
-fn admission_seed(k: &[u8; 16]) -> [u64; 3] {
-    let mut seed = [0u64; 3];
-    for (i, s) in seed.iter_mut().enumerate() {
-        let mut h = siphasher::sip::SipHasher13::new_with_key(k);
-        h.write_u8(0xad);
-        h.write_u8(i as u8);
-        *s = h.finish();
-    }
-    seed
-}
-
 impl Engine {
     /// Build an engine (allocates every table now; nothing is allocated per packet).
     pub fn new(
@@ -256,7 +244,7 @@ impl Engine {
                 config.limits.known_sources,
                 auth.known_good_window,
                 BATCH,
-                admission_seed(&rest),
+                crate::table::seed(&rest, 0xad),
             ),
             trust_dialogs: auth.trust_dialogs,
             dialogs: None,
