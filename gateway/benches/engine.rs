@@ -288,27 +288,13 @@ fn bench_engine(c: &mut Criterion) {
                 register(&format!("fwd-batch-{i}"), 2, &auth)
             })
             .collect();
-        let peer = s.peer;
-        let dgs: Vec<sipgw::Datagram<'_>> =
-            msgs.iter().map(|m| sipgw::Datagram::new(peer, m)).collect();
-        let mut replies = vec![vec![0u8; 2048]; 32];
-        let mut verdicts = vec![Verdict::default(); 32];
-        let now = s.clock.now();
-        s.engine
-            .handle_batch(now, &dgs, &mut replies, &mut verdicts);
-        assert!(
-            verdicts.iter().all(|v| matches!(v, Verdict::Forward(_))),
-            "{verdicts:?}"
+        batch32(
+            &mut g,
+            "b_batch32_valid_credentials_forward",
+            &mut s,
+            &msgs,
+            |v| matches!(v, Verdict::Forward(_)),
         );
-        g.throughput(Throughput::Elements(32));
-        g.bench_function("b_batch32_valid_credentials_forward", |b| {
-            b.iter(|| {
-                let now = s.clock.now();
-                s.engine
-                    .handle_batch(now, &dgs, &mut replies, &mut verdicts)
-            })
-        });
-        g.throughput(Throughput::Elements(1));
     }
 
     // Batch form: 32 challenges per call.
@@ -317,21 +303,40 @@ fn bench_engine(c: &mut Criterion) {
         let msgs: Vec<Vec<u8>> = (0..32)
             .map(|i| register(&format!("batch-{i}"), 1, ""))
             .collect();
-        let peer = s.peer;
-        let dgs: Vec<sipgw::Datagram<'_>> =
-            msgs.iter().map(|m| sipgw::Datagram::new(peer, m)).collect();
-        let mut replies = vec![vec![0u8; 2048]; 32];
-        let mut verdicts = vec![Verdict::default(); 32];
-        g.throughput(Throughput::Elements(32));
-        g.bench_function("a_batch32_challenge", |b| {
-            b.iter(|| {
-                let now = s.clock.now();
-                s.engine
-                    .handle_batch(now, &dgs, &mut replies, &mut verdicts)
-            })
+        batch32(&mut g, "a_batch32_challenge", &mut s, &msgs, |v| {
+            matches!(v, Verdict::Reply { status: 407, .. })
         });
     }
     g.finish();
+}
+
+/// `msgs` (32 datagrams from the setup's peer) through `handle_batch` per iteration, after
+/// checking once that every verdict is the expected one.
+fn batch32(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    s: &mut Setup,
+    msgs: &[Vec<u8>],
+    expected: impl Fn(&Verdict) -> bool,
+) {
+    let peer = s.peer;
+    let dgs: Vec<sipgw::Datagram<'_>> =
+        msgs.iter().map(|m| sipgw::Datagram::new(peer, m)).collect();
+    let mut replies = vec![vec![0u8; 2048]; dgs.len()];
+    let mut verdicts = vec![Verdict::default(); dgs.len()];
+    let now = s.clock.now();
+    s.engine
+        .handle_batch(now, &dgs, &mut replies, &mut verdicts);
+    assert!(verdicts.iter().all(&expected), "{name}: {verdicts:?}");
+    g.throughput(Throughput::Elements(dgs.len() as u64));
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let now = s.clock.now();
+            s.engine
+                .handle_batch(now, &dgs, &mut replies, &mut verdicts)
+        })
+    });
+    g.throughput(Throughput::Elements(1));
 }
 
 /// The whole core: the engine's decision and the proxy's rewrite (Via, Path, identity) of the
