@@ -171,17 +171,66 @@ pub fn write_reply(frame: &mut [u8], info: &FrameInfo, payload: &[u8]) -> Option
 /// checksums computed. The payload is written straight into the frame it leaves in (no copy).
 /// Returns the frame length, or `None` if it does not fit or the payload is too large for UDP.
 pub fn write_headers(frame: &mut [u8], info: &FrameInfo, len: usize) -> Option<usize> {
-    let total = reply_len(info, len);
-    let udp_len = u16::try_from(UDP_HEADER + len).ok()?;
-    if frame.len() < total || info.l2_len < 14 {
+    if frame.len() < reply_len(info, len) || info.l2_len < 14 {
         return None;
     }
     // Ethernet: back to the sender's MAC, from ours; VLAN tags and the EtherType stay.
     let (dst, src) = frame[..12].split_at_mut(6);
     dst.swap_with_slice(src);
+    write_ip_udp(frame, info.l2_len, info.local, info.peer, len)
+}
 
-    let ip_at = info.l2_len;
-    let (udp_at, pseudo) = match (info.local.ip(), info.peer.ip()) {
+/// The length of the Ethernet + IP + UDP headers in front of a datagram to `to` sent with
+/// [`write_upstream`].
+pub fn upstream_room(to: SocketAddr) -> usize {
+    14 + if to.is_ipv4() { IPV4_HEADER } else { IPV6_HEADER } + UDP_HEADER
+}
+
+/// Turn `frame`, whose first `at` bytes are free and whose payload (`len` bytes) follows them,
+/// into a datagram from `from` to `to` behind the Ethernet header `eth` (no VLAN tag: the
+/// header the kernel would write on the interface itself). The payload moves when `at` is not
+/// [`upstream_room`]`(to)` (a request received over IPv4 forwarded over IPv6, a VLAN-tagged
+/// request). Returns the frame length, or `None` if it does not fit, the families differ or
+/// the payload is too large for UDP.
+pub fn write_upstream(
+    frame: &mut [u8],
+    at: usize,
+    eth: &[u8; 14],
+    from: SocketAddr,
+    to: SocketAddr,
+    len: usize,
+) -> Option<usize> {
+    let room = upstream_room(to);
+    if from.is_ipv4() != to.is_ipv4() || frame.len() < room.max(at).checked_add(len)? {
+        return None;
+    }
+    if at != room {
+        frame.copy_within(at..at + len, room);
+    }
+    frame[..14].copy_from_slice(eth);
+    write_ip_udp(frame, 14, from, to, len)
+}
+
+/// Write the IP header at `ip_at` and the UDP header after it, for `len` payload bytes that
+/// follow them, with their checksums. The caller checked that the frame holds it all.
+fn write_ip_udp(
+    frame: &mut [u8],
+    ip_at: usize,
+    local: SocketAddr,
+    peer: SocketAddr,
+    len: usize,
+) -> Option<usize> {
+    let udp_len = u16::try_from(UDP_HEADER + len).ok()?;
+    let ip = if peer.is_ipv4() {
+        IPV4_HEADER
+    } else {
+        IPV6_HEADER
+    };
+    let total = ip_at + ip + UDP_HEADER + len;
+    if frame.len() < total {
+        return None;
+    }
+    let (udp_at, pseudo) = match (local.ip(), peer.ip()) {
         (IpAddr::V4(from), IpAddr::V4(to)) => {
             // Checked: a payload that fits UDP may still not fit IPv4's total length (found by
             // the `xdp_frame` fuzz target).
@@ -215,8 +264,8 @@ pub fn write_headers(frame: &mut [u8], info: &FrameInfo, len: usize) -> Option<u
         _ => return None,
     };
     let u = &mut frame[udp_at..udp_at + UDP_HEADER];
-    u[0..2].copy_from_slice(&info.local.port().to_be_bytes());
-    u[2..4].copy_from_slice(&info.peer.port().to_be_bytes());
+    u[0..2].copy_from_slice(&local.port().to_be_bytes());
+    u[2..4].copy_from_slice(&peer.port().to_be_bytes());
     u[4..6].copy_from_slice(&udp_len.to_be_bytes());
     u[6..8].copy_from_slice(&[0, 0]);
     let sum = match pseudo {
@@ -538,6 +587,77 @@ mod tests {
         let plen = u16::from_be_bytes([f6[18], f6[19]]);
         assert_eq!(parse(&set16(f6.clone(), 18, plen + 1)), Err(Reject::NotUdp));
         assert_eq!(parse(&set16(f6, 18, 0)), Err(Reject::NotUdp));
+    }
+
+    /// Check an upstream frame: the Ethernet header given, the addresses, the payload, and the
+    /// checksums (with etherparse's own arithmetic, and by `parse`, which refuses bad ones).
+    fn check_upstream(frame: &[u8], eth: &[u8; 14], from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+        assert_eq!(&frame[..14], eth);
+        let back = parse(frame).expect("upstream frame parses with good checksums");
+        assert_eq!((back.peer, back.local), (from, to));
+        assert_eq!(&frame[back.payload_off..back.payload_off + back.payload_len], payload);
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(TransportSlice::Udp(udp)) = &p.transport else {
+            panic!("not UDP")
+        };
+        let want = match p.net.as_ref().unwrap() {
+            NetSlice::Ipv4(v4) => {
+                let h = v4.header().to_header();
+                assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 checksum");
+                assert_eq!(h.time_to_live, TTL);
+                udp.to_header().calc_checksum_ipv4(&h, udp.payload()).unwrap()
+            }
+            NetSlice::Ipv6(v6) => {
+                let h = v6.header().to_header();
+                udp.to_header().calc_checksum_ipv6(&h, udp.payload()).unwrap()
+            }
+            _ => panic!("not IP"),
+        };
+        assert_eq!(udp.checksum(), want);
+    }
+
+    fn eth(ethertype: u16) -> [u8; 14] {
+        let mut e = [0u8; 14];
+        e[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        e[6..12].copy_from_slice(&MAC_GW);
+        e[12..].copy_from_slice(&ethertype.to_be_bytes());
+        e
+    }
+
+    #[test]
+    fn upstream_frames_for_every_header_size() {
+        let payload = b"REGISTER sip:softswitch SIP/2.0\r\nVia: x\r\n\r\n";
+        let v4 = |a: &str| -> SocketAddr { a.parse().unwrap() };
+        let cases = [
+            (v4("198.18.1.1:5060"), v4("198.18.2.2:5070"), 0x0800),
+            (v4("[2001:2:1::1]:5060"), v4("[2001:2:2::2]:5060"), 0x86dd),
+        ];
+        for (from, to, et) in cases {
+            let room = upstream_room(to);
+            // The payload where the core wrote it: exactly the room, after a longer header
+            // (VLAN-tagged IPv6 request), after a shorter one (IPv4 request, IPv6 forward).
+            for at in [room, room + 24, room.saturating_sub(20)] {
+                let mut frame = vec![0xeeu8; 2048];
+                frame[at..at + payload.len()].copy_from_slice(payload);
+                let n = write_upstream(&mut frame, at, &eth(et), from, to, payload.len())
+                    .expect("fits");
+                assert_eq!(n, room + payload.len());
+                check_upstream(&frame[..n], &eth(et), from, to, payload);
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_frame_that_does_not_fit_or_mixes_families_is_refused() {
+        let from: SocketAddr = "198.18.1.1:5060".parse().unwrap();
+        let to: SocketAddr = "198.18.2.2:5060".parse().unwrap();
+        let to6: SocketAddr = "[2001:2::2]:5060".parse().unwrap();
+        let mut frame = vec![0u8; 100];
+        assert_eq!(write_upstream(&mut frame, 42, &eth(0x0800), from, to, 59), None);
+        assert!(write_upstream(&mut frame, 42, &eth(0x0800), from, to, 58).is_some());
+        assert_eq!(write_upstream(&mut frame, 62, &eth(0x86dd), from, to6, 10), None);
+        let mut big = vec![0u8; 70_000];
+        assert_eq!(write_upstream(&mut big, 42, &eth(0x0800), from, to, 65_508), None);
     }
 
     proptest::proptest! {

@@ -12,6 +12,7 @@
 //! drops those sources in the driver from the next packet on.
 
 pub mod frame;
+pub mod neigh;
 pub mod maps;
 pub mod xsk;
 
