@@ -162,6 +162,38 @@ fn check(path: &Path) -> Result<()> {
         ),
         (_, None) => println!("  backend          udp (kernel sockets, no root needed)"),
     }
+    if let (sipgw::config::Backend::Xdp, Some(i)) = (c.gateway.backend, &c.xdp.interface) {
+        let setting = match c.xdp.zero_copy {
+            sipgw::config::ZeroCopy::On => "on",
+            sipgw::config::ZeroCopy::Off => "off",
+            sipgw::config::ZeroCopy::Auto => "auto",
+        };
+        match runtime::xdp::probe_mode(c, i) {
+            Ok(true) => println!("  af_xdp           zero-copy on {i} (xdp.zero_copy = {setting})"),
+            Ok(false) => println!(
+                "  af_xdp           copy mode on {i} (xdp.zero_copy = {setting}{})",
+                if c.xdp.zero_copy == sipgw::config::ZeroCopy::Auto {
+                    ": the driver offers no zero-copy"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => println!(
+                "  af_xdp           mode not probed (xdp.zero_copy = {setting}): {e} (the probe \
+                 binds queue 0: it needs root and a queue no running sipgw holds; a running \
+                 gateway logs each socket's mode)"
+            ),
+        }
+        println!(
+            "  softswitch leg   {}",
+            if c.xdp.upstream {
+                "AF_XDP when its next hop is on the interface and resolved, else the kernel \
+                 socket (xdp.upstream)"
+            } else {
+                "kernel socket (xdp.upstream = false)"
+            }
+        );
+    }
     println!(
         "  max_retry        {} (suspend {} s), challenge mode {}",
         c.auth.max_retry,

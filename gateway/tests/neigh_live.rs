@@ -9,8 +9,7 @@ use std::fs::File;
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sipgw::runtime::xdp::neigh::{self, Hop, Resolver};
@@ -57,7 +56,9 @@ impl Pair {
             "ip", "link", "add", &p.dev_a, "netns", &p.a, "type", "veth", "peer", "name", &dev_b,
             "netns", &p.b,
         ]);
-        run(&["ip", "-n", &p.a, "link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+        run(&[
+            "ip", "-n", &p.a, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        ]);
         for (ns, dev, addr) in [
             (&p.a, p.dev_a.as_str(), "198.18.3.1/24"),
             (&p.a, p.dev_a.as_str(), "2001:2:3::1/64"),
@@ -67,17 +68,43 @@ impl Pair {
         ] {
             run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad"]);
         }
-        for (ns, dev) in [(&p.a, p.dev_a.as_str()), (&p.a, "d0"), (&p.b, dev_b.as_str())] {
+        for (ns, dev) in [
+            (&p.a, p.dev_a.as_str()),
+            (&p.a, "d0"),
+            (&p.b, dev_b.as_str()),
+        ] {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
         // Revalidation goes STALE -> DELAY -> PROBE -> REACHABLE; the DELAY step is 5 s by
         // default.
         run(&[
-            "ip", "netns", "exec", &p.a, "sysctl", "-qw",
+            "ip",
+            "netns",
+            "exec",
+            &p.a,
+            "sysctl",
+            "-qw",
             &format!("net.ipv4.neigh.{}.delay_first_probe_time=1", p.dev_a),
         ]);
-        run(&["ip", "-n", &p.a, "route", "add", "198.18.50.0/24", "via", "198.18.3.2"]);
-        run(&["ip", "-n", &p.a, "route", "add", "blackhole", "198.18.66.0/24"]);
+        run(&[
+            "ip",
+            "-n",
+            &p.a,
+            "route",
+            "add",
+            "198.18.50.0/24",
+            "via",
+            "198.18.3.2",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &p.a,
+            "route",
+            "add",
+            "blackhole",
+            "198.18.66.0/24",
+        ]);
         p
     }
 
@@ -99,7 +126,17 @@ impl Pair {
     }
 
     fn neigh_state(&self, ip: &str) -> String {
-        let out = run(&["ip", "-n", &self.a, "-j", "neigh", "show", ip, "dev", &self.dev_a]);
+        let out = run(&[
+            "ip",
+            "-n",
+            &self.a,
+            "-j",
+            "neigh",
+            "show",
+            ip,
+            "dev",
+            &self.dev_a,
+        ]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v[0]["state"][0].as_str().unwrap_or("NONE").to_owned()
     }
@@ -148,38 +185,53 @@ fn next_hops_follow_the_kernel_and_used_stale_neighbours_are_revalidated() {
     let mac_a = pair.mac(&pair.a, &pair.dev_a);
     let mac_b = pair.mac(&pair.b, &pair.dev_b);
     let ifindex = pair.ifindex(&pair.a, &pair.dev_a);
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
     let resolver = in_ns(&pair.a, move || {
         let hops = neigh::read(ifindex).expect("rtnetlink dump");
         assert_eq!(hops.ifindex, ifindex);
         assert_eq!(hops.mac, mac_a);
         assert!(hops.addrs.contains(&ip("198.18.3.1")), "{:?}", hops.addrs);
         assert!(hops.addrs.contains(&ip("2001:2:3::1")), "{:?}", hops.addrs);
-        assert!(!hops.addrs.contains(&ip("198.18.4.1")), "not the other interface's");
+        assert!(
+            !hops.addrs.contains(&ip("198.18.4.1")),
+            "not the other interface's"
+        );
         // Nothing has been sent yet: the next hop is unknown, the rest is elsewhere.
-        assert_eq!(hops.lookup(ip("198.18.50.7"), ip("0.0.0.0")), Hop::Unresolved);
-        assert_eq!(hops.lookup(ip("198.18.3.2"), ip("0.0.0.0")), Hop::Unresolved);
+        assert_eq!(
+            hops.lookup(ip("198.18.50.7"), ip("0.0.0.0")),
+            Hop::Unresolved
+        );
+        assert_eq!(
+            hops.lookup(ip("198.18.3.2"), ip("0.0.0.0")),
+            Hop::Unresolved
+        );
         assert_eq!(hops.lookup(ip("198.18.4.9"), ip("0.0.0.0")), Hop::Elsewhere);
-        assert_eq!(hops.lookup(ip("198.18.66.1"), ip("0.0.0.0")), Hop::Elsewhere);
+        assert_eq!(
+            hops.lookup(ip("198.18.66.1"), ip("0.0.0.0")),
+            Hop::Elsewhere
+        );
         assert_eq!(hops.lookup(ip("198.18.3.1"), ip("0.0.0.0")), Hop::Elsewhere);
-        assert_eq!(hops.lookup(ip("203.0.113.1"), ip("0.0.0.0")), Hop::Elsewhere);
-        let r = Resolver::start(ifindex, stop2).expect("resolver");
+        assert_eq!(
+            hops.lookup(ip("203.0.113.1"), ip("0.0.0.0")),
+            Hop::Elsewhere
+        );
+        let r = Resolver::start(ifindex).expect("resolver");
         // A datagram through the kernel resolves the neighbour (what the fallback does).
         let s = UdpSocket::bind("198.18.3.1:0").unwrap();
         s.send_to(b"x", "198.18.3.2:9").unwrap();
         r
     });
     let published = resolver.published.clone();
-    until("the neighbour in a new snapshot", Duration::from_secs(3), || {
-        matches!(
-            published.current().lookup(ip("198.18.50.7"), ip("0.0.0.0")),
-            Hop::Frame { .. }
-        )
-    });
-    let Hop::Frame { eth, from } = published
-        .current()
-        .lookup(ip("198.18.50.7"), ip("0.0.0.0"))
+    until(
+        "the neighbour in a new snapshot",
+        Duration::from_secs(3),
+        || {
+            matches!(
+                published.current().lookup(ip("198.18.50.7"), ip("0.0.0.0")),
+                Hop::Frame { .. }
+            )
+        },
+    );
+    let Hop::Frame { eth, from } = published.current().lookup(ip("198.18.50.7"), ip("0.0.0.0"))
     else {
         unreachable!()
     };
@@ -195,14 +247,32 @@ fn next_hops_follow_the_kernel_and_used_stale_neighbours_are_revalidated() {
         .collect::<Vec<_>>()
         .join(":");
     run(&[
-        "ip", "-n", &pair.a, "neigh", "replace", "198.18.3.2", "dev", &pair.dev_a, "lladdr",
-        &mac_b_s, "nud", "stale",
+        "ip",
+        "-n",
+        &pair.a,
+        "neigh",
+        "replace",
+        "198.18.3.2",
+        "dev",
+        &pair.dev_a,
+        "lladdr",
+        &mac_b_s,
+        "nud",
+        "stale",
     ]);
     assert_eq!(pair.neigh_state("198.18.3.2"), "STALE");
-    until("the STALE state in a snapshot", Duration::from_secs(3), || {
-        published.current().neighbours.get(&ip("198.18.3.2")).map(|n| n.state)
-            == Some(netlink_packet_route::neighbour::NeighbourState::Stale)
-    });
+    until(
+        "the STALE state in a snapshot",
+        Duration::from_secs(3),
+        || {
+            published
+                .current()
+                .neighbours
+                .get(&ip("198.18.3.2"))
+                .map(|n| n.state)
+                == Some(netlink_packet_route::neighbour::NeighbourState::Stale)
+        },
+    );
     assert!(matches!(
         published.current().lookup(ip("198.18.50.7"), ip("0.0.0.0")),
         Hop::Frame { .. }
@@ -210,18 +280,30 @@ fn next_hops_follow_the_kernel_and_used_stale_neighbours_are_revalidated() {
     until("a revalidation", Duration::from_secs(4), || {
         resolver.stats.revalidated.load(Ordering::Relaxed) >= 1
     });
-    until("the kernel to confirm the neighbour", Duration::from_secs(5), || {
-        pair.neigh_state("198.18.3.2") == "REACHABLE"
-    });
+    until(
+        "the kernel to confirm the neighbour",
+        Duration::from_secs(5),
+        || pair.neigh_state("198.18.3.2") == "REACHABLE",
+    );
     // A neighbour that is not used is left alone.
     let before = resolver.stats.revalidated.load(Ordering::Relaxed);
     run(&[
-        "ip", "-n", &pair.a, "neigh", "replace", "198.18.3.77", "dev", &pair.dev_a, "lladdr",
-        "02:00:00:00:00:77", "nud", "stale",
+        "ip",
+        "-n",
+        &pair.a,
+        "neigh",
+        "replace",
+        "198.18.3.77",
+        "dev",
+        &pair.dev_a,
+        "lladdr",
+        "02:00:00:00:00:77",
+        "nud",
+        "stale",
     ]);
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(pair.neigh_state("198.18.3.77"), "STALE");
     assert!(resolver.stats.revalidated.load(Ordering::Relaxed) <= before + 1);
     assert_eq!(resolver.stats.errors.load(Ordering::Relaxed), 0);
-    stop.store(true, Ordering::Relaxed);
+    drop(resolver);
 }

@@ -55,8 +55,22 @@ struct Topo {
     pin_root: PathBuf,
 }
 
+/// Where the softswitch is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Behind the gateway's second interface (G ↔ S): the softswitch leg uses the kernel.
+    SecondInterface,
+    /// Behind the phones' side (P routes between the phones' link and S): the softswitch leg
+    /// leaves through the AF_XDP interface, to P's MAC.
+    BehindRouter,
+}
+
 impl Topo {
     fn new() -> Topo {
+        Topo::with(Layout::SecondInterface)
+    }
+
+    fn with(layout: Layout) -> Topo {
         assert!(
             rustix::process::geteuid().is_root(),
             "the AF_XDP tests build network namespaces and attach XDP programs: run them as root \
@@ -88,9 +102,15 @@ impl Topo {
             "ip", "link", "add", &gp, "netns", &t.g, "type", "veth", "peer", "name", &pp, "netns",
             &t.p,
         ]);
+        // The softswitch's link: from the gateway (gs), or from the phones' router (P).
+        let s_side = if layout == Layout::BehindRouter {
+            &t.p
+        } else {
+            &t.g
+        };
         run(&[
-            "ip", "link", "add", &gs, "netns", &t.g, "type", "veth", "peer", "name", &ss, "netns",
-            &t.s,
+            "ip", "link", "add", &gs, "netns", s_side, "type", "veth", "peer", "name", &ss,
+            "netns", &t.s,
         ]);
         let addrs: [(&str, &str, &str); 8] = [
             (&t.p, &pp, "198.18.1.2/24"),
@@ -99,14 +119,40 @@ impl Topo {
             (&t.p, &pp, "2001:2:1::3/64"),
             (&t.g, &gp, "198.18.1.1/24"),
             (&t.g, &gp, "2001:2:1::1/64"),
-            (&t.g, &gs, "198.18.2.1/24"),
+            (s_side, &gs, "198.18.2.1/24"),
             (&t.s, &ss, "198.18.2.2/24"),
         ];
         for (ns, dev, a) in addrs {
             run(&["ip", "-n", ns, "addr", "add", a, "dev", dev, "nodad"]);
         }
-        for (ns, dev) in [(&t.p, &pp), (&t.g, &gp), (&t.g, &gs), (&t.s, &ss)] {
+        for (ns, dev) in [(&t.p, &pp), (&t.g, &gp), (s_side, &gs), (&t.s, &ss)] {
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        if layout == Layout::BehindRouter {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &t.p,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                &t.g,
+                "route",
+                "add",
+                "198.18.2.0/24",
+                "via",
+                PHONE4,
+            ]);
+            // The softswitch's datagrams cross P into the AF_XDP interface: full checksums,
+            // as from the phones (below).
+            run(&[
+                "ip", "netns", "exec", &t.s, "ethtool", "-K", &ss, "tx", "off",
+            ]);
         }
         // The phones' sockets are local to this host: with TX checksum offload on, veth hands
         // their frames over with partial UDP checksums (the kernel trusts those; AF_XDP sees
@@ -494,6 +540,9 @@ fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
         gw.stat("xsk_tx_frames"),
         gw.stat("challenged") + gw.stat("forbidden_sent")
     );
+    // The softswitch is behind the second interface: its leg stays on the kernel socket.
+    assert_eq!(gw.stat("xsk_upstream_frames"), 0);
+    assert!(gw.stat("xsk_upstream_elsewhere") >= USERS as u64);
     assert!(gw.stat("xsk_rx_frames") >= 2 * USERS as u64);
     assert_eq!(
         gw.stat("xsk_not_udp") + gw.stat("xsk_tx_ring_full") + gw.stat("xsk_fill_starved"),
@@ -509,6 +558,77 @@ fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
         Some(challenged),
         "the gateway's counters in the mmapped map: {gw_dump}"
     );
+}
+
+#[test]
+fn the_softswitch_leg_leaves_on_af_xdp_when_its_next_hop_is_on_the_interface() {
+    let topo = Topo::with(Layout::BehindRouter);
+    let gw = Gw::start(&topo, "xdp-upstream", "");
+    let mut softswitch = gw.softswitch("softswitch_register.xml", USERS);
+    for i in 0..USERS {
+        let (u, p) = user(i);
+        assert_eq!(
+            gw.phone("register.xml", (&u, &p), PHONE4, &remote4(), 1, 10, 10),
+            Some(0),
+            "user {u}: {}",
+            gw.log()
+        );
+    }
+    assert_eq!(
+        softswitch.wait(Duration::from_secs(10)),
+        Some(0),
+        "the softswitch got the authenticated REGISTERs over the phones' link: {}",
+        gw.softswitch_log()
+    );
+    let registered: BTreeSet<String> = registered_users(&gw.softswitch_log());
+    assert_eq!(registered, (0..USERS).map(|i| user(i).0).collect());
+    // A call: the INVITE, ACK and BYE go up, the softswitch's 180/200 and the BYE's 200 come
+    // back through the same interface and go down to the phone.
+    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
+    let (u, p) = user(3);
+    assert_eq!(
+        gw.phone(
+            "phone_call_caller.xml",
+            (&u, &p),
+            PHONE4,
+            &remote4(),
+            1,
+            10,
+            20
+        ),
+        Some(0),
+        "call: {}",
+        gw.log()
+    );
+    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+
+    let up = gw.stat("xsk_upstream_frames");
+    let unresolved = gw.stat("xsk_upstream_unresolved");
+    let leg = gw.stat("upstream_requests") + gw.stat("responses_forwarded");
+    assert!(leg >= USERS as u64 + 4, "{leg}");
+    // Every datagram of the leg went on AF_XDP but those sent before the kernel had resolved
+    // P's MAC (the kernel socket's first datagram makes it resolve); none took another path.
+    assert_eq!(up + unresolved, leg, "{}", gw.log());
+    assert!(
+        unresolved <= 3,
+        "{unresolved} datagrams waited for the neighbour"
+    );
+    assert_eq!(gw.stat("xsk_upstream_elsewhere"), 0);
+    assert_eq!(
+        gw.stat("tx_datagrams"),
+        unresolved,
+        "the kernel socket sent only those"
+    );
+    assert_eq!(
+        gw.stat("xsk_tx_frames"),
+        gw.stat("challenged") + gw.stat("forbidden_sent") + up
+    );
+    // The softswitch's answers came in on AF_XDP too (nothing reached the kernel socket).
+    assert_eq!(gw.stat("rx_datagrams"), 0);
+    // Each request challenged, each request forwarded and each response forwarded came in as
+    // one frame.
+    let rx = gw.stat("xsk_rx_frames");
+    assert!(rx >= gw.stat("challenged") + leg, "{rx}");
 }
 
 #[test]
@@ -714,6 +834,60 @@ fn the_udp_backend_enforces_its_bans_through_a_loader_attachment() {
     assert!(
         topo.xdp_attached(),
         "the loader's attachment outlives the gateway"
+    );
+}
+
+#[test]
+fn sipgw_check_reports_the_af_xdp_mode_the_driver_gives() {
+    let topo = Topo::new();
+    let dir = Scratch::new("xdp-check");
+    std::fs::write(dir.0.join("users.toml"), credentials(1)).unwrap();
+    let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+    let check = |zero_copy: &str| -> String {
+        let config = Gw::config(&topo, metrics, "").replace(
+            "zero_copy = \"off\"",
+            &format!("zero_copy = \"{zero_copy}\""),
+        );
+        std::fs::write(dir.0.join("sipgw.toml"), config).unwrap();
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", topo.g))
+            .arg(env!("CARGO_BIN_EXE_sipgw"))
+            .args(["check", "--config"])
+            .arg(dir.0.join("sipgw.toml"))
+            .output()
+            .expect("sipgw check");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // veth has no AF_XDP zero-copy: auto falls back to copy mode, on cannot bind.
+    let auto = check("auto");
+    assert!(
+        auto.contains(&format!(
+            "af_xdp           copy mode on {} (xdp.zero_copy = auto: the driver offers no \
+             zero-copy)",
+            topo.g_phones
+        )),
+        "{auto}"
+    );
+    assert!(
+        auto.contains("softswitch leg   AF_XDP when its next hop"),
+        "{auto}"
+    );
+    let off = check("off");
+    assert!(
+        off.contains("copy mode on") && off.contains("(xdp.zero_copy = off)"),
+        "{off}"
+    );
+    let on = check("on");
+    assert!(
+        on.contains("mode not probed (xdp.zero_copy = on): AF_XDP socket on")
+            && on.contains("not supported"),
+        "{on}"
     );
 }
 

@@ -239,6 +239,9 @@ pub struct XdpSettings {
     pub pin_root: PathBuf,
     /// Leave the program attached when sipgw stops (bans keep being enforced).
     pub keep_attached: bool,
+    /// Send the softswitch leg (forwarded requests, responses to phones) on the AF_XDP socket
+    /// too when its next hop is on `interface` and resolved (`xdp.upstream`).
+    pub upstream: bool,
 }
 
 /// The `[gateway]` section, checked: the runtime around the engine.
@@ -412,6 +415,7 @@ struct RawXdp {
     busy_poll_budget: i64,
     pin_root: PathBuf,
     keep_attached: bool,
+    upstream: bool,
 }
 
 impl Default for RawXdp {
@@ -428,6 +432,7 @@ impl Default for RawXdp {
             busy_poll_budget: 64,
             pin_root: PathBuf::from("/sys/fs/bpf/sipgw"),
             keep_attached: false,
+            upstream: true,
         }
     }
 }
@@ -1003,6 +1008,7 @@ fn check_xdp(c: &Checker<'_>, x: &RawXdp, backend: Backend) -> Result<XdpSetting
         )? as u32,
         pin_root: x.pin_root.clone(),
         keep_attached: x.keep_attached,
+        upstream: x.upstream,
     };
     Ok(xdp)
 }
@@ -1293,10 +1299,11 @@ mod tests {
         assert_eq!(c.xdp.mode, XdpMode::Auto);
         assert_eq!(c.xdp.zero_copy, ZeroCopy::Auto);
         assert!(!c.xdp.keep_attached && !c.xdp.busy_poll);
+        assert!(c.xdp.upstream, "the softswitch leg on AF_XDP by default");
         let c = parse(
             "[gateway]\nbackend = \"xdp\"\n[xdp]\ninterface = \"eth1\"\nmode = \"native\"\n\
              zero_copy = \"off\"\nframe_size = 2048\nframes = 8192\nring_size = 4096\n\
-             busy_poll = true\nkeep_attached = true\npin_root = \"/sys/fs/bpf/x\"\n",
+             busy_poll = true\nkeep_attached = true\nupstream = false\npin_root = \"/sys/fs/bpf/x\"\n",
         )
         .unwrap();
         assert_eq!(c.gateway.backend, Backend::Xdp);
@@ -1309,7 +1316,7 @@ mod tests {
             (c.xdp.frame_size, c.xdp.frames, c.xdp.ring_size),
             (2048, 8192, 4096)
         );
-        assert!(c.xdp.busy_poll && c.xdp.keep_attached);
+        assert!(c.xdp.busy_poll && c.xdp.keep_attached && !c.xdp.upstream);
         assert_eq!(c.xdp.pin_root, PathBuf::from("/sys/fs/bpf/x"));
 
         let e = err("[gateway]\nbackend = \"xdp\"\n");

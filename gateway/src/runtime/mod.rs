@@ -320,6 +320,19 @@ impl Runtime {
             }
         }
         ports.resize_with(n, || None);
+        let next_hops = match (config.gateway.backend, xdp.as_mut()) {
+            (Backend::Xdp, Some(handle)) if config.xdp.upstream => match handle.next_hops() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    drop(ports);
+                    if let Some(h) = xdp.take() {
+                        h.shutdown();
+                    }
+                    return Err(e.into());
+                }
+            },
+            _ => None,
+        };
 
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -373,6 +386,7 @@ impl Runtime {
                 clock: clock.clone(),
                 core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
                 xsk,
+                next_hops: next_hops.clone().map(xdp::neigh::View::new),
                 maps: xdp.as_ref().map(|h| h.maps.clone()),
                 streams: streams.as_mut().map(|s| s.remove(0)),
                 live: None,

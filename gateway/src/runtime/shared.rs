@@ -57,6 +57,15 @@ counters! {
     /// AF_XDP replies copied into the received frame because the request found no free UMEM
     /// frame large enough to be written into directly (see `docs/operations.md`).
     xsk_reply_copied,
+    /// Datagrams of the softswitch leg (forwarded requests, responses to phones) sent on the
+    /// AF_XDP socket with the next hop's MAC from the kernel's neighbour table.
+    xsk_upstream_frames,
+    /// Datagrams of the softswitch leg sent through the kernel socket because their next hop
+    /// on the AF_XDP interface had no usable neighbour entry yet (the kernel resolves it).
+    xsk_upstream_unresolved,
+    /// Datagrams of the softswitch leg sent through the kernel socket because their route is
+    /// not out of the AF_XDP interface (another interface, a local address, a reject route).
+    xsk_upstream_elsewhere,
     /// AF_XDP frames with a wrong IPv4 header or UDP checksum, or no UDP checksum over IPv6
     /// (dropped, as the kernel would).
     xsk_bad_checksum,

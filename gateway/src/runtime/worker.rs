@@ -13,6 +13,7 @@ use super::shared::{proxy_config, RuntimeCounters, Shared, RECV_TIMEOUT};
 use super::stream::{StreamSetup, Streams};
 use super::udp::{self, RxRing, TxRing, BATCH};
 use super::xdp::frame::{self, FrameInfo, Reject};
+use super::xdp::neigh::{Hop, View};
 use super::xdp::xsk::{SpareFrame, RX_BATCH};
 use super::xdp::{PinnedMaps, XskPort};
 use crate::config::Config;
@@ -45,6 +46,8 @@ pub(super) struct Worker {
     pub core: Option<core_affinity::CoreId>,
     /// The AF_XDP socket of RX queue `index` (`backend = "xdp"`).
     pub xsk: Option<XskPort>,
+    /// The interface's next hops, when the softswitch leg is sent on AF_XDP (`xdp.upstream`).
+    pub next_hops: Option<View>,
     /// The XDP program's pinned maps (bans, counters), when an interface is configured.
     pub maps: Option<Arc<PinnedMaps>>,
     /// Listeners and channels of the stream transports, when TCP or TLS is configured.
@@ -411,14 +414,54 @@ impl Worker {
                     }
                 }
             }
-            for (k, out) in outs.iter().enumerate() {
+            // The softswitch leg: on AF_XDP from the frame the core wrote it into when its next
+            // hop is resolved on this interface, through the kernel otherwise.
+            let mut elsewhere: ArrayVec<usize, RX_BATCH> = ArrayVec::new();
+            if let Some(view) = self.next_hops.as_mut() {
+                view.refresh();
+            }
+            let bound = self.config.gateway.listen;
+            for (k, out) in outs.iter_mut().enumerate() {
                 let Action::Send { to, len, .. } = actions[k] else {
                     continue;
                 };
                 if to == inputs[k].flow {
                     continue;
                 }
-                let bytes = &out.bytes()[..len];
+                if let (
+                    Transport::Udp,
+                    Some(view),
+                    Out::Frame {
+                        spare,
+                        frame: s,
+                        room,
+                    },
+                ) = (to.transport, self.next_hops.as_ref(), &mut *out)
+                {
+                    let dst = SocketAddr::new(to.peer.ip().to_canonical(), to.peer.port());
+                    match view.hops().lookup(dst.ip(), bound.ip()) {
+                        Hop::Frame { eth, from } => {
+                            let from = SocketAddr::new(from, bound.port());
+                            if let Some(total) =
+                                frame::write_upstream(s.buf(), *room, &eth, from, dst, len)
+                            {
+                                s.set_len(total);
+                                send_spare[*spare] = true;
+                                rt.xsk_upstream_frames += 1;
+                                continue;
+                            }
+                        }
+                        Hop::Unresolved => rt.xsk_upstream_unresolved += 1,
+                        Hop::Elsewhere => rt.xsk_upstream_elsewhere += 1,
+                    }
+                }
+                elsewhere.push(k);
+            }
+            for k in elsewhere {
+                let Action::Send { to, len, .. } = actions[k] else {
+                    continue;
+                };
+                let bytes = &outs[k].bytes()[..len];
                 if to.transport == Transport::Udp {
                     kernel.push((to.peer, bytes));
                 } else if let Some(st) = self.live.as_mut() {

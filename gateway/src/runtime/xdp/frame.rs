@@ -183,7 +183,11 @@ pub fn write_headers(frame: &mut [u8], info: &FrameInfo, len: usize) -> Option<u
 /// The length of the Ethernet + IP + UDP headers in front of a datagram to `to` sent with
 /// [`write_upstream`].
 pub fn upstream_room(to: SocketAddr) -> usize {
-    14 + if to.is_ipv4() { IPV4_HEADER } else { IPV6_HEADER } + UDP_HEADER
+    14 + if to.is_ipv4() {
+        IPV4_HEADER
+    } else {
+        IPV6_HEADER
+    } + UDP_HEADER
 }
 
 /// Turn `frame`, whose first `at` bytes are free and whose payload (`len` bytes) follows them,
@@ -591,11 +595,20 @@ mod tests {
 
     /// Check an upstream frame: the Ethernet header given, the addresses, the payload, and the
     /// checksums (with etherparse's own arithmetic, and by `parse`, which refuses bad ones).
-    fn check_upstream(frame: &[u8], eth: &[u8; 14], from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+    fn check_upstream(
+        frame: &[u8],
+        eth: &[u8; 14],
+        from: SocketAddr,
+        to: SocketAddr,
+        payload: &[u8],
+    ) {
         assert_eq!(&frame[..14], eth);
         let back = parse(frame).expect("upstream frame parses with good checksums");
         assert_eq!((back.peer, back.local), (from, to));
-        assert_eq!(&frame[back.payload_off..back.payload_off + back.payload_len], payload);
+        assert_eq!(
+            &frame[back.payload_off..back.payload_off + back.payload_len],
+            payload
+        );
         let p = SlicedPacket::from_ethernet(frame).unwrap();
         let Some(TransportSlice::Udp(udp)) = &p.transport else {
             panic!("not UDP")
@@ -605,11 +618,15 @@ mod tests {
                 let h = v4.header().to_header();
                 assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 checksum");
                 assert_eq!(h.time_to_live, TTL);
-                udp.to_header().calc_checksum_ipv4(&h, udp.payload()).unwrap()
+                udp.to_header()
+                    .calc_checksum_ipv4(&h, udp.payload())
+                    .unwrap()
             }
             NetSlice::Ipv6(v6) => {
                 let h = v6.header().to_header();
-                udp.to_header().calc_checksum_ipv6(&h, udp.payload()).unwrap()
+                udp.to_header()
+                    .calc_checksum_ipv6(&h, udp.payload())
+                    .unwrap()
             }
             _ => panic!("not IP"),
         };
@@ -653,11 +670,20 @@ mod tests {
         let to: SocketAddr = "198.18.2.2:5060".parse().unwrap();
         let to6: SocketAddr = "[2001:2::2]:5060".parse().unwrap();
         let mut frame = vec![0u8; 100];
-        assert_eq!(write_upstream(&mut frame, 42, &eth(0x0800), from, to, 59), None);
+        assert_eq!(
+            write_upstream(&mut frame, 42, &eth(0x0800), from, to, 59),
+            None
+        );
         assert!(write_upstream(&mut frame, 42, &eth(0x0800), from, to, 58).is_some());
-        assert_eq!(write_upstream(&mut frame, 62, &eth(0x86dd), from, to6, 10), None);
+        assert_eq!(
+            write_upstream(&mut frame, 62, &eth(0x86dd), from, to6, 10),
+            None
+        );
         let mut big = vec![0u8; 70_000];
-        assert_eq!(write_upstream(&mut big, 42, &eth(0x0800), from, to, 65_508), None);
+        assert_eq!(
+            write_upstream(&mut big, 42, &eth(0x0800), from, to, 65_508),
+            None
+        );
     }
 
     proptest::proptest! {

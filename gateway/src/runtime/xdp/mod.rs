@@ -6,14 +6,17 @@
 //! the pinned maps, and gives each worker one AF_XDP socket on RX queue *i* (worker *i*),
 //! registered in the `xsks` map. Workers parse frames in place ([`frame`]), run the same engine
 //! and shards as the UDP backend, write challenges and 403s back into the received frame and
-//! send them with XDP TX on the same socket ([`xsk`]); authenticated requests and everything
-//! for the softswitch leave through the worker's kernel UDP socket, which also receives the
-//! softswitch's answers. Bans and suspensions go into the ban map ([`maps`]), so the program
-//! drops those sources in the driver from the next packet on.
+//! send them with XDP TX on the same socket ([`xsk`]). The softswitch leg (authenticated
+//! requests forwarded, responses back to phones) leaves on the same socket too when its next
+//! hop is on the interface and resolved ([`neigh`]: routes and neighbours from the kernel over
+//! rtnetlink; `xdp.upstream`), and through the worker's kernel UDP socket otherwise — which
+//! also receives what reaches the gateway on another interface. Bans and suspensions go into
+//! the ban map ([`maps`]), so the program drops those sources in the driver from the next
+//! packet on.
 
 pub mod frame;
-pub mod neigh;
 pub mod maps;
+pub mod neigh;
 pub mod xsk;
 
 use std::path::PathBuf;
@@ -36,6 +39,8 @@ pub struct XdpHandle {
     attached_here: bool,
     keep_attached: bool,
     queues: Vec<u32>,
+    /// The next hops of the interface, when the softswitch leg is sent on AF_XDP.
+    resolver: Option<neigh::Resolver>,
 }
 
 /// The XDP program could not be attached or its maps opened.
@@ -55,6 +60,14 @@ pub enum XdpError {
     /// An AF_XDP socket could not be created.
     #[error(transparent)]
     Socket(#[from] xsk::XskError),
+    /// The interface's routes and neighbours could not be read (`xdp.upstream`).
+    #[error("next hops of {iface} (xdp.upstream): {what}")]
+    NextHops {
+        /// The interface.
+        iface: String,
+        /// Why.
+        what: String,
+    },
 }
 
 fn target(config: &Config, iface: &str) -> Target {
@@ -127,7 +140,33 @@ impl XdpHandle {
             attached_here,
             keep_attached: config.xdp.keep_attached,
             queues: Vec::new(),
+            resolver: None,
         })
+    }
+
+    /// Start following the interface's next hops (`xdp.upstream`): what the workers need to
+    /// send the softswitch leg on AF_XDP.
+    pub fn next_hops(&mut self) -> Result<Arc<neigh::Published>, XdpError> {
+        if let Some(r) = &self.resolver {
+            return Ok(r.published.clone());
+        }
+        let iface = &self.target.iface;
+        let fail = |e: String| XdpError::NextHops {
+            iface: iface.clone(),
+            what: e,
+        };
+        let sock = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::DGRAM,
+            None,
+        )
+        .map_err(|e| fail(format!("socket: {e}")))?;
+        let ifindex = rustix::net::netdevice::name_to_index(&sock, iface)
+            .map_err(|e| fail(format!("interface index: {e}")))?;
+        let r = neigh::Resolver::start(ifindex).map_err(|e| fail(e.to_string()))?;
+        let p = r.published.clone();
+        self.resolver = Some(r);
+        Ok(p)
     }
 
     /// `backend = "udp"` with `xdp.interface`: use the maps `sipgw-loader attach` pinned.
@@ -139,12 +178,19 @@ impl XdpHandle {
             attached_here: false,
             keep_attached: true,
             queues: Vec::new(),
+            resolver: None,
         })
     }
 
     /// Open the AF_XDP socket of `queue` and register it in the `xsks` map.
     pub fn socket(&mut self, config: &Config, queue: u32) -> Result<XskPort, XdpError> {
         let port = XskPort::open(&self.target.iface, queue, &config.xdp)?;
+        tracing::info!(
+            iface = %self.target.iface,
+            queue,
+            mode = if port.zero_copy() { "zero-copy" } else { "copy" },
+            "AF_XDP socket bound"
+        );
         if config.xdp.busy_poll {
             if let Err(e) =
                 port.set_busy_poll(config.xdp.busy_poll_usecs, config.xdp.busy_poll_budget)
@@ -164,7 +210,8 @@ impl XdpHandle {
 
     /// At stop: unregister the sockets, and detach the program if this process attached it
     /// and `xdp.keep_attached` is off. The pinned maps (bans) stay either way.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        drop(self.resolver.take());
         for q in &self.queues {
             self.maps.unregister_socket(*q);
         }
@@ -175,6 +222,16 @@ impl XdpHandle {
             }
         }
     }
+}
+
+/// The AF_XDP mode `xdp.zero_copy` gets on `iface`, found by binding a small socket to queue
+/// 0 the way the workers do (`sipgw check`): `Ok(true)` zero-copy, `Ok(false)` copy mode. Needs
+/// root (CAP_NET_RAW, CAP_BPF) and a queue no running gateway holds (EBUSY otherwise).
+pub fn probe_mode(config: &Config, iface: &str) -> Result<bool, XdpError> {
+    let mut s = config.xdp.clone();
+    s.ring_size = 64;
+    s.frames = 128;
+    Ok(XskPort::open(iface, 0, &s)?.zero_copy())
 }
 
 /// The ports the XDP program treats as SIP: `gateway.listen`'s (UDP and TCP) and, with TLS,

@@ -614,13 +614,16 @@ const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_IPV6_IFADDR: u32 = 9;
 const RTNLGRP_IPV6_ROUTE: u32 = 11;
 
-/// The resolver: reads the snapshot at start and keeps it current on its own thread.
+/// The resolver: reads the snapshot at start and keeps it current on its own thread, until it
+/// is dropped.
 #[derive(Debug)]
 pub struct Resolver {
     /// What the workers read.
     pub published: Arc<Published>,
-    /// Snapshots rebuilt, revalidations asked, failures (for the metrics and tests).
+    /// What the resolver thread did (for the log and the tests).
     pub stats: Arc<ResolverStats>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the resolver thread did.
@@ -636,8 +639,8 @@ pub struct ResolverStats {
 
 impl Resolver {
     /// Read interface `ifindex` now (an error here fails the start, naming rtnetlink), then
-    /// follow its changes on a thread until `stop` is set.
-    pub fn start(ifindex: u32, stop: Arc<AtomicBool>) -> Result<Resolver, NetlinkError> {
+    /// follow its changes on a thread.
+    pub fn start(ifindex: u32) -> Result<Resolver, NetlinkError> {
         let mut nl = Netlink::open()?;
         let first = read_with(&mut nl, ifindex)?;
         let mut events = Socket::new(NETLINK_ROUTE).map_err(nl_err("socket"))?;
@@ -659,12 +662,27 @@ impl Resolver {
             .map_err(nl_err("non-blocking"))?;
         let published = Arc::new(Published::new(first));
         let stats = Arc::new(ResolverStats::default());
-        let (p, s) = (published.clone(), stats.clone());
-        std::thread::Builder::new()
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, st) = (published.clone(), stats.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
             .name("sipgw-neigh".into())
-            .spawn(move || follow(nl, events, ifindex, &p, &s, &stop))
+            .spawn(move || follow(nl, events, ifindex, &p, &s, &st))
             .map_err(nl_err("thread"))?;
-        Ok(Resolver { published, stats })
+        Ok(Resolver {
+            published,
+            stats,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -767,10 +785,22 @@ mod tests {
 
     fn hops() -> NextHops {
         let mut n = HashMap::new();
-        n.insert(ip("198.18.1.254"), Neighbour::new(ROUTER, NeighbourState::Stale));
-        n.insert(ip("198.18.1.2"), Neighbour::new(PHONE, NeighbourState::Reachable));
-        n.insert(ip("198.18.1.3"), Neighbour::new(PHONE, NeighbourState::Failed));
-        n.insert(ip("2001:2:1::2"), Neighbour::new(PHONE, NeighbourState::Permanent));
+        n.insert(
+            ip("198.18.1.254"),
+            Neighbour::new(ROUTER, NeighbourState::Stale),
+        );
+        n.insert(
+            ip("198.18.1.2"),
+            Neighbour::new(PHONE, NeighbourState::Reachable),
+        );
+        n.insert(
+            ip("198.18.1.3"),
+            Neighbour::new(PHONE, NeighbourState::Failed),
+        );
+        n.insert(
+            ip("2001:2:1::2"),
+            Neighbour::new(PHONE, NeighbourState::Permanent),
+        );
         NextHops::new(
             IF,
             OURS,
@@ -840,14 +870,22 @@ mod tests {
         assert_eq!(h.lookup(ip("198.18.1.4"), ip("0.0.0.0")), Hop::Unresolved);
         assert_eq!(h.lookup(ip("198.18.1.3"), ip("0.0.0.0")), Hop::Unresolved);
         // A socket bound to an IPv6 address cannot send to an IPv4 destination.
-        assert_eq!(h.lookup(ip("198.18.1.2"), ip("2001:2:1::1")), Hop::Elsewhere);
+        assert_eq!(
+            h.lookup(ip("198.18.1.2"), ip("2001:2:1::1")),
+            Hop::Elsewhere
+        );
     }
 
     #[test]
     fn route_metric_breaks_ties_and_preferred_source_wins() {
         let mut a = route("198.18.5.0/24", Some("198.18.1.2"), IF, RouteKind::Unicast);
         a.metric = 200;
-        let mut b = route("198.18.5.0/24", Some("198.18.1.254"), IF, RouteKind::Unicast);
+        let mut b = route(
+            "198.18.5.0/24",
+            Some("198.18.1.254"),
+            IF,
+            RouteKind::Unicast,
+        );
         b.metric = 100;
         b.src = Some(ip("198.18.1.100"));
         let mut h = hops();
@@ -876,8 +914,10 @@ mod tests {
         frame_to(&a, "203.0.113.9", "0.0.0.0");
         assert!(a.same(&b), "a use mark is not a change");
         let mut c = hops();
-        c.neighbours
-            .insert(ip("198.18.1.2"), Neighbour::new(ROUTER, NeighbourState::Reachable));
+        c.neighbours.insert(
+            ip("198.18.1.2"),
+            Neighbour::new(ROUTER, NeighbourState::Reachable),
+        );
         assert!(!a.same(&c));
         let p = Published::new(hops());
         let mut v = View::new(Arc::new(p));

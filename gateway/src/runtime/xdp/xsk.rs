@@ -25,6 +25,9 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use crate::config::{XdpSettings, ZeroCopy};
 
+/// How long [`XskPort::open`] waits for a queue that is busy (EBUSY) to be released.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Frames taken from the RX ring per batch.
 pub const RX_BATCH: usize = 32;
 
@@ -115,7 +118,11 @@ impl XskPort {
             ],
         };
         let mut last = String::new();
-        for (mode, zero_copy) in attempts {
+        // A queue a socket closed a moment ago (another process, `sipgw check`'s probe, the
+        // previous run) stays busy until the kernel's deferred release of its pool has run.
+        let busy_until = std::time::Instant::now() + BUSY_WAIT;
+        let mut attempt = 0;
+        while let Some((mode, zero_copy)) = attempts.get(attempt) {
             let config = SocketConfig::builder()
                 .rx_queue_size(ring)
                 .tx_queue_size(ring)
@@ -155,7 +162,20 @@ impl XskPort {
                     return Ok(port);
                 }
                 Ok(_) => return Err(fail("no fill/completion rings returned".to_owned())),
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    let os = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .and_then(std::io::Error::raw_os_error);
+                    last = match std::error::Error::source(&e) {
+                        Some(why) => format!("{e}: {why}"),
+                        None => e.to_string(),
+                    };
+                    if os == Some(libc::EBUSY) && std::time::Instant::now() < busy_until {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    }
+                    attempt += 1;
+                }
             }
         }
         Err(fail(format!(
