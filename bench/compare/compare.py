@@ -59,6 +59,8 @@ REALM = "bench.test"
 MAX_RETRY = 6
 SUSPEND = 180
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# sipgw's metrics endpoint, inside the gateway namespace.
+METRICS = "127.0.0.1:9465"
 
 
 def sh(*args, check=True, capture=True, timeout=60):
@@ -71,7 +73,11 @@ def sh(*args, check=True, capture=True, timeout=60):
 class Topo:
     """Three namespaces: load (l), gateway (g), softswitch (s)."""
 
-    def __init__(self, queues):
+    def __init__(self, queues, softswitch_side="gateway"):
+        # "gateway": the softswitch behind the gateway's second interface (the softswitch leg
+        # of sipgw's AF_XDP backend uses the kernel socket there); "load": behind the load
+        # namespace, which routes (the leg crosses the phone-facing interface, on AF_XDP).
+        self.softswitch_side = softswitch_side
         tag = f"{os.getpid() % 100000}"
         self.l, self.g, self.s = (f"sgcmp{tag}-{x}" for x in "lgs")
         self.g_if, self.l_if = f"cg{tag}", f"cl{tag}"
@@ -87,19 +93,26 @@ class Topo:
         sh("ip", "link", "add", self.g_if, "numrxqueues", q, "numtxqueues", q, "netns", self.g,
            "type", "veth", "peer", "name", self.l_if, "numrxqueues", q, "numtxqueues", q,
            "netns", self.l)
-        sh("ip", "link", "add", self.gs_if, "netns", self.g, "type", "veth", "peer", "name",
+        side = self.l if self.softswitch_side == "load" else self.g
+        sh("ip", "link", "add", self.gs_if, "netns", side, "type", "veth", "peer", "name",
            self.s_if, "netns", self.s)
         sh("ip", "-n", self.g, "addr", "add", f"{GW}/24", "dev", self.g_if)
-        sh("ip", "-n", self.g, "addr", "add", "198.18.2.1/24", "dev", self.gs_if)
+        sh("ip", "-n", side, "addr", "add", "198.18.2.1/24", "dev", self.gs_if)
         sh("ip", "-n", self.s, "addr", "add", f"{SOFTSWITCH}/24", "dev", self.s_if)
         sh("ip", "-n", self.l, "addr", "add", f"{LEGIT}/24", "dev", self.l_if)
         for i in range(SOURCES):
             sh("ip", "-n", self.l, "addr", "add", f"198.18.1.{FLOOD_BASE + i}/24", "dev",
                self.l_if)
-        for ns, dev in ((self.l, self.l_if), (self.g, self.g_if), (self.g, self.gs_if),
+        for ns, dev in ((self.l, self.l_if), (self.g, self.g_if), (side, self.gs_if),
                         (self.s, self.s_if)):
             sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("ip", "-n", self.s, "route", "add", "default", "via", "198.18.2.1")
+        if self.softswitch_side == "load":
+            sh("ip", "netns", "exec", self.l, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            sh("ip", "-n", self.g, "route", "add", "198.18.2.0/24", "via", LEGIT, "dev",
+               self.g_if)
+            # The softswitch's datagrams cross into the AF_XDP interface: full checksums.
+            sh("ip", "netns", "exec", self.s, "ethtool", "-K", self.s_if, "tx", "off")
         # Replies to the spoofed flood go back into the load namespace, which drops them (no
         # such address there, no forwarding): nothing leaves the namespaces.
         sh("ip", "-n", self.g, "route", "add", RANDOM_NET, "via", LEGIT, "dev", self.g_if)
@@ -178,6 +191,10 @@ class System:
     def pids(self):
         return [self.proc.pid]
 
+    def counters(self):
+        """The system's own counters (sipgw: its metrics; others: none)."""
+        return {}
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -208,7 +225,7 @@ class Sipgw(System):
             f'challenge_mode = 3\n'
             f'failed_suspend = {SUSPEND}\n\n[gateway]\nbackend = "{self.backend}"\n'
             f'listen = "{GW}:5060"\nsoftswitch = "{SOFTSWITCH}:5060"\nworkers = {self.workers}\n'
-            f'log_rejections_per_sec = 0\n{xdp}')
+            f'log_rejections_per_sec = 0\nmetrics = "{METRICS}"\n{xdp}')
         log = open(self.dir / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
             pinned(["nsenter", f"--net=/run/netns/{self.topo.g}", SIPGW, "run", "--config",
@@ -218,6 +235,15 @@ class Sipgw(System):
         if self.proc.poll() is not None:
             raise SystemExit(f"compare: {self.name} did not start: "
                              f"{(self.dir / f'{self.name}.log').read_text()}")
+
+    def counters(self):
+        """The gateway's transport counters (`sipgw stats -j -a` in its namespace)."""
+        r = sh("nsenter", f"--net=/run/netns/{self.topo.g}", SIPGW, "stats", "--metrics",
+               METRICS, "-j", "-a", check=False)
+        if r.returncode != 0:
+            return {}
+        return {k: v for k, v in json.loads(r.stdout).items()
+                if "xsk_" in k or "datagrams" in k}
 
     def stop(self):
         super().stop()
@@ -329,7 +355,11 @@ def measure(system, topo, d, dur, offered, equal_rate):
         res["sweep"].append({"offered": rate, "report": r})
         print(f"  {system.name}: offered {rate or 'max'}/s -> {reg_rate(r):,.0f}/s", flush=True)
     # The highest rate, with CPU; then one equal offered rate for every system, with CPU.
+    k0 = system.counters()
     r, cpu = cpu_run(system, topo, [*reg, "--rate", "0", "--duration", str(dur)], dur + 30)
+    k1 = system.counters()
+    # Where the gateway's datagrams went in that run (sipgw: AF_XDP or the kernel socket).
+    res["counters_max"] = {k: k1[k] - k0.get(k, 0) for k in k1}
     res["max"] = r
     res.update(cpu)
     res["cpu_s"] = res["cpu_user_s"] + res["cpu_sys_s"]
@@ -522,6 +552,10 @@ def main():
     ap.add_argument("--offered", default="1000,2000,5000,10000,20000,30000,0",
                     help="offered registrations/s of the sweep (0: as fast as possible)")
     ap.add_argument("--queues", type=int, default=2, help="veth queues = workers/children")
+    ap.add_argument("--softswitch-side", choices=("gateway", "load"), default="gateway",
+                    help="where the softswitch stand-in is: behind the gateway's second "
+                         "interface, or behind the load namespace (routed; the softswitch leg "
+                         "then crosses the phone-facing interface: AF_XDP both ways)")
     ap.add_argument("--equal-rate", type=int, default=5000,
                     help="offered registrations/s at which every system's CPU is measured too")
     ncpu = os.cpu_count() or 1
@@ -565,7 +599,7 @@ def main():
         f'[[account]]\nname = "{u}"\npassword = "{p}"\n\n' for u, p in users))
     (work / "users.json").write_text(json.dumps(users))
     results = []
-    with Topo(a.queues) as topo:
+    with Topo(a.queues, a.softswitch_side) as topo:
         for name in systems:
             ss = subprocess.Popen(
                 pinned(["ip", "netns", "exec", topo.s, BENCH, "softswitch", "--listen",
@@ -639,9 +673,20 @@ def main():
                           f"under the random flood {times('random_legit_success_pct')}, "
                           f"p99 {times('random_legit_p99_ms')}"]
             print(f"  {r['system']} / {b['system']}: " + "; ".join(parts))
+    for res in results:
+        k = res.get("counters_max") or {}
+        up = k.get("sipgw_xsk_upstream_frames_total")
+        if up is not None:
+            kernel = k.get("sipgw_tx_datagrams_total", 0)
+            print(f"\n{res['system']} at its maximum: softswitch leg {up:,} datagrams on AF_XDP, "
+                  f"{kernel:,} through the kernel socket (unresolved "
+                  f"{k.get('sipgw_xsk_upstream_unresolved_total', 0):,}, elsewhere "
+                  f"{k.get('sipgw_xsk_upstream_elsewhere_total', 0):,}); "
+                  f"{k.get('sipgw_rx_datagrams_total', 0):,} received on the kernel socket")
     (out / "compare.json").write_text(json.dumps({"rows": rows, "runs": results,
                                                   "duration_s": a.duration,
                                                   "users": a.users, "pin": PIN,
+                                                  "softswitch_side": a.softswitch_side,
                                                   "equal_rate": a.equal_rate}, indent=1))
     svg_lines(results, out / "compare-throughput.svg")
     svg_bars(rows, "flood_absorbed_per_s", "Banned-source flood absorbed (packets/s), 0 reaching "

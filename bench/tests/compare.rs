@@ -3,7 +3,7 @@
 //! TCP the registration loads, and the report must hold together (every system completed
 //! registrations, nothing of a banned flood reached the softswitch, the softswitch got one
 //! authenticated REGISTER per success, no TCP connection was lost, the random-source flood and
-//! the equal-rate CPU were measured, the processes were pinned). Needs root and Kamailio
+//! the equal-rate CPU were measured, the processes were pinned, the gateways' counters were read). Needs root and Kamailio
 //! (`./scripts/install-deps --bench`, which `./scripts/test` runs).
 
 use std::path::Path;
@@ -97,6 +97,23 @@ fn the_comparison_harness_runs_and_its_numbers_hold_together() {
             "{name}: {row}"
         );
         assert_eq!(row["flood_reached_softswitch"], 0, "{name}: {row}");
+        // The gateway's own counters say where its datagrams went: with the softswitch behind
+        // the second interface (the default side), the AF_XDP backend's softswitch leg uses the
+        // kernel socket, and says so.
+        let k = &run["counters_max"];
+        let c = |key: &str| k[format!("sipgw_{key}_total")].as_u64();
+        match name {
+            "sipgw-xdp" => {
+                assert_eq!(c("xsk_upstream_frames"), Some(0), "{name}: {k}");
+                assert!(
+                    c("xsk_upstream_elsewhere").unwrap() >= n("succeeded"),
+                    "{name}: {k}"
+                );
+                assert!(c("xsk_rx_frames").unwrap() > 0, "{name}: {k}");
+            }
+            "sipgw-udp" => assert!(c("rx_datagrams").unwrap() > 0, "{name}: {k}"),
+            _ => {}
+        }
         // The unauthenticated flood from spoofed random sources ran, and legitimate
         // registrations were measured under it.
         assert!(
