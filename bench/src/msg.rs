@@ -15,7 +15,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use sipgw::digest::{self, Algorithm, Ha1, Qop};
+use sipgw::digest::{self, Algorithm, Qop};
+
+use crate::users::Ha1;
 use sipgw::sip::{self, HeaderName, Message};
 
 /// What a request is for; written after `sipgw-bench/` in its User-Agent.
@@ -228,7 +230,7 @@ fn write_credentials(
         Algorithm::Md5,
         b"",
     );
-    let response = std::str::from_utf8(&response).unwrap_or_default();
+    let response = response.as_str();
     write!(
         w,
         "{}: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", \

@@ -8,7 +8,10 @@
 use std::path::Path;
 
 use sipgw::credentials::{AccountId, AuthMode, CredentialStore};
-use sipgw::digest::Ha1;
+use sipgw::digest::Hash;
+
+/// An MD5 HA1 (the load generator speaks MD5).
+pub type Ha1 = [u8; 16];
 
 /// One password account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +65,7 @@ impl Users {
             .filter_map(|a| {
                 Some(User {
                     name: a.name.clone(),
-                    ha1: a.ha1?,
+                    ha1: a.ha1s.get(Hash::Md5)?.as_bytes().try_into().ok()?,
                 })
             })
             .collect();

@@ -41,7 +41,7 @@ use ipnet::IpNet;
 use crate::addr::{bits, canonical, masked};
 use serde::Deserialize;
 
-use crate::digest::{self, Ha1};
+use crate::digest::{self, Ha1, Hash, Hashed};
 
 /// Index of an account in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,8 +65,40 @@ pub struct Account {
     pub name: String,
     /// How it authenticates.
     pub mode: AuthMode,
-    /// HA1 for the gateway realm (password mode only).
-    pub ha1: Option<Ha1>,
+    /// HA1s for the gateway realm, one per hash (password mode only).
+    pub ha1s: Ha1s,
+}
+
+/// An account's HA1 per hash: every hash of `auth.algorithms` has one (computed from the
+/// password at load, or given in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ha1s {
+    by_hash: [Option<Ha1>; 3],
+}
+
+impl Ha1s {
+    fn slot(hash: Hash) -> usize {
+        match hash {
+            Hash::Md5 => 0,
+            Hash::Sha256 => 1,
+            Hash::Sha512_256 => 2,
+        }
+    }
+
+    /// The HA1 for `hash`.
+    pub fn get(&self, hash: Hash) -> Option<&Ha1> {
+        self.by_hash[Self::slot(hash)].as_ref()
+    }
+
+    /// Set the HA1 for `hash`.
+    pub fn set(&mut self, hash: Hash, ha1: Ha1) {
+        self.by_hash[Self::slot(hash)] = Some(ha1);
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.iter().all(Option::is_none)
+    }
 }
 
 /// A credential file that could not be loaded.
@@ -115,6 +147,8 @@ struct RawAccount {
     name: String,
     password: Option<String>,
     ha1: Option<String>,
+    ha1_sha256: Option<String>,
+    ha1_sha512_256: Option<String>,
     realm: Option<String>,
     mode: Option<String>,
     allow: Vec<String>,
@@ -134,21 +168,41 @@ pub struct CredentialStore {
 }
 
 impl CredentialStore {
-    /// Load a credential file; HA1s are computed for `realm`.
+    /// Load a credential file; MD5 HA1s are computed for `realm`.
     pub fn load(path: &Path, realm: &str) -> Result<CredentialStore, CredentialsError> {
+        Self::load_for(path, realm, &[Hash::Md5])
+    }
+
+    /// Load a credential file; every password account gets an HA1 for `realm` for each of
+    /// `hashes` (those of `auth.algorithms`).
+    pub fn load_for(
+        path: &Path,
+        realm: &str,
+        hashes: &[Hash],
+    ) -> Result<CredentialStore, CredentialsError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Io {
             file: file.clone(),
             source,
         })?;
-        Self::parse(&text, &file, realm)
+        Self::parse_for(&text, &file, realm, hashes)
     }
 
-    /// Parse credential TOML; `origin` names it in errors.
+    /// Parse credential TOML (MD5 HA1s); `origin` names it in errors.
     pub fn parse(
         text: &str,
         origin: &str,
         realm: &str,
+    ) -> Result<CredentialStore, CredentialsError> {
+        Self::parse_for(text, origin, realm, &[Hash::Md5])
+    }
+
+    /// Parse credential TOML with an HA1 per hash of `hashes`; `origin` names it in errors.
+    pub fn parse_for(
+        text: &str,
+        origin: &str,
+        realm: &str,
+        hashes: &[Hash],
     ) -> Result<CredentialStore, CredentialsError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| CredentialsError::Syntax {
             file: origin.to_owned(),
@@ -164,7 +218,7 @@ impl CredentialStore {
                 message,
             };
             store
-                .add(acc_checked(&acc, realm).map_err(&fail)?, &acc.allow)
+                .add(acc_checked(&acc, realm, hashes).map_err(&fail)?, &acc.allow)
                 .map_err(&fail)?;
         }
         store.v4_lens.sort_unstable_by(|a, b| b.cmp(a));
@@ -254,11 +308,11 @@ impl CredentialStore {
         self.accounts.get(id.0 as usize)
     }
 
-    /// A password account by digest username (unescaped bytes).
-    pub fn by_username(&self, username: &[u8]) -> Option<(AccountId, &Ha1)> {
+    /// A password account by digest username (unescaped bytes), with its HA1s.
+    pub fn by_username(&self, username: &[u8]) -> Option<(AccountId, &Ha1s)> {
         let id = *self.by_name.get(username)?;
-        let ha1 = self.accounts.get(id.0 as usize)?.ha1.as_ref()?;
-        Some((id, ha1))
+        let account = self.accounts.get(id.0 as usize)?;
+        (account.mode == AuthMode::Password).then_some((id, &account.ha1s))
     }
 
     /// Whether a username belongs to a password account.
@@ -285,7 +339,7 @@ impl CredentialStore {
 }
 
 /// IPv4-mapped IPv6 addresses (dual-stack sockets) are treated as the IPv4 address.
-fn acc_checked(acc: &RawAccount, realm: &str) -> Result<Account, String> {
+fn acc_checked(acc: &RawAccount, realm: &str, hashes: &[Hash]) -> Result<Account, String> {
     let name_ok = !acc.name.is_empty()
         && acc.name.len() <= 128
         && acc.name.bytes().all(|b| b >= 0x20 && b != 0x7f);
@@ -314,23 +368,69 @@ fn acc_checked(acc: &RawAccount, realm: &str) -> Result<Account, String> {
             if !acc.allow.is_empty() {
                 return Err("allow: only for mode \"ip\" or \"ip+port\"".into());
             }
-            let ha1 = match (&acc.password, &acc.ha1) {
-                (Some(_), Some(_)) => return Err("give either password or ha1, not both".into()),
-                (None, None) => {
+            let given = [
+                (Hash::Md5, "ha1", &acc.ha1),
+                (Hash::Sha256, "ha1_sha256", &acc.ha1_sha256),
+                (Hash::Sha512_256, "ha1_sha512_256", &acc.ha1_sha512_256),
+            ];
+            let any_given = given.iter().any(|(_, _, v)| v.is_some());
+            let mut ha1s = Ha1s::default();
+            match &acc.password {
+                Some(_) if any_given => {
+                    return Err(
+                        "give either password or ha1 (ha1_sha256, ha1_sha512_256), not both".into(),
+                    )
+                }
+                Some(p) => {
+                    for &h in hashes {
+                        ha1s.set(
+                            h,
+                            digest::ha1_with(
+                                h,
+                                acc.name.as_bytes(),
+                                realm.as_bytes(),
+                                p.as_bytes(),
+                            ),
+                        );
+                    }
+                }
+                None if !any_given => {
                     return Err("password or ha1 is required for mode \"password\"".into())
                 }
-                (Some(p), None) => digest::ha1(acc.name.as_bytes(), realm.as_bytes(), p.as_bytes()),
-                (None, Some(h)) => digest::parse_hex16(h.trim().as_bytes())
-                    .ok_or_else(|| "ha1: must be 32 hexadecimal digits".to_owned())?,
-            };
+                None => {
+                    for (h, key, v) in given {
+                        let Some(v) = v else { continue };
+                        let parsed = Hashed::parse_hex(v.trim().as_bytes())
+                            .filter(|x| x.as_bytes().len() == h.size())
+                            .ok_or_else(|| {
+                                format!("{key}: must be {} hexadecimal digits", 2 * h.size())
+                            })?;
+                        ha1s.set(h, parsed);
+                    }
+                    if let Some((h, key, _)) = given
+                        .iter()
+                        .find(|(h, _, v)| v.is_none() && hashes.contains(h))
+                    {
+                        return Err(format!(
+                            "{key}: required, auth.algorithms offers {} (or give password, and \
+                             every HA1 is computed)",
+                            h.name()
+                        ));
+                    }
+                }
+            }
             Ok(Account {
                 name: acc.name.clone(),
                 mode,
-                ha1: Some(ha1),
+                ha1s,
             })
         }
         AuthMode::Ip | AuthMode::IpPort => {
-            if acc.password.is_some() || acc.ha1.is_some() {
+            if acc.password.is_some()
+                || acc.ha1.is_some()
+                || acc.ha1_sha256.is_some()
+                || acc.ha1_sha512_256.is_some()
+            {
                 return Err("password/ha1: address-authenticated accounts are never challenged; remove the secret".into());
             }
             if acc.allow.is_empty() {
@@ -342,7 +442,7 @@ fn acc_checked(acc: &RawAccount, realm: &str) -> Result<Account, String> {
             Ok(Account {
                 name: acc.name.clone(),
                 mode,
-                ha1: None,
+                ha1s: Ha1s::default(),
             })
         }
     }
@@ -391,11 +491,17 @@ allow = ["198.18.0.20:5060", "[2001:db8:1::20]:5070"]
         let s = store();
         assert_eq!(s.len(), 5);
         let (_, ha1) = s.by_username(b"1001").unwrap();
-        assert_eq!(*ha1, digest::ha1(b"1001", b"testrealm@host.com", b"secret"));
+        assert_eq!(
+            *ha1.get(Hash::Md5).unwrap(),
+            digest::ha1(b"1001", b"testrealm@host.com", b"secret")
+        );
         // RFC 2617 §3.5: HA1 of Mufasa:testrealm@host.com:Circle Of Life; a precomputed HA1 is
         // used as given (any case).
         let (id, ha1) = s.by_username(b"1002").unwrap();
-        assert_eq!(digest::hex(ha1), *b"939e7578ed9e3c518a452acee763bce9");
+        assert_eq!(
+            ha1.get(Hash::Md5).unwrap().hex(),
+            *b"939e7578ed9e3c518a452acee763bce9"
+        );
         assert_eq!(s.account(id).unwrap().name, "1002");
         assert!(
             s.by_username(b"carrier").is_none(),

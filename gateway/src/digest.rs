@@ -1,11 +1,12 @@
-//! MD5 digest credentials: RFC 2617, RFC 3261 §22 and the MD5 part of RFC 7616.
+//! Digest credentials: RFC 2617, RFC 3261 §22, RFC 7616 and RFC 8760 — MD5, SHA-256 and
+//! SHA-512/256, each plain or `-sess`.
 //!
 //! This is a sans-IO protocol layer: it never reads a clock, a socket or a
 //! user database. The caller hands it an `Authorization` /
 //! `Proxy-Authorization` header value, the request method (and body, for
 //! `qop=auth-int`) and the stored `HA1 = MD5(username:realm:password)` of the
 //! user named in the credentials; this module answers "does the response
-//! match". Nonce freshness and replay protection live in [`crate::nonce`].
+//! match". Nonce freshness and replay protection live in the nonce module.
 //!
 //! # No-panic contract
 //!
@@ -32,21 +33,191 @@
 #![forbid(unsafe_code)]
 
 use md5::{Digest, Md5};
+use sha2::{Sha256, Sha512_256};
 use subtle::ConstantTimeEq;
 
 use crate::md5x;
 
-/// Binary `MD5(username ":" realm ":" password)`, the per-user secret the
-/// gateway stores instead of the password.
-pub type Ha1 = [u8; 16];
+/// The hash function of a digest algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hash {
+    /// MD5 (16 bytes).
+    Md5,
+    /// SHA-256 (32 bytes).
+    Sha256,
+    /// SHA-512/256 (32 bytes).
+    Sha512_256,
+}
+
+impl Hash {
+    /// Every hash, in the order the credential file's keys list them.
+    pub const ALL: [Hash; 3] = [Hash::Md5, Hash::Sha256, Hash::Sha512_256];
+
+    /// Its output length in bytes.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        match self {
+            Hash::Md5 => 16,
+            Hash::Sha256 | Hash::Sha512_256 => 32,
+        }
+    }
+
+    /// The algorithm name without `-sess` (`MD5`, `SHA-256`, `SHA-512-256`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hash::Md5 => "MD5",
+            Hash::Sha256 => "SHA-256",
+            Hash::Sha512_256 => "SHA-512-256",
+        }
+    }
+
+    /// The hash of `parts` concatenated.
+    #[must_use]
+    pub fn of(self, parts: &[&[u8]]) -> Hashed {
+        let mut h = Acc::new(self);
+        for p in parts {
+            h.put(p);
+        }
+        h.finish()
+    }
+}
+
+/// A digest value: 16 bytes (MD5) or 32 (SHA-256, SHA-512/256). `Copy`, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hashed {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl Hashed {
+    /// The value of `b` (at most 32 bytes; longer input is cut).
+    #[must_use]
+    pub fn from_slice(b: &[u8]) -> Hashed {
+        let n = b.len().min(32);
+        let mut bytes = [0u8; 32];
+        bytes[..n].copy_from_slice(&b[..n]);
+        Hashed {
+            len: n as u8,
+            bytes,
+        }
+    }
+
+    /// Its bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Lowercase hexadecimal (the `32LHEX` / `64LHEX` of the RFCs).
+    #[must_use]
+    pub fn hex(&self) -> Hex {
+        let mut buf = [0u8; 64];
+        let n = usize::from(self.len) * 2;
+        crate::sip::num::put_hex(&mut buf[..n], self.as_bytes());
+        Hex { len: n as u8, buf }
+    }
+
+    /// Decodes 32 or 64 hexadecimal characters (either case); `None` for any other length or
+    /// a non-hex character.
+    #[must_use]
+    pub fn parse_hex(s: &[u8]) -> Option<Hashed> {
+        match s.len() {
+            32 => parse_hex16(s).map(Hashed::from),
+            64 => {
+                let (a, b) = (parse_hex16(&s[..32])?, parse_hex16(&s[32..])?);
+                let mut bytes = [0u8; 32];
+                bytes[..16].copy_from_slice(&a);
+                bytes[16..].copy_from_slice(&b);
+                Some(Hashed::from(bytes))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.hex().as_str())
+    }
+}
+
+impl From<[u8; 16]> for Hashed {
+    fn from(b: [u8; 16]) -> Hashed {
+        Hashed::from_slice(&b)
+    }
+}
+
+impl From<[u8; 32]> for Hashed {
+    fn from(b: [u8; 32]) -> Hashed {
+        Hashed::from_slice(&b)
+    }
+}
+
+impl PartialEq<[u8; 16]> for Hashed {
+    fn eq(&self, other: &[u8; 16]) -> bool {
+        self.as_bytes() == other
+    }
+}
+
+/// The hexadecimal form of a [`Hashed`] (32 or 64 characters).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex {
+    len: u8,
+    buf: [u8; 64],
+}
+
+impl Hex {
+    /// The characters.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    /// The characters, as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        core::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Hex {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self.as_bytes() == other
+    }
+}
+
+impl core::ops::Deref for Hex {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl core::fmt::Debug for Hex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The per-user secret the gateway stores instead of the password: `H(username ":" realm ":"
+/// password)` for the algorithm's hash.
+pub type Ha1 = Hashed;
+
+/// `H(username ":" realm ":" password)` with `hash`.
+#[must_use]
+pub fn ha1_with(hash: Hash, username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
+    hash.of(&[username, b":", realm, b":", password])
+}
 
 /// Largest number of `name=value` parameters accepted in one header value
 /// (known and unknown ones together). A real client sends at most eleven.
 pub const MAX_PARAMS: usize = 32;
 
-/// Computes `HA1 = MD5(username ":" realm ":" password)` in binary form.
+/// Computes the MD5 `HA1 = MD5(username ":" realm ":" password)` in binary form.
 #[must_use]
-pub fn ha1(username: &[u8], realm: &[u8], password: &[u8]) -> Ha1 {
+pub fn ha1(username: &[u8], realm: &[u8], password: &[u8]) -> [u8; 16] {
     let mut h = Md5::new();
     h.update(username);
     h.update(b":");
@@ -252,23 +423,72 @@ impl<'a> Iterator for Chunks<'a> {
     }
 }
 
-/// Digest algorithm named by the `algorithm` parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Digest algorithm named by the `algorithm` parameter (RFC 7616 §6.1, RFC 8760).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     /// `MD5`, also what an absent `algorithm` parameter means.
     Md5,
     /// `MD5-sess`: the session key `MD5(hex(HA1):nonce:cnonce)` replaces HA1.
     Md5Sess,
+    /// `SHA-256`.
+    Sha256,
+    /// `SHA-256-sess`.
+    Sha256Sess,
+    /// `SHA-512-256`.
+    Sha512_256,
+    /// `SHA-512-256-sess`.
+    Sha512_256Sess,
 }
 
 impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::Md5,
+        Algorithm::Md5Sess,
+        Algorithm::Sha256,
+        Algorithm::Sha256Sess,
+        Algorithm::Sha512_256,
+        Algorithm::Sha512_256Sess,
+    ];
+
     /// The canonical spelling used in challenges.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Md5Sess => "MD5-sess",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha256Sess => "SHA-256-sess",
+            Algorithm::Sha512_256 => "SHA-512-256",
+            Algorithm::Sha512_256Sess => "SHA-512-256-sess",
         }
+    }
+
+    /// The algorithm a name denotes (compared case-insensitively).
+    #[must_use]
+    pub fn from_name(name: &[u8]) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// Its hash function.
+    #[must_use]
+    pub fn hash(self) -> Hash {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => Hash::Md5,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => Hash::Sha256,
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => Hash::Sha512_256,
+        }
+    }
+
+    /// Whether it is a `-sess` variant (the session key hashes the nonce and cnonce).
+    #[must_use]
+    pub fn is_sess(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Md5Sess | Algorithm::Sha256Sess | Algorithm::Sha512_256Sess
+        )
     }
 }
 
@@ -319,10 +539,12 @@ pub enum ParamName {
     Qop,
     /// `nc`.
     Nc,
+    /// `userhash` (RFC 7616 §3.4.4).
+    Userhash,
 }
 
 impl ParamName {
-    const ALL: [ParamName; 10] = [
+    const ALL: [ParamName; 11] = [
         ParamName::Username,
         ParamName::Realm,
         ParamName::Nonce,
@@ -333,6 +555,7 @@ impl ParamName {
         ParamName::Opaque,
         ParamName::Qop,
         ParamName::Nc,
+        ParamName::Userhash,
     ];
 
     /// The parameter name as written in headers (lowercase).
@@ -349,6 +572,7 @@ impl ParamName {
             ParamName::Opaque => "opaque",
             ParamName::Qop => "qop",
             ParamName::Nc => "nc",
+            ParamName::Userhash => "userhash",
         }
     }
 
@@ -357,6 +581,7 @@ impl ParamName {
     pub fn from_name(name: &[u8]) -> Option<ParamName> {
         // Dispatch on length and first letter: one comparison instead of ten.
         let candidate = match (name.len(), name.first()?.to_ascii_lowercase()) {
+            (8, b'u') if name.get(4).is_some_and(|b| b | 0x20 == b'h') => ParamName::Userhash,
             (8, b'u') => ParamName::Username,
             (5, b'r') => ParamName::Realm,
             (5, b'n') => ParamName::Nonce,
@@ -416,8 +641,9 @@ pub enum CredentialsError {
     /// case-insensitively).
     #[error("duplicated digest parameter {0}")]
     DuplicateParam(ParamName),
-    /// `response` is not exactly 32 hexadecimal characters.
-    #[error("response is not 32 hex digits")]
+    /// `response` is not exactly 32 (MD5) or 64 (SHA-256, SHA-512/256) hexadecimal
+    /// characters, as the algorithm's hash gives.
+    #[error("response is not the algorithm's number of hex digits")]
     BadResponse,
     /// `nc` is not exactly 8 hexadecimal characters.
     #[error("nc is not 8 hex digits")]
@@ -427,10 +653,14 @@ pub enum CredentialsError {
     /// (its session key hashes `cnonce`, which only exists with `qop`).
     #[error("qop, nc and cnonce must be sent together")]
     QopIncomplete,
-    /// `algorithm` is something other than `MD5` / `MD5-sess` (e.g.
-    /// `SHA-256`).
+    /// `algorithm` is none of `MD5`, `SHA-256`, `SHA-512-256` and their `-sess` variants.
     #[error("unsupported digest algorithm")]
     UnsupportedAlgorithm,
+    /// `userhash=true` (RFC 7616 §3.4.4): the username is hashed. sipgw never offers it
+    /// (its challenges carry no `userhash` parameter), so a client that sends it anyway is
+    /// refused rather than looked up by a hash of every account.
+    #[error("userhash is not supported (never offered)")]
+    UserhashUnsupported,
     /// `qop` is something other than `auth` / `auth-int` (including a list).
     #[error("unsupported qop")]
     UnsupportedQop,
@@ -448,8 +678,8 @@ pub struct Credentials<'a> {
     /// `uri` (the digest-uri; hashed as sent, not compared with the request
     /// line here).
     pub uri: Param<'a>,
-    /// `response`, decoded from its 32 hex characters.
-    pub response: [u8; 16],
+    /// `response`, decoded from its 32 or 64 hex characters (the algorithm's hash length).
+    pub response: Hashed,
     /// `algorithm` (absent means [`Algorithm::Md5`]).
     pub algorithm: Algorithm,
     /// `qop` chosen by the client.
@@ -632,15 +862,19 @@ impl<'a> Credentials<'a> {
         let realm = required(ParamName::Realm)?;
         let nonce = required(ParamName::Nonce)?;
         let uri = required(ParamName::Uri)?;
-        let response =
-            parse_hex16(required(ParamName::Response)?.raw).ok_or(CredentialsError::BadResponse)?;
-
         let algorithm = match get(ParamName::Algorithm) {
             None => Algorithm::Md5,
-            Some(a) if a.raw.eq_ignore_ascii_case(b"MD5") => Algorithm::Md5,
-            Some(a) if a.raw.eq_ignore_ascii_case(b"MD5-sess") => Algorithm::Md5Sess,
-            Some(_) => return Err(CredentialsError::UnsupportedAlgorithm),
+            Some(a) if a.escapes => return Err(CredentialsError::UnsupportedAlgorithm),
+            Some(a) => Algorithm::from_name(a.raw).ok_or(CredentialsError::UnsupportedAlgorithm)?,
         };
+        let response = Hashed::parse_hex(required(ParamName::Response)?.raw)
+            .filter(|r| r.as_bytes().len() == algorithm.hash().size())
+            .ok_or(CredentialsError::BadResponse)?;
+        if let Some(u) = get(ParamName::Userhash) {
+            if u.raw.eq_ignore_ascii_case(b"true") {
+                return Err(CredentialsError::UserhashUnsupported);
+            }
+        }
         let qop_param = get(ParamName::Qop);
         let qop = match qop_param {
             None => Qop::None,
@@ -655,7 +889,7 @@ impl<'a> Credentials<'a> {
         };
         let cnonce = get(ParamName::Cnonce);
         let complete = match qop {
-            Qop::None => nc.is_none() && cnonce.is_none() && algorithm == Algorithm::Md5,
+            Qop::None => nc.is_none() && cnonce.is_none() && !algorithm.is_sess(),
             Qop::Auth | Qop::AuthInt => nc.is_some() && cnonce.is_some(),
         };
         if !complete {
@@ -711,32 +945,48 @@ impl Feed for Param<'_> {
     }
 }
 
-/// The MD5 of one `a:b:c:…` input, fed piece by piece. (Gathering the pieces in a
-/// stack buffer first and hashing once measured slower: md-5 buffers anyway.)
-struct Acc {
-    h: Md5,
+/// The hash of one `a:b:c:…` input, fed piece by piece. (Gathering the pieces in a
+/// stack buffer first and hashing once measured slower: the hashers buffer anyway.)
+// The SHA states are larger than MD5's; an `Acc` lives on the stack for one hash.
+#[allow(clippy::large_enum_variant)]
+enum Acc {
+    Md5(Md5),
+    Sha256(Sha256),
+    Sha512_256(Sha512_256),
 }
 
 impl Sink for Acc {
     fn put(&mut self, bytes: &[u8]) {
-        self.h.update(bytes);
+        match self {
+            Acc::Md5(h) => h.update(bytes),
+            Acc::Sha256(h) => h.update(bytes),
+            Acc::Sha512_256(h) => h.update(bytes),
+        }
     }
 }
 
 impl Acc {
-    fn new() -> Acc {
-        Acc { h: Md5::new() }
+    fn new(hash: Hash) -> Acc {
+        match hash {
+            Hash::Md5 => Acc::Md5(Md5::new()),
+            Hash::Sha256 => Acc::Sha256(Sha256::new()),
+            Hash::Sha512_256 => Acc::Sha512_256(Sha512_256::new()),
+        }
     }
 
-    fn finish(self) -> [u8; 16] {
-        self.h.finalize().into()
+    fn finish(self) -> Hashed {
+        match self {
+            Acc::Md5(h) => Hashed::from_slice(&h.finalize()),
+            Acc::Sha256(h) => Hashed::from_slice(&h.finalize()),
+            Acc::Sha512_256(h) => Hashed::from_slice(&h.finalize()),
+        }
     }
 }
 
 /// Inputs of one response computation; `nc`, `cnonce` and `qop_str` are
-/// ignored when `qop` is [`Qop::None`] (except `cnonce` for `MD5-sess`).
+/// ignored when `qop` is [`Qop::None`] (except `cnonce` for the `-sess` algorithms).
 struct Inputs<'x, U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized> {
-    ha1: &'x Ha1,
+    ha1: &'x [u8],
     method: &'x [u8],
     uri: &'x U,
     nonce: &'x N,
@@ -747,45 +997,47 @@ struct Inputs<'x, U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized> {
     algorithm: Algorithm,
     body: &'x [u8],
     /// HA2 when already known (from [`Verifier`]'s cache).
-    ha2: Option<[u8; 16]>,
+    ha2: Option<Hashed>,
 }
 
 impl<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized> Inputs<'_, U, N, C> {
-    /// The key of the last hash: HA1, or the `MD5-sess` session key.
-    fn key(&self) -> [u8; 16] {
-        match self.algorithm {
-            Algorithm::Md5 => *self.ha1,
-            Algorithm::Md5Sess => {
-                let mut h = Acc::new();
-                h.put(&hex(self.ha1));
-                h.put(b":");
-                self.nonce.feed(&mut h);
-                h.put(b":");
-                self.cnonce.feed(&mut h);
-                h.finish()
-            }
-        }
+    fn hash(&self) -> Hash {
+        self.algorithm.hash()
     }
 
-    /// `HA2 = MD5(method:uri[:MD5(body)])`, or the cached one.
-    fn ha2(&self) -> [u8; 16] {
+    /// The key of the last hash: HA1, or the `-sess` session key `H(hex(HA1):nonce:cnonce)`.
+    fn key(&self) -> Hashed {
+        if !self.algorithm.is_sess() {
+            return Hashed::from_slice(self.ha1);
+        }
+        let mut h = Acc::new(self.hash());
+        h.put(&Hashed::from_slice(self.ha1).hex());
+        h.put(b":");
+        self.nonce.feed(&mut h);
+        h.put(b":");
+        self.cnonce.feed(&mut h);
+        h.finish()
+    }
+
+    /// `HA2 = H(method:uri[:H(body)])`, or the cached one.
+    fn ha2(&self) -> Hashed {
         self.ha2.unwrap_or_else(|| {
-            let mut h = Acc::new();
+            let mut h = Acc::new(self.hash());
             h.put(self.method);
             h.put(b":");
             self.uri.feed(&mut h);
             if self.qop == Qop::AuthInt {
-                let body: [u8; 16] = Md5::digest(self.body).into();
+                let body = self.hash().of(&[self.body]);
                 h.put(b":");
-                h.put(&hex(&body));
+                h.put(&body.hex());
             }
             h.finish()
         })
     }
 
     /// Writes the input of the last hash, `hex(key):nonce[:nc:cnonce:qop]:hex(HA2)`.
-    fn response_input<S: Sink>(&self, key: &[u8; 16], ha2: &[u8; 16], h: &mut S) {
-        h.put(&hex(key));
+    fn response_input<S: Sink>(&self, key: &Hashed, ha2: &Hashed, h: &mut S) {
+        h.put(&key.hex());
         h.put(b":");
         self.nonce.feed(h);
         h.put(b":");
@@ -797,15 +1049,15 @@ impl<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized> Inputs<'_, U, N, C> {
             h.put(self.qop_str);
             h.put(b":");
         }
-        h.put(&hex(ha2));
+        h.put(&ha2.hex());
     }
 }
 
 fn compute<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized>(
     x: &Inputs<'_, U, N, C>,
-) -> [u8; 16] {
+) -> Hashed {
     let (key, ha2) = (x.key(), x.ha2());
-    let mut h = Acc::new();
+    let mut h = Acc::new(x.hash());
     x.response_input(&key, &ha2, &mut h);
     h.finish()
 }
@@ -818,8 +1070,9 @@ fn compute<U: Feed + ?Sized, N: Feed + ?Sized, C: Feed + ?Sized>(
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
     /// Stored `HA1` of the user named by `credentials.username` in
-    /// `credentials.realm`.
-    pub ha1: &'a Ha1,
+    /// `credentials.realm`, for the credentials' algorithm's hash (16 bytes for MD5, 32 for
+    /// SHA-256 and SHA-512/256; an HA1 of another length never verifies).
+    pub ha1: &'a [u8],
     /// Request method (`REGISTER`, `INVITE`, …) exactly as in the request
     /// line; for SIP `ACK`/`CANCEL` the caller passes the method it
     /// authenticates.
@@ -832,7 +1085,7 @@ pub struct Job<'a> {
 
 /// The response the client should have sent for `job` (binary).
 #[must_use]
-pub fn expected_response(job: &Job<'_>) -> [u8; 16] {
+pub fn expected_response(job: &Job<'_>) -> Hashed {
     expected_response_with(job, None)
 }
 
@@ -840,7 +1093,7 @@ pub fn expected_response(job: &Job<'_>) -> [u8; 16] {
 const NO_CNONCE: Param<'static> = Param::token(&[]);
 
 impl<'a> Job<'a> {
-    fn inputs(&self, ha2: Option<[u8; 16]>) -> Inputs<'_, Param<'a>, Param<'a>, Param<'a>> {
+    fn inputs(&self, ha2: Option<Hashed>) -> Inputs<'_, Param<'a>, Param<'a>, Param<'a>> {
         let c = self.credentials;
         Inputs {
             ha1: self.ha1,
@@ -858,8 +1111,23 @@ impl<'a> Job<'a> {
     }
 }
 
-fn expected_response_with(job: &Job<'_>, ha2: Option<[u8; 16]>) -> [u8; 16] {
+fn expected_response_with(job: &Job<'_>, ha2: Option<Hashed>) -> Hashed {
     compute(&job.inputs(ha2))
+}
+
+/// Whether `job`'s HA1 is one of its algorithm's hash (a stored HA1 of another hash never
+/// verifies, even by accident).
+fn ha1_fits(job: &Job<'_>) -> bool {
+    job.ha1.len() == job.credentials.algorithm.hash().size()
+}
+
+/// The constant-time comparison of the expected and the received response.
+fn matches(job: &Job<'_>, expected: &Hashed) -> bool {
+    let same: bool = expected
+        .as_bytes()
+        .ct_eq(job.credentials.response.as_bytes())
+        .into();
+    same && ha1_fits(job)
 }
 
 /// Fewest jobs worth a multi-buffer pass: one pass costs about as much as two scalar MD5s
@@ -867,15 +1135,15 @@ fn expected_response_with(job: &Job<'_>, ha2: Option<[u8; 16]>) -> [u8; 16] {
 /// single job is hashed alone.
 const MIN_LANES: usize = 2;
 
-/// Verifies up to [`md5x::MAX_LANES`] jobs with the multi-buffer MD5 on `path`: each job's
+/// Verifies up to [`md5x::MAX_LANES`] jobs with the multi-buffer MD5 on `path`: each MD5 job's
 /// session key and HA2 (given in `ha2s`, or computed here) first, then the last hash of every
-/// job together. A job whose last input outgrows a lane (a very long nonce or cnonce) is
-/// hashed alone.
+/// MD5 job together. A job whose last input outgrows a lane (a very long nonce or cnonce) is
+/// hashed alone, and so is every SHA job (SHA-NI where the CPU has it).
 fn verify_lanes(
     path: md5x::Path,
     lanes: &mut [md5x::Lane],
     jobs: &[Job<'_>],
-    ha2s: &[Option<[u8; 16]>],
+    ha2s: &[Option<Hashed>],
     results: &mut [bool],
 ) {
     let n = jobs
@@ -883,23 +1151,35 @@ fn verify_lanes(
         .min(results.len())
         .min(lanes.len())
         .min(md5x::MAX_LANES);
-    let mut known = [[0u8; 16]; md5x::MAX_LANES];
-    for (i, (job, lane)) in jobs.iter().zip(lanes.iter_mut()).take(n).enumerate() {
-        let x = job.inputs(ha2s.get(i).copied().flatten());
+    // Lane k holds job `which[k]`.
+    let mut which = [0usize; md5x::MAX_LANES];
+    let mut known = [Hashed::from([0u8; 16]); md5x::MAX_LANES];
+    let mut m = 0;
+    for (i, job) in jobs.iter().enumerate().take(n) {
+        let ha2 = ha2s.get(i).copied().flatten();
+        if job.credentials.algorithm.hash() != Hash::Md5 {
+            results[i] = matches(job, &expected_response_with(job, ha2));
+            continue;
+        }
+        let x = job.inputs(ha2);
         let (key, ha2) = (x.key(), x.ha2());
+        let lane = &mut lanes[m];
         lane.clear();
         x.response_input(&key, &ha2, lane);
-        known[i] = ha2;
+        known[m] = ha2;
+        which[m] = i;
+        m += 1;
     }
     let mut out = [[0u8; 16]; md5x::MAX_LANES];
-    md5x::digest(path, &mut lanes[..n], &mut out[..n]);
-    for (i, (job, ok)) in jobs.iter().zip(results.iter_mut()).take(n).enumerate() {
-        let expected = if lanes[i].overflowed() {
-            expected_response_with(job, Some(known[i]))
+    md5x::digest(path, &mut lanes[..m], &mut out[..m]);
+    for k in 0..m {
+        let job = &jobs[which[k]];
+        let expected = if lanes[k].overflowed() {
+            expected_response_with(job, Some(known[k]))
         } else {
-            out[i]
+            Hashed::from(out[k])
         };
-        *ok = expected.ct_eq(&job.credentials.response).into();
+        results[which[k]] = matches(job, &expected);
     }
 }
 
@@ -907,13 +1187,11 @@ fn verify_lanes(
 /// compared in constant time.
 ///
 /// This checks the password proof only; the caller separately checks the
-/// nonce ([`crate::nonce::Nonces::verify`]), the `nc` replay table, and that
+/// nonce (`nonce::Nonces::verify`), the `nc` replay table, and that
 /// `realm` and `username` are the ones `ha1` was looked up for.
 #[must_use]
 pub fn verify(job: &Job<'_>) -> bool {
-    expected_response(job)
-        .ct_eq(&job.credentials.response)
-        .into()
+    matches(job, &expected_response(job))
 }
 
 /// Verifies a batch: `results[i] = verify(&jobs[i])`.
@@ -1020,9 +1298,12 @@ impl Verifier {
         self.hits
     }
 
-    fn ha2(&mut self, job: &Job<'_>) -> Option<[u8; 16]> {
+    fn ha2(&mut self, job: &Job<'_>) -> Option<Hashed> {
         use core::hash::BuildHasher;
         let c = job.credentials;
+        if c.algorithm.hash() != Hash::Md5 {
+            return None;
+        }
         let uri = c.uri.raw();
         let len = job.method.len() + 1 + uri.len();
         if c.qop == Qop::AuthInt || c.uri.has_escapes() || len > HA2_CACHE_KEY {
@@ -1037,21 +1318,19 @@ impl Verifier {
         let slot = &mut self.slots[index];
         if usize::from(slot.len) == len && &slot.key[..len] == key {
             self.hits += 1;
-            return Some(slot.ha2);
+            return Some(Hashed::from(slot.ha2));
         }
         let ha2: [u8; 16] = Md5::digest(key).into();
         slot.len = len as u8;
         slot.key[..len].copy_from_slice(key);
         slot.ha2 = ha2;
-        Some(ha2)
+        Some(Hashed::from(ha2))
     }
 
     /// [`verify`], with the HA2 cache.
     pub fn verify(&mut self, job: &Job<'_>) -> bool {
         let ha2 = self.ha2(job);
-        expected_response_with(job, ha2)
-            .ct_eq(&job.credentials.response)
-            .into()
+        matches(job, &expected_response_with(job, ha2))
     }
 
     /// [`verify_batch`], with the HA2 cache: `results[i]` for `jobs[i]`, `min` of the lengths
@@ -1079,13 +1358,14 @@ impl Verifier {
 /// Client side (load generator, tests): the lowercase hex `response` for the
 /// given inputs, all taken as already-unescaped values.
 ///
-/// `nc`, `cnonce` are only used with a `qop` (and `cnonce` for `MD5-sess`);
+/// `nc`, `cnonce` are only used with a `qop` (and `cnonce` for the `-sess` algorithms);
 /// `body` only with [`Qop::AuthInt`]. The `qop` is hashed in its canonical
-/// lowercase spelling.
+/// lowercase spelling. `ha1` is the HA1 of the algorithm's hash (an MD5 `[u8; 16]` or a
+/// [`Hashed`] of any hash: both are slices).
 #[allow(clippy::too_many_arguments)] // signature mirrors the RFC's inputs
 #[must_use]
 pub fn client_response(
-    ha1: &Ha1,
+    ha1: &[u8],
     method: &[u8],
     uri: &[u8],
     nonce: &[u8],
@@ -1094,8 +1374,8 @@ pub fn client_response(
     cnonce: &[u8],
     algorithm: Algorithm,
     body: &[u8],
-) -> [u8; 32] {
-    hex(&compute(&Inputs {
+) -> Hex {
+    (compute(&Inputs {
         ha1,
         method,
         uri,
@@ -1108,12 +1388,16 @@ pub fn client_response(
         body,
         ha2: None,
     }))
+    .hex()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The MD5 HA1 the tests below use.
+    type Ha1 = [u8; 16];
 
     /// RFC 2617 §3.5, header value exactly as printed (lines folded with
     /// CR LF + indentation).
@@ -1156,7 +1440,7 @@ mod tests {
         let h = ha1(b"Mufasa", b"testrealm@host.com", b"Circle Of Life");
         assert!(verify(&job(&h, b"GET", &c, b"")));
         assert_eq!(
-            &hex(&expected_response(&job(&h, b"GET", &c, b""))),
+            &expected_response(&job(&h, b"GET", &c, b"")).hex(),
             b"6629fae49393a05397450978507c4ef1"
         );
         assert!(!verify(&job(&h, b"POST", &c, b"")));
@@ -1506,15 +1790,153 @@ mod tests {
         assert_eq!(parse(&sess).unwrap_err(), CredentialsError::QopIncomplete);
     }
 
+    /// RFC 7616 §3.9.1, SHA-256 variant (the same request as [`RFC7616`]).
+    const RFC7616_SHA256: &str = "Digest username=\"Mufasa\",\r\n       realm=\"http-auth@example.org\",\r\n       uri=\"/dir/index.html\",\r\n       algorithm=SHA-256,\r\n       nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\",\r\n       nc=00000001,\r\n       cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\",\r\n       qop=auth,\r\n       response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\",\r\n       opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"";
+
+    #[test]
+    fn rfc7616_sha256_vector() {
+        let c = parse(RFC7616_SHA256).unwrap();
+        assert_eq!(c.algorithm, Algorithm::Sha256);
+        assert_eq!(c.response.as_bytes().len(), 32);
+        let h = ha1_with(
+            Hash::Sha256,
+            b"Mufasa",
+            b"http-auth@example.org",
+            b"Circle of Life",
+        );
+        let j = Job {
+            ha1: h.as_bytes(),
+            method: b"GET",
+            credentials: &c,
+            body: b"",
+        };
+        assert!(verify(&j));
+        assert_eq!(
+            expected_response(&j).hex(),
+            *b"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
+        // The MD5 HA1 of the same account never verifies a SHA-256 response.
+        let md5 = ha1(b"Mufasa", b"http-auth@example.org", b"Circle of Life");
+        assert!(!verify(&Job { ha1: &md5, ..j }));
+        let wrong = ha1_with(
+            Hash::Sha256,
+            b"Mufasa",
+            b"http-auth@example.org",
+            b"circle of life",
+        );
+        assert!(!verify(&Job {
+            ha1: wrong.as_bytes(),
+            ..j
+        }));
+        // The batch paths (MD5 lanes beside a SHA job) agree.
+        let md5_creds = parse(RFC7616).unwrap();
+        let jobs = [
+            j,
+            Job {
+                ha1: &md5,
+                method: b"GET",
+                credentials: &md5_creds,
+                body: b"",
+            },
+            Job {
+                ha1: wrong.as_bytes(),
+                ..j
+            },
+            Job {
+                ha1: &md5,
+                method: b"GET",
+                credentials: &md5_creds,
+                body: b"",
+            },
+        ];
+        let mut out = [false; 4];
+        assert_eq!(verify_batch(&jobs, &mut out), 4);
+        assert_eq!(out, [true, true, false, true]);
+        for path in md5x::Path::available() {
+            let mut v = Verifier::with_path(path);
+            let mut out = [false; 4];
+            v.verify_batch(&jobs, &mut out);
+            assert_eq!(out, [true, true, false, true], "{path:?}");
+        }
+    }
+
+    /// Every SHA algorithm, step by step with the sha2 hashers directly (RFC 7616 §3.4.1-3).
+    #[test]
+    fn sha_algorithms_and_their_sess_variants() {
+        fn h(hash: Hash, s: &[u8]) -> Vec<u8> {
+            hash.of(&[s]).hex().to_vec()
+        }
+        for alg in Algorithm::ALL {
+            let hash = alg.hash();
+            let a1 = h(hash, b"bob:sipgw:pw");
+            let key = if alg.is_sess() {
+                h(hash, &[&a1[..], b":n0nce:c0"].concat())
+            } else {
+                a1.clone()
+            };
+            let ha2 = h(hash, b"REGISTER:sip:sipgw");
+            let want = h(
+                hash,
+                &[&key[..], b":n0nce:00000001:c0:auth:", &ha2].concat(),
+            );
+            let got = client_response(
+                ha1_with(hash, b"bob", b"sipgw", b"pw").as_bytes(),
+                b"REGISTER",
+                b"sip:sipgw",
+                b"n0nce",
+                Qop::Auth,
+                b"00000001",
+                b"c0",
+                alg,
+                b"",
+            );
+            assert_eq!(got.to_vec(), want, "{alg:?}");
+            let header = format!(
+                "Digest username=\"bob\",realm=\"sipgw\",nonce=\"n0nce\",uri=\"sip:sipgw\",\
+                 algorithm={},qop=auth,nc=00000001,cnonce=\"c0\",response=\"{}\"",
+                alg.as_str(),
+                got.as_str()
+            );
+            let c = Credentials::parse(header.as_bytes()).unwrap();
+            assert_eq!(c.algorithm, alg);
+            let ha1 = ha1_with(hash, b"bob", b"sipgw", b"pw");
+            assert!(verify(&Job {
+                ha1: ha1.as_bytes(),
+                method: b"REGISTER",
+                credentials: &c,
+                body: b"",
+            }));
+        }
+        assert_eq!(
+            Hash::Sha512_256.of(&[b"abc"]).hex().as_str(),
+            "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+        );
+    }
+
+    #[test]
+    fn userhash_is_refused_unless_false() {
+        let v = RFC7616.replace("qop=auth,", "qop=auth,\r\n userhash=true,");
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            CredentialsError::UserhashUnsupported
+        );
+        let v = RFC7616.replace("qop=auth,", "qop=auth, USERHASH=\"TRUE\",");
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            CredentialsError::UserhashUnsupported
+        );
+        let v = RFC7616.replace("qop=auth,", "qop=auth, userhash=false,");
+        assert!(parse(&v).is_ok());
+        let v = RFC7616.replace("qop=auth,", "qop=auth, userhash=false, userhash=false,");
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            CredentialsError::DuplicateParam(ParamName::Userhash)
+        );
+    }
+
     #[test]
     fn unsupported_algorithm_and_qop() {
-        for alg in [
-            "SHA-256",
-            "SHA-256-sess",
-            "SHA-512-256",
-            "\"MD5x\"",
-            "md\\5",
-        ] {
+        for alg in ["SHA-1", "SHA-512", "AKAv1-MD5", "\"MD5x\"", "md\\5"] {
             let v = RFC7616.replace("algorithm=MD5", &format!("algorithm={alg}"));
             let got = parse(&v);
             assert!(
@@ -1525,7 +1947,16 @@ mod tests {
                 "{alg}: {got:?}"
             );
         }
-        let v = RFC7616.replace("algorithm=MD5", "algorithm=SHA-256");
+        // A SHA algorithm with an MD5-sized response: the response is wrong for it.
+        for alg in ["SHA-256", "SHA-256-sess", "SHA-512-256", "sha-512-256-SESS"] {
+            let v = RFC7616.replace("algorithm=MD5", &format!("algorithm={alg}"));
+            assert_eq!(
+                parse(&v).unwrap_err(),
+                CredentialsError::BadResponse,
+                "{alg}"
+            );
+        }
+        let v = RFC7616.replace("algorithm=MD5", "algorithm=\"SHA-25\\6\"");
         assert_eq!(
             parse(&v).unwrap_err(),
             CredentialsError::UnsupportedAlgorithm
@@ -1822,7 +2253,8 @@ mod tests {
             &c.cnonce,
             alg,
             &c.body,
-        );
+        )
+        .to_vec();
         if !c.good {
             resp[7] = if resp[7] == b'0' { b'1' } else { b'0' };
         }
@@ -1916,9 +2348,9 @@ mod tests {
                             b"body",
                         );
                         let resp = if (i + round) % 2 == 0 {
-                            good
+                            good.to_vec()
                         } else {
-                            [b'0'; 32]
+                            vec![b'0'; 32]
                         };
                         let qop_part = if qop == Qop::None {
                             String::new()

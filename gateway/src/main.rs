@@ -204,6 +204,21 @@ fn check(path: &Path) -> Result<()> {
         "  digest           multi-buffer MD5 on {} (this CPU)",
         sipgw::md5x::Path::best().name()
     );
+    let names: Vec<&str> = c.auth.algorithms.iter().map(|a| a.as_str()).collect();
+    println!(
+        "  algorithms       {} (one challenge header each, in this order)",
+        names.join(", ")
+    );
+    if c.auth.algorithms.len() > 1 && c.limits.amplification_limit_milli < 2000 {
+        println!(
+            "  warning          {} challenge headers are about twice a phone's first REGISTER; \
+             with limits.amplification_limit = {:.1} the challenges to sources that have not \
+             completed a round trip carry only the first algorithms that fit (set it to 2.0 to \
+             offer all)",
+            c.auth.algorithms.len(),
+            f64::from(c.limits.amplification_limit_milli) / 1000.0
+        );
+    }
     match c.limits.known_sources {
         0 => println!("  overload         known-sources-first admission off"),
         n => println!("  overload         known sources first ({n} remembered in all)"),

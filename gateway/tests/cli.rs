@@ -50,6 +50,45 @@ fn check_accepts_the_shipped_example() {
 }
 
 #[test]
+fn check_prints_the_algorithms_and_warns_when_the_bound_cuts_them() {
+    let base = "credentials = \"users.toml\"\n[gateway]\nsoftswitch = \"127.0.0.1:5070\"\n\
+                [auth]\nalgorithms = [\"SHA-256\", \"MD5\"]\n";
+    let path = scratch("algs", base);
+    let o = sipgw(&["check", "--config", path.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("algorithms       SHA-256, MD5 (one challenge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning          2 challenge headers"),
+        "{out}"
+    );
+    let path = scratch(
+        "algs2",
+        &format!("{base}[limits]\namplification_limit = 2.0\n"),
+    );
+    let (out, _) = text(&sipgw(&["check", "--config", path.to_str().unwrap()]));
+    assert!(!out.contains("warning"), "{out}");
+    // A password account gets every HA1 it needs; a given MD5 HA1 alone is refused, naming
+    // the account and the key.
+    let dir = path.parent().unwrap();
+    std::fs::write(
+        dir.join("users.toml"),
+        "[[account]]\nname = \"1001\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let o = sipgw(&["check", "--config", path.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("account #1 (\"1001\"): ha1_sha256: required"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_names_the_bad_key_and_value() {
     let path = scratch(
         "badkey",

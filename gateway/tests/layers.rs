@@ -16,7 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("framing", 1),
     ("nonce", 1),
     ("table", 1),
-    ("digest", 2),
+    ("digest", 1),
     ("admission", 2),
     ("config", 2),
     ("validate", 2),

@@ -83,7 +83,7 @@ fn rfc2617_section_3_5() {
         body: b"",
     };
     assert_eq!(
-        &digest::hex(&digest::expected_response(&job)),
+        &digest::expected_response(&job).hex(),
         b"6629fae49393a05397450978507c4ef1"
     );
     assert!(digest::verify(&job));

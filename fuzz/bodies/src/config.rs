@@ -28,10 +28,10 @@ pub fn config_parse(data: &[u8]) {
             for i in 0..store.len() {
                 let id = AccountId(u32::try_from(i).expect("few accounts"));
                 let a = store.account(id).expect("every index is an account");
-                if a.ha1.is_some() {
-                    let (found, ha1) = store.by_username(a.name.as_bytes()).expect("by name");
+                if !a.ha1s.is_empty() {
+                    let (found, ha1s) = store.by_username(a.name.as_bytes()).expect("by name");
                     assert_eq!(found, id);
-                    assert_eq!(Some(*ha1), a.ha1);
+                    assert_eq!(*ha1s, a.ha1s);
                     assert!(store.knows_username(a.name.as_bytes()));
                 }
             }

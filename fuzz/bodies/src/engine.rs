@@ -623,10 +623,13 @@ impl State {
             .username
             .unescape_into(&mut buf)
             .expect("a short username");
-        let (found, ha1) = self.store.by_username(user).expect("a known user");
+        let (found, ha1s) = self.store.by_username(user).expect("a known user");
         assert_eq!(found, account);
+        let ha1 = ha1s
+            .get(c.algorithm.hash())
+            .expect("an HA1 for every offered hash");
         let job = Job {
-            ha1,
+            ha1: ha1.as_bytes(),
             method: req.method_bytes().expect("a request"),
             credentials: c,
             body: req.body(),

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::digest::Algorithm;
 use crate::flow::Transport;
 use crate::sip::Method;
 
@@ -143,6 +144,22 @@ pub struct AuthConfig {
     /// Methods forwarded without authentication besides ACK and CANCEL (which can never be
     /// challenged, RFC 3261 §22.1).
     pub no_auth_methods: Vec<Method>,
+    /// The digest algorithms offered, one challenge header each in this order (RFC 8760
+    /// §2.4, RFC 7616 §3.7); credentials with the hash of any of them are verified.
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl AuthConfig {
+    /// The hashes of the offered algorithms (each once): the HA1s every password account needs.
+    pub fn hashes(&self) -> Vec<crate::digest::Hash> {
+        let mut out = Vec::new();
+        for a in &self.algorithms {
+            if !out.contains(&a.hash()) {
+                out.push(a.hash());
+            }
+        }
+        out
+    }
 }
 
 /// The `[nonce]` section, checked.
@@ -487,6 +504,7 @@ struct RawAuth {
     qop: String,
     check_digest_uri: bool,
     no_auth_methods: Vec<String>,
+    algorithms: Vec<String>,
 }
 
 impl Default for RawAuth {
@@ -512,6 +530,7 @@ impl Default for RawAuth {
             qop: "auth".to_owned(),
             check_digest_uri: false,
             no_auth_methods: Vec::new(),
+            algorithms: vec!["MD5".to_owned()],
         }
     }
 }
@@ -682,6 +701,33 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<AuthConfig, ConfigError> {
         }
     }
 
+    let mut algorithms = Vec::with_capacity(a.algorithms.len());
+    for name in &a.algorithms {
+        let expected = "a list of MD5, MD5-sess, SHA-256, SHA-256-sess, SHA-512-256, \
+                        SHA-512-256-sess, each once (e.g. [\"SHA-256\", \"MD5\"])";
+        let alg = Algorithm::from_name(name.as_bytes())
+            .ok_or_else(|| c.bad("auth.algorithms", format!("{name:?}"), expected))?;
+        if algorithms.contains(&alg) {
+            return Err(c.bad("auth.algorithms", format!("{name:?} twice"), expected));
+        }
+        if alg.is_sess() && qop == QopMode::None {
+            return Err(c.bad(
+                "auth.algorithms",
+                format!("{name:?} with auth.qop = \"none\""),
+                "no -sess algorithm without qop (its session key hashes the client's cnonce, \
+                 which only comes with qop)",
+            ));
+        }
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(c.bad(
+            "auth.algorithms",
+            "[]".to_owned(),
+            "at least one algorithm (default [\"MD5\"])",
+        ));
+    }
+
     let max_retry = c.int(
         "auth.max_retry",
         a.max_retry,
@@ -750,6 +796,7 @@ fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<AuthConfig, ConfigError> {
         qop,
         check_digest_uri: a.check_digest_uri,
         no_auth_methods,
+        algorithms,
     };
     Ok(auth)
 }

@@ -65,7 +65,7 @@ use crate::admission::Admission;
 use crate::config::Config;
 use crate::counters::Counters;
 use crate::credentials::{AccountId, AuthMode, CredentialStore};
-use crate::digest::{self, Credentials, Ha1, Qop};
+use crate::digest::{self, Credentials, Ha1, Hash, Hashed, Qop};
 use crate::event::{Event, Events, Failure, Name};
 use crate::guard::{AccountGuard, Charge, Reserve};
 use crate::nonce::{NonceConfig, NonceStatus, Nonces, ReplayTable, ReplayVerdict};
@@ -108,7 +108,7 @@ struct Pending<'a> {
 impl Pending<'_> {
     fn job(&self) -> digest::Job<'_> {
         digest::Job {
-            ha1: &self.ha1,
+            ha1: self.ha1.as_bytes(),
             method: self.method,
             credentials: &self.credentials,
             body: self.body,
@@ -734,9 +734,17 @@ impl Engine {
                 reply,
             ));
         }
+        // The client's hash is one `auth.algorithms` offers (select_credentials), so every
+        // account has its HA1; an unknown user gets a decoy of the same length.
+        let hash = creds.algorithm.hash();
         let (account, ha1) = match self.credentials.by_username(username) {
-            Some((id, ha1)) => (Some(id), *ha1),
-            None => (None, self.decoy_ha1(username)),
+            Some((id, ha1s)) => (
+                Some(id),
+                ha1s.get(hash)
+                    .copied()
+                    .unwrap_or_else(|| self.decoy_ha1(username, hash)),
+            ),
+            None => (None, self.decoy_ha1(username, hash)),
         };
         let (net, prefix) = self.policy.source_net(ip);
         let net_tag = self.guard.network_tag(net, prefix);
@@ -1155,10 +1163,17 @@ impl Engine {
         self.policy.session_key(call_id, ip)
     }
 
-    fn decoy_ha1(&self, username: &[u8]) -> Ha1 {
-        let mut h = SipHasher13x128::new_with_key(&self.decoy_key);
-        h.write(username);
-        h.finish128().as_bytes()
+    /// A secret HA1 for a username no account has (the same work as a real one, never a
+    /// match), of `hash`'s length.
+    fn decoy_ha1(&self, username: &[u8], hash: Hash) -> Ha1 {
+        let mut out = [0u8; 32];
+        for (i, half) in out.chunks_exact_mut(16).enumerate() {
+            let mut h = SipHasher13x128::new_with_key(&self.decoy_key);
+            h.write(username);
+            h.write_u8(i as u8);
+            half.copy_from_slice(&h.finish128().as_bytes());
+        }
+        Hashed::from_slice(&out[..hash.size()])
     }
 
     fn select_credentials<'a>(&self, msg: &Message<'a>) -> Selected<'a> {
@@ -1176,6 +1191,11 @@ impl Engine {
         for (at, h) in values {
             present = true;
             match Credentials::parse(h.value) {
+                // Our realm, but a hash no algorithm of ours uses: not credentials we can
+                // check (malformed, unless others are ours).
+                Ok(c)
+                    if c.realm.eq_unescaped(&self.replies.realm)
+                        && !self.replies.offers(c.algorithm.hash()) => {}
                 Ok(c) if c.realm.eq_unescaped(&self.replies.realm) => {
                     duplicate |= ours.is_some();
                     // At most MAX_HEADERS (64) rows: the index fits.

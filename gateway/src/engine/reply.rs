@@ -10,6 +10,7 @@
 
 use crate::config::{AuthConfig, ChallengeMode, Limits, QopMode};
 use crate::counters::Counters;
+use crate::digest::{Algorithm, Hash};
 use crate::sip::tag::LocalTag;
 use crate::sip::write::{WriteError, Writer};
 use crate::sip::{self, Message, Method};
@@ -29,6 +30,8 @@ pub(crate) struct Replies {
     pub(crate) reply_unauthorized: bool,
     amplification_milli: u32,
     tag: LocalTag,
+    /// `auth.algorithms`, in order: one challenge header each.
+    algorithms: Vec<Algorithm>,
 }
 
 impl Replies {
@@ -41,6 +44,7 @@ impl Replies {
             reply_unauthorized: auth.reply_unauthorized,
             amplification_milli: 0,
             tag: LocalTag::new(tag_key),
+            algorithms: Vec::new(),
         };
         r.reconfigure(auth, limits);
         r
@@ -53,6 +57,12 @@ impl Replies {
         self.qop = auth.qop;
         self.reply_unauthorized = auth.reply_unauthorized;
         self.amplification_milli = limits.amplification_limit_milli;
+        self.algorithms.clone_from(&auth.algorithms);
+    }
+
+    /// Whether one of the offered algorithms uses `hash` (credentials with it are verified).
+    pub(crate) fn offers(&self, hash: Hash) -> bool {
+        self.algorithms.iter().any(|a| a.hash() == hash)
     }
 
     /// Whether `msg` (an ACK) acknowledges one of our replies: it ends here.
@@ -90,26 +100,45 @@ impl Replies {
                 b"Proxy-Authenticate",
             )
         };
-        let mut w = Writer::new(reply);
-        w.reply_head(line, msg, &self.tag);
-        w.begin(header);
-        w.put(b"Digest realm=\"");
-        w.put(&self.realm);
-        w.put(b"\",nonce=\"");
-        w.put(nonce);
-        // `algorithm` is omitted: MD5 is its default (RFC 2617 §3.2.1), and every byte of a
-        // challenge counts against the amplification limit.
-        w.put(b"\"");
-        if self.qop == QopMode::Auth {
-            w.put(b",qop=\"auth\"");
+        // One header per offered algorithm, in the configured order (RFC 8760 §2.4). A
+        // challenge to a source that has proven nothing must stay within the amplification
+        // bound: if all of them do not fit, the longest prefix of the list that fits is
+        // offered (at least the first algorithm, which the bound then judges alone).
+        let mut offered = self.algorithms.len().max(1);
+        loop {
+            let mut w = Writer::new(&mut *reply);
+            w.reply_head(line, msg, &self.tag);
+            for alg in self.algorithms.iter().take(offered) {
+                w.begin(header);
+                w.put(b"Digest realm=\"");
+                w.put(&self.realm);
+                w.put(b"\",nonce=\"");
+                w.put(nonce);
+                w.put(b"\"");
+                // `algorithm` is omitted when MD5 is all we offer: it is the default (RFC
+                // 2617 §3.2.1), and every byte of a challenge counts against the
+                // amplification limit.
+                if self.algorithms != [Algorithm::Md5] {
+                    w.put(b",algorithm=");
+                    w.put(alg.as_str().as_bytes());
+                }
+                if self.qop == QopMode::Auth {
+                    w.put(b",qop=\"auth\"");
+                }
+                if stale {
+                    w.put(b",stale=true");
+                }
+                w.put(b"\r\n");
+            }
+            w.end_without_body();
+            let len = w.finish();
+            if offered > 1 && matches!(len, Ok(n) if !proven && self.amplified(n, msg)) {
+                offered -= 1;
+                continue;
+            }
+            counters.challenged += 1;
+            return self.judge(counters, proven, len, msg, status);
         }
-        if stale {
-            w.put(b",stale=true");
-        }
-        w.put(b"\r\n");
-        w.end_without_body();
-        counters.challenged += 1;
-        self.emit(counters, proven, w, msg, status)
     }
 
     /// `403 Forbidden` (or a silent drop when replies are off).
@@ -186,8 +215,25 @@ impl Replies {
         msg: &Message<'_>,
         status: u16,
     ) -> Verdict {
+        self.judge(counters, proven, w.finish(), msg, status)
+    }
+
+    /// Whether a reply of `len` bytes to `msg` exceeds the amplification bound.
+    fn amplified(&self, len: usize, msg: &Message<'_>) -> bool {
+        len as u64 * 1000 > msg.as_bytes().len() as u64 * u64::from(self.amplification_milli)
+    }
+
+    /// The verdict on a finished reply: sent, or dropped (and counted) for its size.
+    fn judge(
+        &self,
+        counters: &mut Counters,
+        proven: bool,
+        len: Result<usize, WriteError>,
+        msg: &Message<'_>,
+        status: u16,
+    ) -> Verdict {
         let request = msg.as_bytes().len();
-        match w.finish() {
+        match len {
             Err(WriteError::BufferTooSmall) => {
                 counters.reply_buffer_too_small += 1;
                 Verdict::Drop(DropReason::ReplyBufferTooSmall)
@@ -200,10 +246,7 @@ impl Replies {
                 counters.reply_too_large += 1;
                 Verdict::Drop(DropReason::ReplyTooLarge)
             }
-            Ok(len)
-                if !proven
-                    && len as u64 * 1000 > request as u64 * u64::from(self.amplification_milli) =>
-            {
+            Ok(len) if !proven && self.amplified(len, msg) => {
                 counters.amplification_dropped += 1;
                 Verdict::Drop(DropReason::Amplification)
             }

@@ -89,7 +89,11 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     if config.gateway.softswitch.is_none() {
         return Err(LoadError::NoSoftswitch { file });
     }
-    let credentials = Arc::new(CredentialStore::load(creds, &config.auth.realm)?);
+    let credentials = Arc::new(CredentialStore::load_for(
+        creds,
+        &config.auth.realm,
+        &config.auth.hashes(),
+    )?);
     let guard = Arc::new(crate::guard::AccountGuard::new(
         &credentials,
         config.limits.known_good_per_account,

@@ -45,8 +45,13 @@ impl Gw {
 
     pub fn with_credentials(config: &str, credentials: &str) -> Gw {
         let config = Config::parse(config, "test.toml", None).expect("test config");
-        let store = CredentialStore::parse(credentials, "creds.toml", &config.auth.realm)
-            .expect("test credentials");
+        let store = CredentialStore::parse_for(
+            credentials,
+            "creds.toml",
+            &config.auth.realm,
+            &config.auth.hashes(),
+        )
+        .expect("test credentials");
         let (clock, mock) = Clock::mock();
         // Start well after the mock's zero so "now - x" never saturates in tests.
         mock.increment(Duration::from_secs(1000));
@@ -171,35 +176,55 @@ pub fn request(method: &str, user: &str, call_id: &str, cseq: u32, extra: &str) 
 
 /// The credentials header line answering `ch` for `method` (`nc` used when qop is offered).
 pub fn authorization(ch: &Challenge, user: &str, password: &str, method: &str, nc: u32) -> String {
+    authorization_with(ch, user, password, method, nc, Algorithm::Md5)
+}
+
+/// [`authorization`] with `algorithm`.
+pub fn authorization_with(
+    ch: &Challenge,
+    user: &str,
+    password: &str,
+    method: &str,
+    nc: u32,
+    algorithm: Algorithm,
+) -> String {
     let uri = if method == "REGISTER" {
         "sip:198.18.0.1"
     } else {
         "sip:callee@198.18.0.1"
     };
-    let ha1 = digest::ha1(user.as_bytes(), ch.realm.as_bytes(), password.as_bytes());
+    let ha1 = digest::ha1_with(
+        algorithm.hash(),
+        user.as_bytes(),
+        ch.realm.as_bytes(),
+        password.as_bytes(),
+    );
     let nc_s = format!("{nc:08x}");
     let cnonce = "0a4f113b";
     let qop = if ch.qop { Qop::Auth } else { Qop::None };
     let resp = digest::client_response(
-        &ha1,
+        ha1.as_bytes(),
         method.as_bytes(),
         uri.as_bytes(),
         ch.nonce.as_bytes(),
         qop,
         nc_s.as_bytes(),
         cnonce.as_bytes(),
-        Algorithm::Md5,
+        algorithm,
         b"",
     );
-    let resp = std::str::from_utf8(&resp).unwrap().to_owned();
+    let resp = resp.as_str().to_owned();
     let qop_part = if ch.qop {
         format!(", qop=auth, nc={nc_s}, cnonce=\"{cnonce}\"")
     } else {
         String::new()
     };
     format!(
-        "{}: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5{qop_part}\r\n",
-        ch.header, ch.realm, ch.nonce
+        "{}: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{resp}\", algorithm={}{qop_part}\r\n",
+        ch.header,
+        ch.realm,
+        ch.nonce,
+        algorithm.as_str()
     )
 }
 
