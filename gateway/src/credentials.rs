@@ -39,7 +39,7 @@ use hashbrown::HashMap;
 use ipnet::IpNet;
 
 use crate::addr::{bits, canonical, masked};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::digest::{self, Ha1, Hash, Hashed};
 
@@ -121,6 +121,18 @@ pub enum CredentialsError {
         /// toml's message (names the key and line).
         message: String,
     },
+    /// A row of a database query is inconsistent.
+    #[error("{origin}: row #{index} ({name:?}): {message}")]
+    Row {
+        /// The database (kind and server).
+        origin: String,
+        /// 1-based position of the row in the query's result.
+        index: usize,
+        /// Its `name` column.
+        name: String,
+        /// What is wrong, naming the column.
+        message: String,
+    },
     /// An account is inconsistent.
     #[error("{file}: account #{index} ({name:?}): {message}")]
     Account {
@@ -135,23 +147,40 @@ pub enum CredentialsError {
     },
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct RawFile {
-    account: Vec<RawAccount>,
+    account: Vec<AccountRow>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// One account as it is written: a `[[account]]` table of the credential file, or a row of a
+/// database query (its columns by these names). Checked by [`CredentialStore::from_rows`].
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
-struct RawAccount {
-    name: String,
-    password: Option<String>,
-    ha1: Option<String>,
-    ha1_sha256: Option<String>,
-    ha1_sha512_256: Option<String>,
-    realm: Option<String>,
-    mode: Option<String>,
-    allow: Vec<String>,
+pub struct AccountRow {
+    /// `name`: the digest username, or the label of an address account.
+    pub name: String,
+    /// `password`: plaintext (every HA1 is computed from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// `ha1`: the MD5 HA1, 32 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha1: Option<String>,
+    /// `ha1_sha256`: 64 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha1_sha256: Option<String>,
+    /// `ha1_sha512_256`: 64 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha1_sha512_256: Option<String>,
+    /// `realm` the HA1s were computed for (must be the gateway's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// `mode`: `password` (default), `ip`, `ip+port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `allow`: addresses or networks of an address account.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 /// The loaded, immutable store.
@@ -208,17 +237,55 @@ impl CredentialStore {
             file: origin.to_owned(),
             message: e.to_string().trim_end().replace('\n', " | "),
         })?;
-        let mut store = CredentialStore::default();
-        for (i, acc) in raw.account.into_iter().enumerate() {
-            let index = i + 1;
-            let fail = |message: String| CredentialsError::Account {
+        Self::build(&raw.account, realm, hashes, |index, name, message| {
+            CredentialsError::Account {
                 file: origin.to_owned(),
                 index,
-                name: acc.name.clone(),
+                name: name.to_owned(),
                 message,
-            };
+            }
+        })
+    }
+
+    /// Build the store from accounts a database query returned, checked as the credential
+    /// file's are; an error names `origin` (the server), the row (1-based, in query order)
+    /// and the key, and nothing of the rows is kept.
+    pub fn from_rows(
+        rows: &[AccountRow],
+        origin: &str,
+        realm: &str,
+        hashes: &[Hash],
+    ) -> Result<CredentialStore, CredentialsError> {
+        Self::build(rows, realm, hashes, |index, name, message| {
+            CredentialsError::Row {
+                origin: origin.to_owned(),
+                index,
+                name: name.to_owned(),
+                message,
+            }
+        })
+    }
+
+    /// The credential file (TOML) holding `rows`: what a database backend writes as its cache,
+    /// loadable with [`CredentialStore::load_for`].
+    pub fn rows_to_toml(rows: &[AccountRow]) -> String {
+        toml::to_string(&RawFile {
+            account: rows.to_vec(),
+        })
+        .unwrap_or_default()
+    }
+
+    fn build(
+        rows: &[AccountRow],
+        realm: &str,
+        hashes: &[Hash],
+        fail: impl Fn(usize, &str, String) -> CredentialsError,
+    ) -> Result<CredentialStore, CredentialsError> {
+        let mut store = CredentialStore::default();
+        for (i, acc) in rows.iter().enumerate() {
+            let fail = |message: String| fail(i + 1, &acc.name, message);
             store
-                .add(acc_checked(&acc, realm, hashes).map_err(&fail)?, &acc.allow)
+                .add(acc_checked(acc, realm, hashes).map_err(&fail)?, &acc.allow)
                 .map_err(&fail)?;
         }
         store.v4_lens.sort_unstable_by(|a, b| b.cmp(a));
@@ -339,7 +406,7 @@ impl CredentialStore {
 }
 
 /// IPv4-mapped IPv6 addresses (dual-stack sockets) are treated as the IPv4 address.
-fn acc_checked(acc: &RawAccount, realm: &str, hashes: &[Hash]) -> Result<Account, String> {
+fn acc_checked(acc: &AccountRow, realm: &str, hashes: &[Hash]) -> Result<Account, String> {
     let name_ok = !acc.name.is_empty()
         && acc.name.len() <= 128
         && acc.name.bytes().all(|b| b >= 0x20 && b != 0x7f);
@@ -610,5 +677,110 @@ allow = ["198.18.0.20:5060", "[2001:db8:1::20]:5070"]
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c: ") && e.contains("nam"), "{e}");
+    }
+
+    fn row(name: &str) -> AccountRow {
+        AccountRow {
+            name: name.to_owned(),
+            ..AccountRow::default()
+        }
+    }
+
+    #[test]
+    fn rows_are_checked_like_the_file_and_errors_name_the_row() {
+        let hashes = [Hash::Sha256, Hash::Md5];
+        let good = vec![
+            AccountRow {
+                password: Some("pw".into()),
+                ..row("1001")
+            },
+            AccountRow {
+                mode: Some("ip".into()),
+                allow: vec!["198.18.0.0/24".into()],
+                ..row("trunk")
+            },
+        ];
+        let s = CredentialStore::from_rows(&good, "postgres 127.0.0.1:5432", "r", &hashes).unwrap();
+        let (_, ha1s) = s.by_username(b"1001").unwrap();
+        assert_eq!(
+            *ha1s.get(Hash::Sha256).unwrap(),
+            digest::ha1_with(Hash::Sha256, b"1001", b"r", b"pw")
+        );
+        assert!(s.by_address("198.18.0.7:5060".parse().unwrap()).is_some());
+        // Garbage: a duplicate username, a bad HA1, a bad network: refused, the row named.
+        let cases = [
+            (
+                vec![good[0].clone(), good[0].clone()],
+                "postgres 127.0.0.1:5432: row #2 (\"1001\"): name: a password account with this name already exists",
+            ),
+            (
+                vec![AccountRow {
+                    ha1: Some("zz".into()),
+                    ha1_sha256: Some("00".repeat(32)),
+                    ..row("x")
+                }],
+                "row #1 (\"x\"): ha1: must be 32 hexadecimal digits",
+            ),
+            (
+                vec![
+                    good[0].clone(),
+                    AccountRow {
+                        mode: Some("ip".into()),
+                        allow: vec!["198.18.0.0/33".into()],
+                        ..row("t")
+                    },
+                ],
+                "row #2 (\"t\"): allow: \"198.18.0.0/33\"",
+            ),
+        ];
+        for (rows, want) in cases {
+            let e = CredentialStore::from_rows(&rows, "postgres 127.0.0.1:5432", "r", &hashes)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}\nwanted: {want}");
+        }
+    }
+
+    #[test]
+    fn the_cache_file_of_rows_loads_as_the_same_store() {
+        let hashes = [Hash::Md5, Hash::Sha512_256];
+        let rows = vec![
+            AccountRow {
+                password: Some("p\"w\\".into()),
+                ..row("1001")
+            },
+            AccountRow {
+                ha1: Some(
+                    digest::ha1_with(Hash::Md5, b"1002", b"r", b"x")
+                        .hex()
+                        .as_str()
+                        .into(),
+                ),
+                ha1_sha512_256: Some(
+                    digest::ha1_with(Hash::Sha512_256, b"1002", b"r", b"x")
+                        .hex()
+                        .as_str()
+                        .into(),
+                ),
+                realm: Some("r".into()),
+                ..row("1002")
+            },
+            AccountRow {
+                mode: Some("ip+port".into()),
+                allow: vec!["[2001:2::1]:5060".into()],
+                ..row("pbx")
+            },
+        ];
+        let text = CredentialStore::rows_to_toml(&rows);
+        let back = CredentialStore::parse_for(&text, "cache.toml", "r", &hashes).unwrap();
+        let direct = CredentialStore::from_rows(&rows, "db", "r", &hashes).unwrap();
+        assert_eq!(back.len(), 3);
+        for id in 0..3 {
+            assert_eq!(
+                back.account(AccountId(id)),
+                direct.account(AccountId(id)),
+                "{text}"
+            );
+        }
     }
 }

@@ -141,6 +141,21 @@ fn check(path: &Path) -> Result<()> {
     println!("{}: OK", path.display());
     println!("  realm            {}", c.auth.realm);
     println!("  accounts         {}", loaded.credentials.len());
+    if let Some(db) = &c.database {
+        println!(
+            "  database         {} (read every {} s{}{})",
+            sipgw::runtime::database::origin(db),
+            db.refresh.as_secs(),
+            db.notify
+                .as_ref()
+                .map(|n| format!(", at once on NOTIFY {n}"))
+                .unwrap_or_default(),
+            db.cache
+                .as_ref()
+                .map(|p| format!(", cache {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "  listen           {} (advertised as {})",
         c.gateway.listen, c.gateway.advertise

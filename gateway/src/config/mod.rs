@@ -317,6 +317,33 @@ pub struct Config {
     pub tcp: TcpSettings,
     /// `[tls]`.
     pub tls: TlsSettings,
+    /// `[database]`: accounts from a database instead of the credential file.
+    pub database: Option<DatabaseSettings>,
+}
+
+/// The database kinds a credential backend reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The `[database]` section, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// Which server.
+    pub kind: DatabaseKind,
+    /// The connection string (`postgres://user:password@host:port/db` or `host=... user=...`).
+    pub url: String,
+    /// The operator's query; its columns are named like the credential file's keys.
+    pub query: String,
+    /// Accounts are read again this often.
+    pub refresh: Duration,
+    /// PostgreSQL: a `LISTEN` channel whose notifications trigger a refresh at once.
+    pub notify: Option<String>,
+    /// The last good snapshot, written after each successful read and used at start when the
+    /// database cannot be reached.
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -388,6 +415,23 @@ struct RawConfig {
     xdp: RawXdp,
     tcp: streams::RawTcp,
     tls: streams::RawTls,
+    database: Option<RawDatabase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    kind: String,
+    url: String,
+    query: String,
+    #[serde(default = "default_refresh")]
+    refresh: i64,
+    notify: Option<String>,
+    cache: Option<PathBuf>,
+}
+
+fn default_refresh() -> i64 {
+    60
 }
 
 #[derive(Debug, Deserialize)]
@@ -592,10 +636,15 @@ impl RawConfig {
         let auth = check_auth(&c, &self.auth)?;
         let nonce = check_nonce(&c, &self.nonce)?;
         let limits = check_limits(&c, &self.limits)?;
-        let credentials = self.credentials.map(|p| match base_dir {
+        let resolve = |p: PathBuf| match base_dir {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p,
-        });
+        };
+        let credentials = self.credentials.map(resolve);
+        let database = match self.database {
+            None => None,
+            Some(d) => Some(check_database(&c, d, credentials.is_some(), resolve)?),
+        };
 
         let (gateway, streams) = check_gateway(&c, &self.gateway, &self.tcp, &self.tls, base_dir)?;
         let xdp = check_xdp(&c, &self.xdp, gateway.backend)?;
@@ -617,8 +666,64 @@ impl RawConfig {
             xdp,
             tcp: streams.tcp,
             tls: streams.tls,
+            database,
         })
     }
+}
+
+fn check_database(
+    c: &Checker<'_>,
+    d: RawDatabase,
+    has_file: bool,
+    resolve: impl Fn(PathBuf) -> PathBuf,
+) -> Result<DatabaseSettings, ConfigError> {
+    if has_file {
+        return Err(c.bad(
+            "database",
+            "together with credentials".to_owned(),
+            "either a credential file (credentials = ...) or [database], not both",
+        ));
+    }
+    let kind = match d.kind.as_str() {
+        "postgres" | "postgresql" => DatabaseKind::Postgres,
+        other => return Err(c.bad("database.kind", format!("{other:?}"), "\"postgres\"")),
+    };
+    if d.url.trim().is_empty() {
+        return Err(c.bad(
+            "database.url",
+            "\"\"".to_owned(),
+            "a connection string, e.g. \"postgres://sipgw@127.0.0.1:5432/voip\"",
+        ));
+    }
+    if d.query.trim().is_empty() {
+        return Err(c.bad(
+            "database.query",
+            "\"\"".to_owned(),
+            "a query returning the columns name and password or ha1 (docs/configuration.md)",
+        ));
+    }
+    let notify = match d.notify {
+        Some(n)
+            if n.is_empty()
+                || n.len() > 63
+                || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            return Err(c.bad(
+                "database.notify",
+                format!("{n:?}"),
+                "a channel name: 1-63 letters, digits or _",
+            ))
+        }
+        n => n,
+    };
+    Ok(DatabaseSettings {
+        kind,
+        url: d.url,
+        query: d.query,
+        refresh: c.secs("database.refresh", d.refresh, 1, 86_400, "1-86400 seconds")?,
+        notify,
+        cache: d.cache.map(resolve),
+    })
 }
 
 fn check_auth(c: &Checker<'_>, a: &RawAuth) -> Result<AuthConfig, ConfigError> {
@@ -1257,6 +1362,41 @@ mod tests {
         assert!(e.contains("nonce.secret") && !e.contains("hunter2"), "{e}");
         let e = err(&format!("[nonce]\nprevious_secret = \"{good}\"\n"));
         assert!(e.contains("previous_secret"), "{e}");
+    }
+
+    #[test]
+    fn database_section() {
+        let ok = "[database]\nkind = \"postgres\"\nurl = \"postgres://u@127.0.0.1/voip\"\n\
+                  query = \"SELECT name, password FROM a\"\nnotify = \"acc_changed\"\n\
+                  cache = \"cache.toml\"\n";
+        let c = Config::parse(ok, "sipgw.toml", Some(Path::new("/etc/sipgw"))).unwrap();
+        let d = c.database.unwrap();
+        assert_eq!(d.kind, DatabaseKind::Postgres);
+        assert_eq!(d.refresh, Duration::from_secs(60));
+        assert_eq!(d.notify.as_deref(), Some("acc_changed"));
+        assert_eq!(d.cache.unwrap(), Path::new("/etc/sipgw/cache.toml"));
+        for (text, want) in [
+            (
+                ok.replace("postgres\"\nurl", "oracle\"\nurl"),
+                "database.kind = \"oracle\"",
+            ),
+            (
+                ok.replace("notify = \"acc_changed\"", "notify = \"a-b\""),
+                "database.notify",
+            ),
+            (format!("{ok}refresh = 0\n"), "database.refresh = 0"),
+            (
+                ok.replace("SELECT name, password FROM a", " "),
+                "database.query",
+            ),
+            (format!("credentials = \"u.toml\"\n{ok}"), "not both"),
+            (format!("{ok}user = \"x\"\n"), "user"),
+        ] {
+            let e = Config::parse(&text, "sipgw.toml", None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}\nwanted {want}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //!   [`RuntimeCounters`] into relaxed atomics after every iteration; [`Runtime::snapshot`]
 //!   sums them, [`metrics`] renders them for Prometheus and `sipgw stats`.
 
+pub mod database;
 pub mod metrics;
 mod shared;
 mod stream;
@@ -65,8 +66,11 @@ pub enum LoadError {
         #[source]
         source: tls::TlsError,
     },
+    /// The accounts could not be read from the database (and there is no cache file).
+    #[error("accounts from the database: {0} (and no database.cache file to start from)")]
+    Database(#[from] database::DatabaseError),
     /// The configuration names no credential file.
-    #[error("{file}: `credentials` is not set: name the credential file (TOML, see docs/configuration.md), e.g. credentials = \"users.toml\"")]
+    #[error("{file}: `credentials` is not set: name the credential file (TOML, see docs/configuration.md), e.g. credentials = \"users.toml\", or configure [database]")]
     NoCredentials {
         /// The configuration file.
         file: String,
@@ -83,17 +87,21 @@ pub enum LoadError {
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let config = Config::from_file(path)?;
     let file = path.display().to_string();
-    let Some(creds) = &config.credentials else {
+    if config.credentials.is_none() && config.database.is_none() {
         return Err(LoadError::NoCredentials { file });
-    };
+    }
     if config.gateway.softswitch.is_none() {
         return Err(LoadError::NoSoftswitch { file });
     }
-    let credentials = Arc::new(CredentialStore::load_for(
-        creds,
-        &config.auth.realm,
-        &config.auth.hashes(),
-    )?);
+    let (credentials, rows) = match (&config.credentials, &config.database) {
+        (Some(creds), _) => (
+            CredentialStore::load_for(creds, &config.auth.realm, &config.auth.hashes())?,
+            None,
+        ),
+        (None, Some(db)) => load_database(db, &config)?,
+        (None, None) => unreachable!("checked above"),
+    };
+    let credentials = Arc::new(credentials);
     let guard = Arc::new(crate::guard::AccountGuard::new(
         &credentials,
         config.limits.known_good_per_account,
@@ -109,7 +117,63 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         guard,
         path: path.to_owned(),
         tls,
+        rows,
     })
+}
+
+/// The accounts of `[database]`: read now; if the database cannot be read, the cache file
+/// (the last good snapshot) if there is one, else the error naming the server.
+/// The rows a database read returned (kept to compare the next read with).
+type Rows = Option<Arc<Vec<crate::credentials::AccountRow>>>;
+
+fn load_database(
+    db: &crate::config::DatabaseSettings,
+    config: &Config,
+) -> Result<(CredentialStore, Rows), LoadError> {
+    let hashes = config.auth.hashes();
+    match database::fetch(db, &config.auth.realm, &hashes) {
+        Ok((rows, store)) => {
+            if let Some(cache) = &db.cache {
+                if let Err(e) = database::write_cache(cache, &rows) {
+                    tracing::warn!(cache = %cache.display(), error = %e, "database cache not written");
+                }
+            }
+            Ok((store, Some(Arc::new(rows))))
+        }
+        Err(e) => match &db.cache {
+            Some(cache) if cache.exists() => {
+                let store = CredentialStore::load_for(cache, &config.auth.realm, &hashes)?;
+                tracing::warn!(
+                    error = %e,
+                    cache = %cache.display(),
+                    accounts = store.len(),
+                    "database unreadable at start: starting from the cache (the last good snapshot)"
+                );
+                Ok((store, Some(Arc::new(Vec::new()))))
+            }
+            _ => Err(LoadError::Database(e)),
+        },
+    }
+}
+
+/// Put a new credential store in force (a database refresh): budgets and known-good sources
+/// carry over by account name, as on a reload; the workers take it on their next iteration.
+fn swap_credentials(shared: &Shared, store: CredentialStore) {
+    let mut current = shared
+        .current
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut next = (**current).clone();
+    let store = Arc::new(store);
+    next.guard = Arc::new(current.guard.rebuild(
+        &current.credentials,
+        &store,
+        current.config.limits.known_good_per_account,
+    ));
+    next.credentials = store;
+    *current = Arc::new(next);
+    drop(current);
+    shared.generation.fetch_add(1, Ordering::Release);
 }
 
 /// The runtime could not start.
@@ -181,6 +245,8 @@ pub struct Runtime {
     metrics: Option<metrics::Server>,
     listen: SocketAddr,
     xdp: Option<xdp::XdpHandle>,
+    /// With `[database]`: keeps the accounts current.
+    database: Option<database::Refresher>,
 }
 
 /// Number of workers a configuration asks for.
@@ -343,6 +409,24 @@ impl Runtime {
             generation: AtomicU64::new(0),
             current: Mutex::new(Arc::new(loaded.clone())),
             stats: (0..n).map(|_| WorkerStats::new()).collect(),
+            database: Arc::default(),
+        });
+        let database = config.database.clone().map(|db| {
+            let (read, write) = (shared.clone(), shared.clone());
+            database::Refresher::start(
+                db,
+                loaded.rows.as_deref().cloned().unwrap_or_default(),
+                move || {
+                    let c = read
+                        .current
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    (c.config.auth.realm.clone(), c.config.auth.hashes())
+                },
+                move |store| swap_credentials(&write, store),
+                shared.database.clone(),
+            )
         });
         let metrics = match config.gateway.metrics {
             Some(addr) => Some(
@@ -435,6 +519,7 @@ impl Runtime {
             metrics,
             listen,
             xdp,
+            database,
         })
     }
 
@@ -503,6 +588,11 @@ impl Runtime {
         if old.limits != new.config.limits {
             needs_restart.push("limits");
         }
+        if old.database != new.config.database {
+            // The refresher keeps the settings it started with; the accounts themselves were
+            // just read with the new ones.
+            needs_restart.push("database");
+        }
         if old.nonce.replay_table_size != new.config.nonce.replay_table_size {
             needs_restart.push("nonce.replay_table_size");
         }
@@ -524,6 +614,7 @@ impl Runtime {
 
     /// Ask the workers to stop, and wait for them (at most one receive timeout each).
     pub fn stop(mut self) {
+        drop(self.database.take());
         self.shared.stop.store(true, Ordering::Relaxed);
         for w in self.workers.drain(..) {
             let _ = w.join();

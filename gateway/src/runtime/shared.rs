@@ -69,6 +69,10 @@ counters! {
     /// AF_XDP frames with a wrong IPv4 header or UDP checksum, or no UDP checksum over IPv6
     /// (dropped, as the kernel would).
     xsk_bad_checksum,
+    /// Database reads that put a new snapshot of the accounts in force (`[database]`).
+    database_swaps,
+    /// Database reads that failed (server down, bad rows): the last good snapshot stayed.
+    database_failures,
     /// Bans written into the XDP ban map.
     xdp_bans_written,
     /// Failed updates of the XDP maps.
@@ -199,6 +203,8 @@ pub(crate) struct Shared {
     pub(crate) current: Mutex<Arc<Loaded>>,
     /// One per worker.
     pub(crate) stats: Vec<WorkerStats>,
+    /// What the database refresher did (`[database]`).
+    pub(crate) database: Arc<super::database::DatabaseStats>,
 }
 
 /// Counters and gauges at one moment, summed over workers.
@@ -242,7 +248,15 @@ impl Shared {
         }
         // One per accepted reload, not one per worker that applied it: the generation moves
         // once per `Runtime::reload` that succeeded.
-        s.runtime.reloads = self.generation.load(Ordering::Acquire);
+        // A database refresh moves the generation too (the workers take the new accounts
+        // the same way): not a reload.
+        let swaps = self.database.swaps.load(Ordering::Relaxed);
+        s.runtime.reloads = self
+            .generation
+            .load(Ordering::Acquire)
+            .saturating_sub(swaps);
+        s.runtime.database_swaps = swaps;
+        s.runtime.database_failures = self.database.failures.load(Ordering::Relaxed);
         s
     }
 }
@@ -285,4 +299,7 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its TLS material, if it asks for TLS.
     pub tls: Option<super::tls::TlsContext>,
+    /// With `[database]`: the rows the accounts were built from (the refresher compares the
+    /// next read with them).
+    pub rows: Option<Arc<Vec<crate::credentials::AccountRow>>>,
 }

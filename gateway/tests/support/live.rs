@@ -40,6 +40,30 @@ impl Gateway {
         softswitch_ip: &str,
         gateway_keys: &str,
     ) -> Gateway {
+        Gateway::start_full(
+            name,
+            workers,
+            "credentials = \"users.toml\"",
+            extra,
+            softswitch_ip,
+            gateway_keys,
+        )
+    }
+
+    /// `start` with `accounts` (the credential-file line, or nothing with `[database]` in
+    /// `extra`) at the top of the configuration.
+    pub fn start_with_accounts(name: &str, workers: usize, accounts: &str, extra: &str) -> Gateway {
+        Gateway::start_full(name, workers, accounts, extra, "127.0.0.1", "")
+    }
+
+    fn start_full(
+        name: &str,
+        workers: usize,
+        accounts: &str,
+        extra: &str,
+        softswitch_ip: &str,
+        gateway_keys: &str,
+    ) -> Gateway {
         let dir = Scratch::new(name);
         let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         // "IP" (a free port is chosen) or "IP:PORT".
@@ -49,7 +73,7 @@ impl Gateway {
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         std::fs::write(dir.0.join("users.toml"), credentials(USERS)).unwrap();
         let config = format!(
-            "credentials = \"users.toml\"\n\n[gateway]\nlisten = \"{sip}\"\nsoftswitch = \
+            "{accounts}\n\n[gateway]\nlisten = \"{sip}\"\nsoftswitch = \
              \"{softswitch}\"\nworkers = {workers}\nmetrics = \"{metrics}\"\n{gateway_keys}\n\n{extra}"
         );
         std::fs::write(dir.0.join("sipgw.toml"), config).unwrap();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod live;
+pub mod pg;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
