@@ -5,27 +5,15 @@
 //! Needs root and iproute2 (`./scripts/install-deps`); a missing one fails the test with that
 //! message. Unique names per test; the namespaces are removed on drop, pass or fail.
 
-use std::fs::File;
 use std::net::{IpAddr, UdpSocket};
-use std::os::fd::AsFd;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sipgw::runtime::xdp::neigh::{self, Hop, Resolver};
 
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e} (run ./scripts/install-deps as root)"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod support;
+use support::{in_ns, run};
 
 struct Pair {
     a: String,
@@ -148,23 +136,6 @@ impl Drop for Pair {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
-}
-
-/// Run `f` on a thread inside namespace `ns` (netlink sockets and the resolver thread it
-/// starts live there).
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("namespace thread")
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -10,11 +10,9 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,19 +29,6 @@ const PHONE6: &str = "2001:2:1::2";
 /// Another address of the phones' /64 (a brute-forcer next to the IPv6 phone).
 const ATTACKER6: &str = "2001:2:1::3";
 const SOFTSWITCH4: &str = "198.18.2.2";
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e} (run ./scripts/install-deps as root)"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Three namespaces: phones (P), gateway (G), softswitch (S).
 struct Topo {
@@ -425,22 +410,6 @@ impl<'t> Gw<'t> {
             .expect("start sipp UAC");
         Proc(Some(child)).wait(Duration::from_secs(u64::from(timeout_s) + 5))
     }
-}
-
-/// Run `f` on a thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-    .join()
-    .expect("namespace thread")
 }
 
 fn remote4() -> String {

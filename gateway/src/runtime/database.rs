@@ -128,15 +128,19 @@ pub fn fetch(
     realm: &str,
     hashes: &[Hash],
 ) -> Result<(Vec<AccountRow>, CredentialStore), DatabaseError> {
-    let origin = origin(s);
+    let rows = read_rows(s)?;
+    let store = CredentialStore::from_rows(&rows, &origin(s), realm, hashes)?;
+    Ok((rows, store))
+}
+
+/// Run the query once: the rows, not yet checked.
+fn read_rows(s: &DatabaseSettings) -> Result<Vec<AccountRow>, DatabaseError> {
     let server = |message: String| DatabaseError::Server {
-        origin: origin.clone(),
+        origin: origin(s),
         message,
     };
     let mut client = connect(s).map_err(server)?;
-    let rows = rows_of(&mut client, &s.query).map_err(server)?;
-    let store = CredentialStore::from_rows(&rows, &origin, realm, hashes)?;
-    Ok((rows, store))
+    rows_of(&mut client, &s.query).map_err(server)
 }
 
 /// Write `rows` to the cache file (a credential file), atomically.
@@ -252,7 +256,17 @@ fn follow(
             break;
         }
         let (realm, hashes) = current();
-        match fetch(s, &realm, &hashes) {
+        // An unchanged result costs the query and a comparison: the store (an HA1 per hash
+        // and account) is only built for a result that differs.
+        let read = read_rows(s).and_then(|rows| {
+            if rows == last {
+                Ok((rows, None))
+            } else {
+                let store = CredentialStore::from_rows(&rows, &origin, &realm, &hashes)?;
+                Ok((rows, Some(store)))
+            }
+        });
+        match read {
             Ok((rows, store)) => {
                 if failing {
                     tracing::info!(database = %origin, accounts = rows.len(), "database readable again");
@@ -260,9 +274,7 @@ fn follow(
                 }
                 backoff = Duration::from_secs(1);
                 next = Instant::now() + s.refresh;
-                if rows == last {
-                    stats.unchanged.fetch_add(1, Ordering::Relaxed);
-                } else {
+                if let Some(store) = store {
                     tracing::info!(database = %origin, accounts = rows.len(), "accounts changed: new snapshot in force");
                     publish(store);
                     stats.swaps.fetch_add(1, Ordering::Relaxed);
@@ -272,6 +284,8 @@ fn follow(
                         }
                     }
                     last = rows;
+                } else {
+                    stats.unchanged.fetch_add(1, Ordering::Relaxed);
                 }
                 if listen.is_none() {
                     listen = open_listen(s);

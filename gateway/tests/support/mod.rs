@@ -85,6 +85,39 @@ impl Drop for Proc {
     }
 }
 
+/// Run a command that must succeed (iproute2, ethtool, sysctl…); panics with its stderr, or
+/// with how to install it.
+pub fn run(args: &[&str]) -> std::process::Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e} (run ./scripts/install-deps as root)"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run `f` on a thread inside network namespace `ns` (sockets it opens, and threads it
+/// starts, live there).
+pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        rustix::thread::move_into_link_name_space(
+            file.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
 pub fn sipp_binary() -> &'static str {
     let found = Command::new("sipp")
         .arg("-v")
