@@ -372,6 +372,28 @@ impl<'t> Gw<'t> {
         Proc(Some(child))
     }
 
+    /// One call from an IPv4 phone to the softswitch: 407, authenticated INVITE,
+    /// 200/ACK/BYE; both sipp sides must pass.
+    fn call_through(&self) {
+        let mut softswitch = self.softswitch("softswitch_call.xml", 1);
+        let (u, p) = user(3);
+        assert_eq!(
+            self.phone(
+                "phone_call_caller.xml",
+                (&u, &p),
+                PHONE4,
+                &remote4(),
+                1,
+                10,
+                20
+            ),
+            Some(0),
+            "call: {}",
+            self.log()
+        );
+        assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    }
+
     fn softswitch_log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("softswitch.log")).unwrap_or_default()
     }
@@ -481,23 +503,7 @@ fn phones_register_and_call_through_af_xdp_over_ipv4_and_ipv6() {
     }
 
     // A call: 407, authenticated INVITE, 200/ACK/BYE.
-    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
-    let (u, p) = user(3);
-    assert_eq!(
-        gw.phone(
-            "phone_call_caller.xml",
-            (&u, &p),
-            PHONE4,
-            &remote4(),
-            1,
-            10,
-            20
-        ),
-        Some(0),
-        "call: {}",
-        gw.log()
-    );
-    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    gw.call_through();
 
     // The challenges left as XDP TX, written by the core straight into free UMEM frames (none
     // copied: 4 KiB frames have room); the rest through the kernel.
@@ -553,23 +559,7 @@ fn the_softswitch_leg_leaves_on_af_xdp_when_its_next_hop_is_on_the_interface() {
     assert_eq!(registered, (0..USERS).map(|i| user(i).0).collect());
     // A call: the INVITE, ACK and BYE go up, the softswitch's 180/200 and the BYE's 200 come
     // back through the same interface and go down to the phone.
-    let mut softswitch = gw.softswitch("softswitch_call.xml", 1);
-    let (u, p) = user(3);
-    assert_eq!(
-        gw.phone(
-            "phone_call_caller.xml",
-            (&u, &p),
-            PHONE4,
-            &remote4(),
-            1,
-            10,
-            20
-        ),
-        Some(0),
-        "call: {}",
-        gw.log()
-    );
-    assert_eq!(softswitch.wait(Duration::from_secs(10)), Some(0));
+    gw.call_through();
 
     let up = gw.stat("xsk_upstream_frames");
     let unresolved = gw.stat("xsk_upstream_unresolved");
